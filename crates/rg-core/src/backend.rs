@@ -1,0 +1,259 @@
+//! The object-safe backend traits every device implements, and the registry that maps a
+//! [`Device`] to its backend.
+//!
+//! Contract: every method receives views (`View`: storage + layout) whose dtypes,
+//! devices and shapes `rg-core` has already checked, and returns new contiguous storage
+//! (row-major, offset 0) unless it writes in place. A backend may still return an
+//! error (unsupported dtype, device failure); it must not panic.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::ops::{BinaryOp, CmpOp, ReduceOp, UnaryOp};
+use crate::{DType, Device, Error, HostBuffer, Layout, Result, SharedBytes};
+
+/// Device memory of one dtype, owned by a backend.
+pub trait BackendStorage: Send + Sync + fmt::Debug {
+    fn device(&self) -> Device;
+    fn dtype(&self) -> DType;
+    /// Number of elements.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+pub type BoxStorage = Box<dyn BackendStorage>;
+
+/// A strided view of storage: what every backend op reads.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    pub storage: &'a dyn BackendStorage,
+    pub layout: &'a Layout,
+}
+
+impl<'a> View<'a> {
+    pub fn new(storage: &'a dyn BackendStorage, layout: &'a Layout) -> Self {
+        View { storage, layout }
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.storage.dtype()
+    }
+
+    pub fn dims(&self) -> &'a [usize] {
+        self.layout.dims()
+    }
+}
+
+/// Batched matrix product sizes: `lhs` is `[batch, m, k]`, `rhs` `[batch, k, n]`
+/// (each view may have any strides, including batch stride 0), output `[batch, m, n]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatmulDims {
+    pub batch: usize,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+}
+
+/// Outputs of the fused layer-norm forward: `y`, and per row `mean` and `rstd`
+/// (1 / sqrt(var + eps)) kept for the backward pass.
+pub struct LayerNormOutput {
+    pub y: BoxStorage,
+    pub mean: BoxStorage,
+    pub rstd: BoxStorage,
+}
+
+pub struct LayerNormGrads {
+    pub dx: BoxStorage,
+    pub dgamma: BoxStorage,
+    pub dbeta: BoxStorage,
+}
+
+/// Outputs of the fused cross-entropy forward over rows of logits: the loss of each row
+/// (0 where the target is ignored) and each row's log-sum-exp for the backward pass.
+pub struct CrossEntropyOutput {
+    pub loss: BoxStorage,
+    pub lse: BoxStorage,
+}
+
+/// One AdamW update, decoupled weight decay: `p -= lr * (m_hat / (sqrt(v_hat) + eps) + wd * p)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamWParams {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    /// 1-based step count, for bias correction.
+    pub step: u64,
+}
+
+/// A compute device. All methods are object-safe so the tensor layer stays free of
+/// backend type parameters.
+pub trait Backend: Send + Sync {
+    fn device(&self) -> Device;
+
+    // ---- memory -------------------------------------------------------------------
+    fn zeros(&self, dtype: DType, len: usize) -> Result<BoxStorage>;
+    fn full(&self, dtype: DType, len: usize, value: f64) -> Result<BoxStorage>;
+    fn from_host(&self, data: HostBuffer) -> Result<BoxStorage>;
+    /// Little-endian bytes of `dtype`; the CPU backend keeps aligned f32 data
+    /// zero-copy, other cases copy.
+    fn from_shared_bytes(&self, dtype: DType, bytes: SharedBytes) -> Result<BoxStorage>;
+    /// Gathers the view into host memory in row-major order.
+    fn to_host(&self, src: View<'_>) -> Result<HostBuffer>;
+    /// Copies the view element by element into `dst` laid out as `dst_layout`
+    /// (same shape and dtype).
+    fn copy_strided(&self, src: View<'_>, dst: &mut dyn BackendStorage, dst_layout: &Layout) -> Result<()>;
+    fn cast(&self, src: View<'_>, dtype: DType) -> Result<BoxStorage>;
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+
+    // ---- elementwise ----------------------------------------------------------------
+    fn unary(&self, op: UnaryOp, src: View<'_>) -> Result<BoxStorage>;
+    /// `x * mul + add`.
+    fn affine(&self, src: View<'_>, mul: f64, add: f64) -> Result<BoxStorage>;
+    /// `x ^ exponent`.
+    fn powf(&self, src: View<'_>, exponent: f64) -> Result<BoxStorage>;
+    /// Both views have the output's shape (broadcast axes have stride 0).
+    fn binary(&self, op: BinaryOp, lhs: View<'_>, rhs: View<'_>) -> Result<BoxStorage>;
+    /// 1 where the comparison holds, else 0, as u32.
+    fn cmp(&self, op: CmpOp, lhs: View<'_>, rhs: View<'_>) -> Result<BoxStorage>;
+    /// `cond != 0 ? on_true : on_false`, all views of the output's shape; `cond` is u32.
+    fn where_cond(&self, cond: View<'_>, on_true: View<'_>, on_false: View<'_>) -> Result<BoxStorage>;
+    /// GELU (tanh approximation) backward: `dy * gelu'(x)`.
+    fn gelu_backward(&self, x: View<'_>, dy: View<'_>) -> Result<BoxStorage>;
+    /// Sets element `(i, j)` of the last two axes `[t, s]` to `value` where
+    /// `j > i + (s - t)`: the causal mask of attention with `s - t` cached positions.
+    fn causal_fill(&self, src: View<'_>, value: f64) -> Result<BoxStorage>;
+
+    // ---- reductions -----------------------------------------------------------------
+    /// Reduces `axis`; the output has the input's shape with that axis removed.
+    /// `ArgMax` yields u32.
+    fn reduce(&self, op: ReduceOp, src: View<'_>, axis: usize) -> Result<BoxStorage>;
+
+    // ---- matmul ---------------------------------------------------------------------
+    fn matmul(&self, lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<BoxStorage>;
+
+    // ---- fused ops ------------------------------------------------------------------
+    /// Softmax (or log-softmax with `log`) over the last axis.
+    fn softmax_last(&self, src: View<'_>, log: bool) -> Result<BoxStorage>;
+    /// Gradient w.r.t. the input given the forward output `y` and its gradient `dy`.
+    fn softmax_last_backward(&self, y: View<'_>, dy: View<'_>, log: bool) -> Result<BoxStorage>;
+    /// Layer norm over the last axis of `x` with per-feature `gamma` and `beta`.
+    fn layer_norm(&self, x: View<'_>, gamma: View<'_>, beta: View<'_>, eps: f64) -> Result<LayerNormOutput>;
+    fn layer_norm_backward(
+        &self,
+        dy: View<'_>,
+        x: View<'_>,
+        gamma: View<'_>,
+        mean: View<'_>,
+        rstd: View<'_>,
+    ) -> Result<LayerNormGrads>;
+    /// `logits` is `[n, v]`, `targets` `[n]` of u32 or i64. Targets equal to
+    /// `ignore_index` contribute 0; any other target outside `0..v` is an error.
+    fn cross_entropy(&self, logits: View<'_>, targets: View<'_>, ignore_index: Option<i64>) -> Result<CrossEntropyOutput>;
+    /// `dlogits[r] = dloss[r] * (softmax(logits[r]) - onehot(target[r]))`, zero for
+    /// ignored rows.
+    fn cross_entropy_backward(
+        &self,
+        logits: View<'_>,
+        lse: View<'_>,
+        targets: View<'_>,
+        dloss: View<'_>,
+        ignore_index: Option<i64>,
+    ) -> Result<BoxStorage>;
+
+    // ---- indexing -------------------------------------------------------------------
+    /// Picks entries `ids` (u32 or i64, 1-D) along `axis`; ids out of range are an error.
+    fn index_select(&self, src: View<'_>, axis: usize, ids: View<'_>) -> Result<BoxStorage>;
+    /// Zeros of shape `dst_dims`, then adds slice `i` of `src` along `axis` into slice
+    /// `ids[i]` (the backward of `index_select` and of an embedding lookup).
+    fn index_add(&self, dst_dims: &[usize], axis: usize, ids: View<'_>, src: View<'_>) -> Result<BoxStorage>;
+
+    // ---- optimizer ------------------------------------------------------------------
+    /// One fused AdamW update of contiguous `param`, `m`, `v` in place.
+    fn adamw_step(
+        &self,
+        param: &mut dyn BackendStorage,
+        grad: View<'_>,
+        m: &mut dyn BackendStorage,
+        v: &mut dyn BackendStorage,
+        params: &AdamWParams,
+    ) -> Result<()>;
+}
+
+/// How a backend crate makes itself known: `inventory::submit!` one of these.
+pub struct BackendRegistration {
+    /// The device kind: `"cpu"` or `"cuda"`.
+    pub kind: &'static str,
+    /// Opens the backend for a device ordinal (0 for the CPU), or says why it cannot.
+    pub open: fn(ordinal: usize) -> Result<Arc<dyn Backend>>,
+}
+
+inventory::collect!(BackendRegistration);
+
+fn open_backend(device: Device) -> Result<Arc<dyn Backend>> {
+    let ordinal = match device {
+        Device::Cpu => 0,
+        Device::Cuda(n) => n,
+    };
+    let registration = inventory::iter::<BackendRegistration>
+        .into_iter()
+        .find(|r| r.kind == device.kind())
+        .ok_or_else(|| Error::BackendUnavailable {
+            device,
+            hint: match device {
+                Device::Cpu => "no CPU backend is linked: depend on `rusty-gradients`, or on `rg-cpu` and add `use rg_cpu as _;`".into(),
+                Device::Cuda(_) => "this build has no CUDA backend: enable the `cuda` feature of `rusty-gradients` (or link `rg-cuda`)".into(),
+            },
+        })?;
+    (registration.open)(ordinal)
+}
+
+/// The backend for `device`, opened on first use and cached afterwards.
+pub fn backend_for(device: Device) -> Result<Arc<dyn Backend>> {
+    static CPU: OnceLock<Arc<dyn Backend>> = OnceLock::new();
+    static OTHERS: OnceLock<Mutex<HashMap<Device, Arc<dyn Backend>>>> = OnceLock::new();
+    if device == Device::Cpu {
+        if let Some(b) = CPU.get() {
+            return Ok(b.clone());
+        }
+        let b = open_backend(device)?;
+        return Ok(CPU.get_or_init(|| b).clone());
+    }
+    let mut map = OTHERS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(b) = map.get(&device) {
+        return Ok(b.clone());
+    }
+    let b = open_backend(device)?;
+    map.insert(device, b.clone());
+    Ok(b)
+}
+
+/// Downcasts storage to a backend's concrete type, or an error naming the op (reached
+/// only when a backend is handed another backend's storage).
+pub fn downcast<'a, S: 'static>(storage: &'a dyn BackendStorage, op: &'static str) -> Result<&'a S> {
+    let device = storage.device();
+    storage
+        .as_any()
+        .downcast_ref::<S>()
+        .ok_or_else(|| Error::backend(device, op, "storage belongs to another backend"))
+}
+
+pub fn downcast_mut<'a, S: 'static>(storage: &'a mut dyn BackendStorage, op: &'static str) -> Result<&'a mut S> {
+    let device = storage.device();
+    storage
+        .as_any_mut()
+        .downcast_mut::<S>()
+        .ok_or_else(|| Error::backend(device, op, "storage belongs to another backend"))
+}

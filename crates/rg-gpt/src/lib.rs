@@ -1,0 +1,3 @@
+//! `rg-gpt`: the GPT-2 architecture, its trainer and generation.
+//!
+//! Not built yet: filled by the training issue.

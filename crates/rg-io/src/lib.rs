@@ -1,0 +1,1 @@
+//! `rg-io`: safetensors reading (memory-mapped, validated) and atomic writing, checkpoints.

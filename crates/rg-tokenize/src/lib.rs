@@ -1,0 +1,1 @@
+//! `rg-tokenize`: character and byte-level BPE tokenizers. Stands alone (no tensors).
