@@ -109,7 +109,12 @@ pub trait Backend: Send + Sync {
     fn to_host(&self, src: View<'_>) -> Result<HostBuffer>;
     /// Copies the view element by element into `dst` laid out as `dst_layout`
     /// (same shape and dtype).
-    fn copy_strided(&self, src: View<'_>, dst: &mut dyn BackendStorage, dst_layout: &Layout) -> Result<()>;
+    fn copy_strided(
+        &self,
+        src: View<'_>,
+        dst: &mut dyn BackendStorage,
+        dst_layout: &Layout,
+    ) -> Result<()>;
     fn cast(&self, src: View<'_>, dtype: DType) -> Result<BoxStorage>;
     fn synchronize(&self) -> Result<()> {
         Ok(())
@@ -126,7 +131,12 @@ pub trait Backend: Send + Sync {
     /// 1 where the comparison holds, else 0, as u32.
     fn cmp(&self, op: CmpOp, lhs: View<'_>, rhs: View<'_>) -> Result<BoxStorage>;
     /// `cond != 0 ? on_true : on_false`, all views of the output's shape; `cond` is u32.
-    fn where_cond(&self, cond: View<'_>, on_true: View<'_>, on_false: View<'_>) -> Result<BoxStorage>;
+    fn where_cond(
+        &self,
+        cond: View<'_>,
+        on_true: View<'_>,
+        on_false: View<'_>,
+    ) -> Result<BoxStorage>;
     /// GELU (tanh approximation) backward: `dy * gelu'(x)`.
     fn gelu_backward(&self, x: View<'_>, dy: View<'_>) -> Result<BoxStorage>;
     /// Sets element `(i, j)` of the last two axes `[t, s]` to `value` where
@@ -147,7 +157,13 @@ pub trait Backend: Send + Sync {
     /// Gradient w.r.t. the input given the forward output `y` and its gradient `dy`.
     fn softmax_last_backward(&self, y: View<'_>, dy: View<'_>, log: bool) -> Result<BoxStorage>;
     /// Layer norm over the last axis of `x` with per-feature `gamma` and `beta`.
-    fn layer_norm(&self, x: View<'_>, gamma: View<'_>, beta: View<'_>, eps: f64) -> Result<LayerNormOutput>;
+    fn layer_norm(
+        &self,
+        x: View<'_>,
+        gamma: View<'_>,
+        beta: View<'_>,
+        eps: f64,
+    ) -> Result<LayerNormOutput>;
     fn layer_norm_backward(
         &self,
         dy: View<'_>,
@@ -158,7 +174,12 @@ pub trait Backend: Send + Sync {
     ) -> Result<LayerNormGrads>;
     /// `logits` is `[n, v]`, `targets` `[n]` of u32 or i64. Targets equal to
     /// `ignore_index` contribute 0; any other target outside `0..v` is an error.
-    fn cross_entropy(&self, logits: View<'_>, targets: View<'_>, ignore_index: Option<i64>) -> Result<CrossEntropyOutput>;
+    fn cross_entropy(
+        &self,
+        logits: View<'_>,
+        targets: View<'_>,
+        ignore_index: Option<i64>,
+    ) -> Result<CrossEntropyOutput>;
     /// `dlogits[r] = dloss[r] * (softmax(logits[r]) - onehot(target[r]))`, zero for
     /// ignored rows.
     fn cross_entropy_backward(
@@ -175,7 +196,13 @@ pub trait Backend: Send + Sync {
     fn index_select(&self, src: View<'_>, axis: usize, ids: View<'_>) -> Result<BoxStorage>;
     /// Zeros of shape `dst_dims`, then adds slice `i` of `src` along `axis` into slice
     /// `ids[i]` (the backward of `index_select` and of an embedding lookup).
-    fn index_add(&self, dst_dims: &[usize], axis: usize, ids: View<'_>, src: View<'_>) -> Result<BoxStorage>;
+    fn index_add(
+        &self,
+        dst_dims: &[usize],
+        axis: usize,
+        ids: View<'_>,
+        src: View<'_>,
+    ) -> Result<BoxStorage>;
 
     // ---- optimizer ------------------------------------------------------------------
     /// One fused AdamW update of contiguous `param`, `m`, `v` in place.
@@ -242,7 +269,10 @@ pub fn backend_for(device: Device) -> Result<Arc<dyn Backend>> {
 
 /// Downcasts storage to a backend's concrete type, or an error naming the op (reached
 /// only when a backend is handed another backend's storage).
-pub fn downcast<'a, S: 'static>(storage: &'a dyn BackendStorage, op: &'static str) -> Result<&'a S> {
+pub fn downcast<'a, S: 'static>(
+    storage: &'a dyn BackendStorage,
+    op: &'static str,
+) -> Result<&'a S> {
     let device = storage.device();
     storage
         .as_any()
@@ -250,7 +280,10 @@ pub fn downcast<'a, S: 'static>(storage: &'a dyn BackendStorage, op: &'static st
         .ok_or_else(|| Error::backend(device, op, "storage belongs to another backend"))
 }
 
-pub fn downcast_mut<'a, S: 'static>(storage: &'a mut dyn BackendStorage, op: &'static str) -> Result<&'a mut S> {
+pub fn downcast_mut<'a, S: 'static>(
+    storage: &'a mut dyn BackendStorage,
+    op: &'static str,
+) -> Result<&'a mut S> {
     let device = storage.device();
     storage
         .as_any_mut()

@@ -99,10 +99,17 @@ impl Layout {
     pub fn permute(&self, op: &'static str, order: &[usize]) -> Result<Layout> {
         let rank = self.shape.rank();
         let mut seen = vec![false; rank];
-        if order.len() != rank || order.iter().any(|&a| a >= rank || std::mem::replace(&mut seen[a], true)) {
+        if order.len() != rank
+            || order
+                .iter()
+                .any(|&a| a >= rank || std::mem::replace(&mut seen[a], true))
+        {
             return Err(Error::invalid(
                 op,
-                format!("{order:?} is not a permutation of the {rank} axes of {}", self.shape),
+                format!(
+                    "{order:?} is not a permutation of the {rank} axes of {}",
+                    self.shape
+                ),
             ));
         }
         let dims = order.iter().map(|&a| self.dims()[a]).collect::<Vec<_>>();
@@ -110,7 +117,13 @@ impl Layout {
         Ok(Layout::new(Shape::new(dims), strides, self.offset))
     }
 
-    pub fn narrow(&self, op: &'static str, axis: usize, start: usize, len: usize) -> Result<Layout> {
+    pub fn narrow(
+        &self,
+        op: &'static str,
+        axis: usize,
+        start: usize,
+        len: usize,
+    ) -> Result<Layout> {
         let size = self.dims()[axis];
         if start.checked_add(len).is_none_or(|end| end > size) {
             return Err(Error::invalid(
@@ -124,7 +137,11 @@ impl Layout {
         }
         let mut dims = self.dims().to_vec();
         dims[axis] = len;
-        let offset = if len == 0 { self.offset } else { self.offset + start * self.strides[axis] };
+        let offset = if len == 0 {
+            self.offset
+        } else {
+            self.offset + start * self.strides[axis]
+        };
         Ok(Layout::new(Shape::new(dims), self.strides.clone(), offset))
     }
 
@@ -166,7 +183,11 @@ impl Layout {
     pub fn unsqueeze(&self, axis: usize) -> Layout {
         let mut dims = self.dims().to_vec();
         let mut strides = self.strides.clone();
-        let stride = if axis < dims.len() { dims[axis] * strides[axis] } else { 1 };
+        let stride = if axis < dims.len() {
+            dims[axis] * strides[axis]
+        } else {
+            1
+        };
         dims.insert(axis, 1);
         strides.insert(axis, stride);
         Layout::new(Shape::new(dims), strides, self.offset)
@@ -232,15 +253,23 @@ mod tests {
     #[test]
     fn transposed_indices_walk_columns() {
         let l = Layout::contiguous([2, 3]).transpose(0, 1);
-        assert_eq!(l.storage_indices().collect::<Vec<_>>(), vec![0, 3, 1, 4, 2, 5]);
+        assert_eq!(
+            l.storage_indices().collect::<Vec<_>>(),
+            vec![0, 3, 1, 4, 2, 5]
+        );
         assert!(!l.is_contiguous());
     }
 
     #[test]
     fn broadcast_repeats_with_zero_stride() {
-        let l = Layout::contiguous([3]).broadcast_to("t", &Shape::new([2, 3])).unwrap();
+        let l = Layout::contiguous([3])
+            .broadcast_to("t", &Shape::new([2, 3]))
+            .unwrap();
         assert_eq!(l.strides(), &[0, 1]);
-        assert_eq!(l.storage_indices().collect::<Vec<_>>(), vec![0, 1, 2, 0, 1, 2]);
+        assert_eq!(
+            l.storage_indices().collect::<Vec<_>>(),
+            vec![0, 1, 2, 0, 1, 2]
+        );
     }
 
     #[test]
@@ -248,7 +277,9 @@ mod tests {
         let l = Layout::contiguous([4, 3]).narrow("t", 0, 1, 2).unwrap();
         assert_eq!(l.offset(), 3);
         assert!(l.is_contiguous());
-        let err = Layout::contiguous([4, 3]).narrow("narrow", 1, 2, 5).unwrap_err();
+        let err = Layout::contiguous([4, 3])
+            .narrow("narrow", 1, 2, 5)
+            .unwrap_err();
         assert!(err.to_string().contains("[4, 3]"), "{err}");
     }
 }

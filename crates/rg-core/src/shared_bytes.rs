@@ -12,7 +12,11 @@ pub struct SharedBytes {
 
 impl SharedBytes {
     /// `None` when the range does not lie inside the owner's bytes.
-    pub fn new(owner: Arc<dyn AsRef<[u8]> + Send + Sync>, start: usize, len: usize) -> Option<Self> {
+    pub fn new(
+        owner: Arc<dyn AsRef<[u8]> + Send + Sync>,
+        start: usize,
+        len: usize,
+    ) -> Option<Self> {
         let total = (*owner).as_ref().len();
         let end = start.checked_add(len)?;
         (end <= total).then_some(SharedBytes { owner, start, len })
