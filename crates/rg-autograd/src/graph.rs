@@ -1,0 +1,146 @@
+use std::collections::{HashMap, HashSet};
+
+use rg_core::{Error, Result, Tensor};
+
+use crate::{Var, VarId};
+
+/// The backward pass of one op: one struct per op in `rules/`.
+pub trait BackwardRule: Send + Sync {
+    fn name(&self) -> &'static str;
+
+    /// Gradients w.r.t. each input given the gradient of the output (same order as the
+    /// recorded inputs; `None` where an input needs no gradient).
+    fn backward(
+        &self,
+        grad: &Tensor,
+        inputs: &[Var],
+        output: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>>;
+}
+
+pub(crate) struct Node {
+    pub(crate) rule: Box<dyn BackwardRule>,
+    pub(crate) inputs: Vec<Var>,
+}
+
+/// Gradients of the leaves that required them, keyed by var.
+#[derive(Default, Debug, Clone)]
+pub struct Gradients(HashMap<VarId, Tensor>);
+
+impl Gradients {
+    pub fn get(&self, var: &Var) -> Option<&Tensor> {
+        self.0.get(&var.id())
+    }
+
+    pub fn get_id(&self, id: VarId) -> Option<&Tensor> {
+        self.0.get(&id)
+    }
+
+    pub fn remove(&mut self, var: &Var) -> Option<Tensor> {
+        self.0.remove(&var.id())
+    }
+
+    pub fn insert(&mut self, var: &Var, grad: Tensor) -> Option<Tensor> {
+        self.0.insert(var.id(), grad)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Adds `grad` to what is stored for `id` (the accumulation of a var used twice).
+    fn accumulate(&mut self, id: VarId, grad: Tensor) -> Result<()> {
+        let sum = match self.0.remove(&id) {
+            Some(previous) => previous.add(&grad)?,
+            None => grad,
+        };
+        self.0.insert(id, sum);
+        Ok(())
+    }
+}
+
+impl Var {
+    /// Reverse-mode gradients of this scalar w.r.t. every leaf that requires one.
+    pub fn backward(&self) -> Result<Gradients> {
+        if self.elem_count() != 1 {
+            return Err(Error::RankMismatch {
+                op: "backward",
+                expected: "a single-element (scalar) output".into(),
+                shape: self.shape().clone(),
+            });
+        }
+        let seed = Tensor::ones(self.shape().clone(), self.dtype(), &self.device())?;
+        self.backward_with(seed)
+    }
+
+    /// Backward from this var with an explicit output gradient of its shape.
+    pub fn backward_with(&self, seed: Tensor) -> Result<Gradients> {
+        if seed.shape() != self.shape() {
+            return Err(Error::ShapeMismatch {
+                op: "backward",
+                lhs: self.shape().clone(),
+                rhs: seed.shape().clone(),
+            });
+        }
+        let mut pending = Gradients::default();
+        let mut leaves = Gradients::default();
+        if !self.requires_grad() {
+            return Ok(leaves);
+        }
+        pending.accumulate(self.id(), seed)?;
+        for var in self.reverse_topological_order() {
+            let Some(grad) = pending.0.remove(&var.id()) else {
+                continue;
+            };
+            let Some(node) = var.node() else {
+                leaves.accumulate(var.id(), grad)?;
+                continue;
+            };
+            let input_grads = node.rule.backward(&grad, &node.inputs, var.tensor())?;
+            for (input, g) in node.inputs.iter().zip(input_grads) {
+                if let Some(g) = g.filter(|_| input.requires_grad()) {
+                    if g.shape() != input.shape() {
+                        return Err(Error::ShapeMismatch {
+                            op: node.rule.name(),
+                            lhs: input.shape().clone(),
+                            rhs: g.shape().clone(),
+                        });
+                    }
+                    pending.accumulate(input.id(), g)?;
+                }
+            }
+        }
+        Ok(leaves)
+    }
+
+    /// Vars that require gradients, each after every var that uses it (outputs first).
+    fn reverse_topological_order(&self) -> Vec<Var> {
+        // Iterative post-order DFS: deep graphs (many layers) must not overflow the stack.
+        let mut order = Vec::new();
+        let mut visited = HashSet::new();
+        let mut stack = vec![(self.clone(), false)];
+        while let Some((var, expanded)) = stack.pop() {
+            if expanded {
+                order.push(var);
+                continue;
+            }
+            if !var.requires_grad() || !visited.insert(var.id()) {
+                continue;
+            }
+            stack.push((var.clone(), true));
+            if let Some(node) = var.node() {
+                for input in &node.inputs {
+                    if input.requires_grad() && !visited.contains(&input.id()) {
+                        stack.push((input.clone(), false));
+                    }
+                }
+            }
+        }
+        order.reverse();
+        order
+    }
+}

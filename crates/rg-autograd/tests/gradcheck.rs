@@ -1,0 +1,242 @@
+//! One finite-difference property test per differentiable op, over random shapes that
+//! include broadcasting and non-contiguous (transposed) inputs.
+
+mod harness;
+
+use harness::{check_gradients, Feed, Input, Rng};
+use proptest::prelude::*;
+use rg_autograd::Var;
+use rg_core::{Device, Tensor, UnaryOp};
+
+fn dims(max_rank: usize) -> impl Strategy<Value = Vec<usize>> {
+    prop::collection::vec(1usize..=4, 1..=max_rank)
+}
+
+fn matrix_dims() -> impl Strategy<Value = Vec<usize>> {
+    prop::collection::vec(1usize..=4, 2..=3)
+}
+
+fn feed() -> impl Strategy<Value = Feed> {
+    prop_oneof![Just(Feed::Contiguous), Just(Feed::Transposed)]
+}
+
+fn n(dims: &[usize]) -> usize {
+    dims.iter().product()
+}
+
+/// `dims` with some axes set to 1 and some leading axes dropped, so that it
+/// broadcasts against `dims`.
+fn broadcastable(dims: &[usize], rng: &mut Rng) -> Vec<usize> {
+    let drop = rng.below(dims.len());
+    dims[drop..]
+        .iter()
+        .map(|&d| if rng.below(2) == 0 { 1 } else { d })
+        .collect()
+}
+
+fn ids(values: &[u32]) -> Tensor {
+    Tensor::from_vec(values.to_vec(), values.len(), &Device::Cpu).unwrap()
+}
+
+macro_rules! unary_case {
+    ($name:ident, $op:expr, $gen:ident, $lo:expr, $hi:expr) => {
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(12))]
+            #[test]
+            fn $name(d in dims(3), seed in any::<u64>(), f in feed()) {
+                let mut rng = Rng::new(seed);
+                let x = Input::new(rng.$gen(n(&d), $lo, $hi), &d).feed(f);
+                check_gradients(vec![x], seed, |v| v[0].unary($op));
+            }
+        }
+    };
+}
+
+unary_case!(neg, UnaryOp::Neg, vec, -2.0, 2.0);
+unary_case!(exp, UnaryOp::Exp, vec, -2.0, 2.0);
+unary_case!(log, UnaryOp::Log, vec, 0.5, 3.0);
+unary_case!(tanh, UnaryOp::Tanh, vec, -2.0, 2.0);
+unary_case!(sqrt, UnaryOp::Sqrt, vec, 0.5, 3.0);
+unary_case!(relu, UnaryOp::Relu, vec_away_from_zero, 0.1, 2.0);
+unary_case!(gelu, UnaryOp::Gelu, vec, -3.0, 3.0);
+unary_case!(square, UnaryOp::Square, vec, -2.0, 2.0);
+unary_case!(recip, UnaryOp::Recip, vec_away_from_zero, 0.5, 2.0);
+unary_case!(abs, UnaryOp::Abs, vec_away_from_zero, 0.1, 2.0);
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    #[test]
+    fn affine_and_powf(d in dims(3), seed in any::<u64>(), f in feed()) {
+        let mut rng = Rng::new(seed);
+        let x = Input::new(rng.vec(n(&d), 0.5, 2.0), &d).feed(f);
+        check_gradients(vec![x], seed, |v| v[0].affine(-1.5, 0.25)?.powf(1.7));
+    }
+
+    #[test]
+    fn binary_broadcasting(d in dims(3), seed in any::<u64>(), f in feed(), op in 0usize..6) {
+        let mut rng = Rng::new(seed);
+        let rd = broadcastable(&d, &mut rng);
+        let (a, b) = if op == 3 {
+            (rng.vec(n(&d), -2.0, 2.0), rng.vec_away_from_zero(n(&rd), 0.5, 2.0))
+        } else {
+            (rng.vec(n(&d), -2.0, 2.0), rng.vec(n(&rd), -2.0, 2.0))
+        };
+        // Swap operands half the time so the broadcast side varies.
+        let swap = seed & 1 == 1 && op != 3;
+        let (a, b) = (Input::new(a, &d).feed(f), Input::new(b, &rd));
+        let inputs = if swap { vec![b, a] } else { vec![a, b] };
+        check_gradients(inputs, seed, |v| match op {
+            0 => v[0].add(&v[1]),
+            1 => v[0].sub(&v[1]),
+            2 => v[0].mul(&v[1]),
+            3 => v[0].div(&v[1]),
+            4 => v[0].maximum(&v[1]),
+            _ => v[0].minimum(&v[1]),
+        });
+    }
+
+    #[test]
+    fn sum_mean_max_min(d in dims(3), seed in any::<u64>(), f in feed(), keep in any::<bool>(), op in 0usize..5) {
+        let mut rng = Rng::new(seed);
+        let axis = rng.below(d.len()) as isize;
+        let x = Input::new(rng.vec(n(&d), -2.0, 2.0), &d).feed(f);
+        check_gradients(vec![x], seed, |v| match op {
+            0 => v[0].sum(axis, keep),
+            1 => v[0].mean(axis, keep),
+            2 => v[0].max(axis, keep),
+            3 => v[0].min(axis, keep),
+            _ => v[0].mean_all(),
+        });
+    }
+
+    #[test]
+    fn matmul_batched_broadcast(m in 1usize..5, k in 1usize..5, nn in 1usize..5, b in 1usize..4,
+                                seed in any::<u64>(), fa in feed(), fb in feed(), shared_rhs in any::<bool>()) {
+        let mut rng = Rng::new(seed);
+        let ad = vec![b, m, k];
+        let bd = if shared_rhs { vec![k, nn] } else { vec![b, k, nn] };
+        let a = Input::new(rng.vec(n(&ad), -1.0, 1.0), &ad).feed(fa);
+        let bb = Input::new(rng.vec(n(&bd), -1.0, 1.0), &bd).feed(fb);
+        check_gradients(vec![a, bb], seed, |v| v[0].matmul(&v[1]));
+    }
+
+    #[test]
+    fn softmax_and_log_softmax(d in matrix_dims(), seed in any::<u64>(), f in feed(), log in any::<bool>()) {
+        let mut rng = Rng::new(seed);
+        let x = Input::new(rng.vec(n(&d), -3.0, 3.0), &d).feed(f);
+        check_gradients(vec![x], seed, |v| if log { v[0].log_softmax_last() } else { v[0].softmax_last() });
+    }
+
+    #[test]
+    fn layer_norm(d in matrix_dims(), seed in any::<u64>(), f in feed()) {
+        let mut rng = Rng::new(seed);
+        let c = *d.last().unwrap();
+        prop_assume!(c >= 2);
+        let x = Input::new(rng.vec(n(&d), -2.0, 2.0), &d).feed(f);
+        let g = Input::new(rng.vec(c, 0.5, 1.5), &[c]);
+        let b = Input::new(rng.vec(c, -0.5, 0.5), &[c]);
+        check_gradients(vec![x, g, b], seed, |v| v[0].layer_norm(&v[1], &v[2], 1e-5));
+    }
+
+    #[test]
+    fn cross_entropy(rows in 1usize..6, classes in 2usize..7, seed in any::<u64>(), f in feed(), ignore in any::<bool>()) {
+        let mut rng = Rng::new(seed);
+        let x = Input::new(rng.vec(rows * classes, -2.0, 2.0), &[rows, classes]).feed(f);
+        let mut t: Vec<u32> = (0..rows).map(|_| rng.below(classes) as u32).collect();
+        let ignore_index = (ignore && rows > 1).then(|| {
+            t[0] = 99;
+            99i64
+        });
+        let targets = ids(&t);
+        check_gradients(vec![x], seed, |v| v[0].cross_entropy(&targets, ignore_index));
+    }
+
+    #[test]
+    fn index_select_and_embedding(d in matrix_dims(), seed in any::<u64>(), f in feed(), count in 1usize..6) {
+        let mut rng = Rng::new(seed);
+        let axis = rng.below(d.len());
+        let x = Input::new(rng.vec(n(&d), -2.0, 2.0), &d).feed(f);
+        // Repeated ids must accumulate.
+        let picks: Vec<u32> = (0..count).map(|_| rng.below(d[axis]) as u32).collect();
+        let table_rows = d[0];
+        let emb: Vec<u32> = (0..count * 2).map(|_| rng.below(table_rows) as u32).collect();
+        let emb_ids = Tensor::from_vec(emb, [count, 2], &Device::Cpu).unwrap();
+        let picks = ids(&picks);
+        check_gradients(vec![x], seed, |v| {
+            let selected = v[0].index_select(axis as isize, &picks)?.sum_all()?;
+            if d.len() == 2 {
+                v[0].embedding(&emb_ids)?.sum_all()?.mul(&selected)
+            } else {
+                Ok(selected)
+            }
+        });
+    }
+
+    #[test]
+    fn views(d in prop::collection::vec(1usize..=4, 3..=3), seed in any::<u64>(), f in feed(), op in 0usize..7) {
+        let mut rng = Rng::new(seed);
+        let x = Input::new(rng.vec(n(&d), -2.0, 2.0), &d).feed(f);
+        let w = Input::new(rng.vec(n(&d), -2.0, 2.0), &d);
+        let len = 1 + rng.below(d[1]);
+        let start = rng.below(d[1] - len + 1);
+        check_gradients(vec![x, w], seed, |v| {
+            // Multiply by a second input so each view's gradient is non-uniform.
+            let x = v[0].mul(&v[1])?;
+            match op {
+                0 => x.reshape([d[0] * d[1], d[2]]),
+                1 => x.permute(&[2, 0, 1])?.contiguous(),
+                2 => x.narrow(1, start, len),
+                3 => x.unsqueeze(1)?.squeeze(1)?.transpose(0, 2),
+                4 => x.narrow(2, 0, 1)?.broadcast_to([2, d[0], d[1], 3]),
+                5 => Var::concat(&[x.clone(), x.narrow(1, start, len)?], 1),
+                _ => x.flatten_all(),
+            }
+        });
+    }
+
+    #[test]
+    fn where_masked_fill_and_causal(t in 1usize..5, extra in 0usize..3, seed in any::<u64>(), f in feed()) {
+        let mut rng = Rng::new(seed);
+        let s = t + extra;
+        let d = vec![2, t, s];
+        let a = Input::new(rng.vec(n(&d), -2.0, 2.0), &d).feed(f);
+        let b = Input::new(rng.vec(s, -2.0, 2.0), &[s]);
+        let cond: Vec<u32> = (0..n(&d)).map(|_| rng.below(2) as u32).collect();
+        let cond = Tensor::from_vec(cond, d.clone(), &Device::Cpu).unwrap();
+        check_gradients(vec![a, b], seed, |v| {
+            let w = Var::where_cond(&cond, &v[0], &v[1])?;
+            let masked = v[0].masked_fill(&cond, -1.5)?;
+            // Exponentiate after the causal fill: -inf becomes 0, as in attention.
+            let causal = v[0].causal_fill(f64::NEG_INFINITY)?.exp()?;
+            w.add(&masked)?.add(&causal)
+        });
+    }
+}
+
+#[test]
+fn gradients_accumulate_when_a_var_is_used_twice() {
+    let x = Var::parameter(Tensor::from_vec(vec![3.0f64], [1], &Device::Cpu).unwrap());
+    // y = x*x + x  =>  dy/dx = 2x + 1 = 7
+    let y = x.mul(&x).unwrap().add(&x).unwrap().sum_all().unwrap();
+    let g = y.backward().unwrap();
+    assert_eq!(g.get(&x).unwrap().to_vec::<f64>().unwrap(), vec![7.0]);
+}
+
+#[test]
+fn no_grad_records_nothing_and_detach_cuts_the_graph() {
+    let x = Var::parameter(Tensor::from_vec(vec![1.0f64, 2.0], [2], &Device::Cpu).unwrap());
+    let y = rg_autograd::no_grad(|| x.exp().unwrap());
+    assert!(!y.requires_grad());
+    let z = x.detach().mul(&x).unwrap().sum_all().unwrap();
+    let g = z.backward().unwrap();
+    // Only the non-detached factor contributes: d(c * x)/dx = c = x.
+    assert_eq!(g.get(&x).unwrap().to_vec::<f64>().unwrap(), vec![1.0, 2.0]);
+}
+
+#[test]
+fn backward_needs_a_scalar() {
+    let x = Var::parameter(Tensor::from_vec(vec![1.0f64, 2.0], [2], &Device::Cpu).unwrap());
+    let err = x.exp().unwrap().backward().unwrap_err().to_string();
+    assert!(err.contains("backward") && err.contains("[2]"), "{err}");
+}
