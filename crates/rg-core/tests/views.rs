@@ -1,0 +1,74 @@
+//! Views share storage; `contiguous` copies only when the layout needs it.
+
+use rg_core::{bf16, f16, DType, Device, HostBuffer, Tensor};
+use rg_cpu as _;
+
+fn t(dims: &[usize]) -> Tensor {
+    let n = dims.iter().product();
+    Tensor::from_vec((0..n).map(|i| i as f32).collect::<Vec<_>>(), dims.to_vec(), &Device::Cpu).unwrap()
+}
+
+#[test]
+fn transpose_reads_through_strides() {
+    let x = t(&[2, 3]);
+    let y = x.t().unwrap();
+    assert!(y.same_storage(&x) && !y.is_contiguous());
+    assert_eq!(y.dims(), &[3, 2]);
+    assert_eq!(y.to_vec::<f32>().unwrap(), vec![0., 3., 1., 4., 2., 5.]);
+    let c = y.contiguous().unwrap();
+    assert!(!c.same_storage(&x) && c.is_contiguous());
+    assert!(x.contiguous().unwrap().same_storage(&x), "contiguous() of contiguous data must not copy");
+}
+
+#[test]
+fn narrow_broadcast_squeeze_unsqueeze_permute() {
+    let x = t(&[3, 4]);
+    assert_eq!(x.narrow(1, 1, 2).unwrap().to_vec::<f32>().unwrap(), vec![1., 2., 5., 6., 9., 10.]);
+    let b = t(&[3]).broadcast_to([2, 3]).unwrap();
+    assert_eq!(b.to_vec::<f32>().unwrap(), vec![0., 1., 2., 0., 1., 2.]);
+    let u = x.unsqueeze(0).unwrap();
+    assert_eq!(u.dims(), &[1, 3, 4]);
+    assert_eq!(u.squeeze(0).unwrap().dims(), &[3, 4]);
+    let p = t(&[2, 3, 4]).permute(&[2, 0, 1]).unwrap();
+    assert_eq!(p.dims(), &[4, 2, 3]);
+    assert_eq!(p.to_vec::<f32>().unwrap()[..3], [0., 4., 8.]);
+    // Reshape of a non-contiguous view copies, of a contiguous one does not.
+    assert!(x.reshape([4, 3]).unwrap().same_storage(&x));
+    assert!(!x.t().unwrap().reshape([12]).unwrap().same_storage(&x));
+}
+
+#[test]
+fn half_precision_conversion_round_trips() {
+    let x = Tensor::from_vec(vec![1.5f32, -2.25, 65504.0], [3], &Device::Cpu).unwrap();
+    let h = x.to_dtype(DType::F16).unwrap();
+    assert_eq!(h.to_vec::<f16>().unwrap()[1], f16::from_f32(-2.25));
+    let b = x.to_dtype(DType::BF16).unwrap();
+    assert_eq!(b.to_vec::<bf16>().unwrap()[0], bf16::from_f32(1.5));
+    assert_eq!(b.to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap()[..2], [1.5, -2.25]);
+}
+
+#[test]
+fn ndarray_round_trip() {
+    let a = ndarray::ArrayD::from_shape_vec(vec![2, 2], vec![1.0f64, 2.0, 3.0, 4.0]).unwrap();
+    let x = Tensor::from_ndarray(&a, &Device::Cpu).unwrap();
+    assert_eq!(x.to_ndarray::<f64>().unwrap(), a);
+    assert_eq!(x.to_host().unwrap(), HostBuffer::F64(vec![1.0, 2.0, 3.0, 4.0]));
+}
+
+#[test]
+fn concat_and_copy_into_views() {
+    let a = t(&[2, 2]);
+    let b = t(&[2, 1]);
+    let c = Tensor::concat(&[a, b], 1).unwrap();
+    assert_eq!(c.to_vec::<f32>().unwrap(), vec![0., 1., 0., 2., 3., 1.]);
+}
+
+#[test]
+fn matmul_broadcasts_batches_and_reads_transposes() {
+    let a = t(&[2, 2, 3]);
+    let w = t(&[4, 3]).t().unwrap(); // [3, 4], transposed view
+    let y = a.matmul(&w).unwrap();
+    assert_eq!(y.dims(), &[2, 2, 4]);
+    // Row 0 of batch 0: [0,1,2] . columns of w (= rows of the [4,3] matrix).
+    assert_eq!(y.to_vec::<f32>().unwrap()[..4], [5., 14., 23., 32.]);
+}
