@@ -1,1 +1,38 @@
-//! placeholder
+//! `rg-cpu`: the CPU backend of RustyGradients.
+//!
+//! It holds [`CpuBackend`], the implementation of [`rg_core::backend::Backend`] for
+//! `Device::Cpu`, and [`CpuStorage`], its memory: typed buffers of f32, f64, bf16, f16,
+//! u32 or i64, owned or borrowed zero-copy from memory-mapped bytes (copied on first
+//! write). Linking this crate registers the backend, so `Device::Cpu` works.
+//!
+//! Layout of the crate:
+//! - `storage`: [`CpuStorage`] and its typed buffers;
+//! - `backend`: the trait implementation, dispatching to the kernels;
+//! - `kernels/`: one file per op family (elementwise, reductions, matmul, fused softmax,
+//!   layer norm, GELU, cross-entropy, indexing, masking, copies, casts, AdamW);
+//! - `strided`, `view`, `parallel`: walking strided views, checking views, and deciding
+//!   when to use the thread pool.
+//!
+//! Compute ops support f32 and f64; bf16 and f16 are storage types here (memory ops and
+//! casts); u32 and i64 serve as indices, comparison results and `argmax` output.
+//!
+//! Threads: kernels use rayon's global pool and stay single-threaded below about 32K
+//! elements. Matrix products use `matrixmultiply` (or OpenBLAS with the `blas` feature),
+//! whose own threads only run while the rayon pool is idle; see `kernels::matmul`.
+
+mod backend;
+mod kernels;
+mod parallel;
+mod storage;
+mod strided;
+mod view;
+
+pub use backend::CpuBackend;
+pub use storage::{CpuBuffer, CpuElement, CpuStorage};
+
+inventory::submit! {
+    rg_core::backend::BackendRegistration {
+        kind: "cpu",
+        open: |_| Ok(CpuBackend::shared()),
+    }
+}

@@ -1,0 +1,66 @@
+//! Dtype conversion of a view into new contiguous storage, any dtype to any dtype.
+//!
+//! Floats to integers truncate toward zero and saturate (NaN becomes 0), as Rust's `as`
+//! does. f32 <-> bf16/f16 convert directly; other pairs go through f64, which is exact
+//! for every value these dtypes hold except i64 beyond 2^53.
+
+use half::{bf16, f16};
+use rg_core::backend::{BoxStorage, View};
+use rg_core::{DType, Result};
+
+use super::copy::materialise;
+use super::map::map1;
+use crate::storage::CpuElement;
+use crate::view::{boxed, typed};
+
+const OP: &str = "cast";
+
+pub fn cast(src: View<'_>, dtype: DType) -> Result<BoxStorage> {
+    match (src.dtype(), dtype) {
+        (DType::F32, DType::BF16) => direct(src, bf16::from_f32),
+        (DType::F32, DType::F16) => direct(src, f16::from_f32),
+        (DType::BF16, DType::F32) => direct(src, bf16::to_f32),
+        (DType::F16, DType::F32) => direct(src, f16::to_f32),
+        (from, to) if from == to => same(src),
+        (DType::F32, to) => via_f64::<f32>(src, to),
+        (DType::F64, to) => via_f64::<f64>(src, to),
+        (DType::BF16, to) => via_f64::<bf16>(src, to),
+        (DType::F16, to) => via_f64::<f16>(src, to),
+        (DType::U32, to) => via_f64::<u32>(src, to),
+        (DType::I64, to) => via_f64::<i64>(src, to),
+    }
+}
+
+fn direct<S: CpuElement, D: CpuElement>(src: View<'_>, f: fn(S) -> D) -> Result<BoxStorage> {
+    Ok(boxed(map1(typed::<S>(src, OP)?, f)))
+}
+
+fn same(src: View<'_>) -> Result<BoxStorage> {
+    fn run<T: CpuElement>(src: View<'_>) -> Result<BoxStorage> {
+        Ok(boxed(materialise(typed::<T>(src, OP)?)))
+    }
+    match src.dtype() {
+        DType::F32 => run::<f32>(src),
+        DType::F64 => run::<f64>(src),
+        DType::BF16 => run::<bf16>(src),
+        DType::F16 => run::<f16>(src),
+        DType::U32 => run::<u32>(src),
+        DType::I64 => run::<i64>(src),
+    }
+}
+
+fn via_f64<S: CpuElement>(src: View<'_>, to: DType) -> Result<BoxStorage> {
+    fn run<S: CpuElement, D: CpuElement>(src: View<'_>) -> Result<BoxStorage> {
+        Ok(boxed(map1(typed::<S>(src, OP)?, |x: S| {
+            D::from_f64(x.to_f64())
+        })))
+    }
+    match to {
+        DType::F32 => run::<S, f32>(src),
+        DType::F64 => run::<S, f64>(src),
+        DType::BF16 => run::<S, bf16>(src),
+        DType::F16 => run::<S, f16>(src),
+        DType::U32 => run::<S, u32>(src),
+        DType::I64 => run::<S, i64>(src),
+    }
+}

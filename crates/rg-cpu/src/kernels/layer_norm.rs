@@ -1,0 +1,169 @@
+//! Layer norm over the last axis, forward (y, and per row mean and rstd) and fused
+//! backward (dx, dgamma, dbeta), parallel over rows.
+//!
+//! Statistics use two passes over the row (mean, then the mean of squared deviations),
+//! which stays accurate in f32 where the one-pass `E[x^2] - E[x]^2` cancels badly.
+//! dgamma and dbeta are sums over rows: each task accumulates its own partial sums,
+//! which are added at the end, so threads never contend.
+
+use rayon::prelude::*;
+use rg_core::backend::{LayerNormGrads, LayerNormOutput, View};
+use rg_core::{DType, FloatDType, Result};
+
+use super::lanes;
+use crate::parallel::rows_per_task;
+use crate::storage::CpuElement;
+use crate::view::{boxed, check_dims, common_dtype, rows_cols, typed, unsupported};
+
+const OP: &str = "layer_norm";
+const OP_BACKWARD: &str = "layer_norm_backward";
+
+pub fn layer_norm(
+    x: View<'_>,
+    gamma: View<'_>,
+    beta: View<'_>,
+    eps: f64,
+) -> Result<LayerNormOutput> {
+    let (_, cols) = rows_cols(OP, x.dims())?;
+    check_dims(OP, "gamma", gamma.dims(), &[cols])?;
+    check_dims(OP, "beta", beta.dims(), &[cols])?;
+    match common_dtype(OP, &[x, gamma, beta])? {
+        DType::F32 => forward::<f32>(x, gamma, beta, eps),
+        DType::F64 => forward::<f64>(x, gamma, beta, eps),
+        other => Err(unsupported(OP, other, "f32 or f64")),
+    }
+}
+
+fn forward<T: FloatDType + CpuElement>(
+    x: View<'_>,
+    gamma: View<'_>,
+    beta: View<'_>,
+    eps: f64,
+) -> Result<LayerNormOutput> {
+    let (rows, cols) = rows_cols(OP, x.dims())?;
+    let x = typed::<T>(x, OP)?.contiguous();
+    let gamma = typed::<T>(gamma, OP)?.contiguous();
+    let beta = typed::<T>(beta, OP)?.contiguous();
+    let mut y = vec![T::zero(); rows * cols];
+    let mut mean = vec![T::zero(); rows];
+    let mut rstd = vec![T::zero(); rows];
+    if rows > 0 && cols > 0 {
+        let eps = T::from_f64(eps);
+        let n = T::from_f64(cols as f64);
+        let per_task = rows_per_task(rows, cols);
+        let tasks = y
+            .par_chunks_mut(per_task * cols)
+            .zip(mean.par_chunks_mut(per_task))
+            .zip(rstd.par_chunks_mut(per_task))
+            .zip(x.par_chunks(per_task * cols));
+        tasks.for_each(|(((y, mean), rstd), x)| {
+            let rows = x.chunks_exact(cols).zip(y.chunks_exact_mut(cols));
+            for ((x, y), (mean, rstd)) in rows.zip(mean.iter_mut().zip(rstd.iter_mut())) {
+                let mu = lanes::sum(x) / n;
+                let var = lanes::sum_map(x, |v| (v - mu) * (v - mu)) / n;
+                let r = (var + eps).sqrt().recip();
+                for (((y, &x), &g), &b) in y.iter_mut().zip(x).zip(gamma.iter()).zip(beta.iter()) {
+                    *y = (x - mu) * r * g + b;
+                }
+                *mean = mu;
+                *rstd = r;
+            }
+        });
+    }
+    Ok(LayerNormOutput {
+        y: boxed(y),
+        mean: boxed(mean),
+        rstd: boxed(rstd),
+    })
+}
+
+/// With `xhat = (x - mean) * rstd` and `g = dy * gamma`:
+/// `dx = rstd * (g - mean(g) - xhat * mean(g * xhat))`, `dgamma = sum_rows(dy * xhat)`,
+/// `dbeta = sum_rows(dy)`.
+pub fn layer_norm_backward(
+    dy: View<'_>,
+    x: View<'_>,
+    gamma: View<'_>,
+    mean: View<'_>,
+    rstd: View<'_>,
+) -> Result<LayerNormGrads> {
+    let (rows, cols) = rows_cols(OP_BACKWARD, x.dims())?;
+    check_dims(OP_BACKWARD, "dy", dy.dims(), x.dims())?;
+    check_dims(OP_BACKWARD, "gamma", gamma.dims(), &[cols])?;
+    for (what, v) in [("mean", mean), ("rstd", rstd)] {
+        if v.layout.elem_count() != rows {
+            check_dims(OP_BACKWARD, what, v.dims(), &[rows])?;
+        }
+    }
+    match common_dtype(OP_BACKWARD, &[dy, x, gamma, mean, rstd])? {
+        DType::F32 => backward::<f32>(dy, x, gamma, mean, rstd),
+        DType::F64 => backward::<f64>(dy, x, gamma, mean, rstd),
+        other => Err(unsupported(OP_BACKWARD, other, "f32 or f64")),
+    }
+}
+
+fn backward<T: FloatDType + CpuElement>(
+    dy: View<'_>,
+    x: View<'_>,
+    gamma: View<'_>,
+    mean: View<'_>,
+    rstd: View<'_>,
+) -> Result<LayerNormGrads> {
+    let (rows, cols) = rows_cols(OP_BACKWARD, x.dims())?;
+    let dy = typed::<T>(dy, OP_BACKWARD)?.contiguous();
+    let x = typed::<T>(x, OP_BACKWARD)?.contiguous();
+    let gamma = typed::<T>(gamma, OP_BACKWARD)?.contiguous();
+    let mean = typed::<T>(mean, OP_BACKWARD)?.contiguous();
+    let rstd = typed::<T>(rstd, OP_BACKWARD)?.contiguous();
+    let mut dx = vec![T::zero(); rows * cols];
+    let zeros = || (vec![T::zero(); cols], vec![T::zero(); cols]);
+    let (dgamma, dbeta) = if rows == 0 || cols == 0 {
+        zeros()
+    } else {
+        let n = T::from_f64(cols as f64);
+        let per_task = rows_per_task(rows, cols);
+        dx.par_chunks_mut(per_task * cols)
+            .enumerate()
+            .map(|(task, dx)| {
+                let first = task * per_task;
+                let range = first * cols..first * cols + dx.len();
+                let (mut dgamma, mut dbeta) = zeros();
+                let rows = x[range.clone()]
+                    .chunks_exact(cols)
+                    .zip(dy[range].chunks_exact(cols));
+                for (r, ((x, dy), dx)) in rows.zip(dx.chunks_exact_mut(cols)).enumerate() {
+                    let (mu, rs) = (mean[first + r], rstd[first + r]);
+                    let xhat = |v: T| (v - mu) * rs;
+                    let mean_g = lanes::sum_zip(dy, &gamma, |d, g| d * g) / n;
+                    let mean_gx = lanes::sum_zip3(dy, &gamma, x, |d, g, v| d * g * xhat(v)) / n;
+                    for ((((dx, &d), &g), &v), (dg, db)) in dx
+                        .iter_mut()
+                        .zip(dy)
+                        .zip(gamma.iter())
+                        .zip(x)
+                        .zip(dgamma.iter_mut().zip(dbeta.iter_mut()))
+                    {
+                        let h = xhat(v);
+                        *dx = rs * (d * g - mean_g - h * mean_gx);
+                        *dg = *dg + d * h;
+                        *db = *db + d;
+                    }
+                }
+                (dgamma, dbeta)
+            })
+            .reduce(zeros, |(mut ga, mut ba), (gb, bb)| {
+                for (a, b) in ga.iter_mut().zip(&gb) {
+                    *a = *a + *b;
+                }
+                for (a, b) in ba.iter_mut().zip(&bb) {
+                    *a = *a + *b;
+                }
+                (ga, ba)
+            })
+    };
+    Ok(LayerNormGrads {
+        dx: boxed(dx),
+        dgamma: boxed(dgamma),
+        dbeta: boxed(dbeta),
+    })
+}

@@ -1,0 +1,23 @@
+//! CPU kernels, one file per op family. Each file's entry points take the trait's
+//! `View`s, dispatch on dtype and return new storage (or write in place).
+
+pub mod adamw;
+pub mod binary;
+pub mod cast;
+pub mod cmp;
+pub mod copy;
+pub mod cross_entropy;
+pub mod fill;
+pub mod gelu;
+pub mod indexing;
+pub mod lanes;
+pub mod layer_norm;
+pub mod map;
+pub mod mask;
+pub mod matmul;
+#[cfg(feature = "blas")]
+pub mod matmul_blas;
+pub mod reduce;
+pub mod softmax;
+pub mod unary;
+pub mod where_cond;

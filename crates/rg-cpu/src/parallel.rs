@@ -1,0 +1,57 @@
+//! When and how finely to split work across the one rayon pool (the global one).
+//!
+//! Below [`PAR_THRESHOLD`] elements an op runs on the calling thread: waking the pool
+//! costs more than the work. Above it, work is cut into a few chunks per thread so an
+//! uneven thread still finishes close to the others.
+
+/// Elements below which an op stays single-threaded.
+pub const PAR_THRESHOLD: usize = 32 * 1024;
+
+/// Smallest chunk handed to one task, in elements.
+const MIN_CHUNK: usize = 8 * 1024;
+
+/// Chunks per thread: enough to balance load, few enough to keep scheduling cheap.
+const CHUNKS_PER_THREAD: usize = 4;
+
+/// Whether work of `n` elements is worth parallelising.
+pub fn worth_parallel(n: usize) -> bool {
+    n >= PAR_THRESHOLD && rayon::current_num_threads() > 1
+}
+
+/// Chunk length (in elements) for splitting `n` elements: all of them when the work is
+/// small, otherwise about `CHUNKS_PER_THREAD` chunks per pool thread.
+pub fn chunk_len(n: usize) -> usize {
+    if !worth_parallel(n) {
+        return n.max(1);
+    }
+    let chunks = rayon::current_num_threads() * CHUNKS_PER_THREAD;
+    n.div_ceil(chunks).max(MIN_CHUNK)
+}
+
+/// Rows per task when each row of `row_len` elements is processed as a unit (softmax,
+/// layer norm, cross-entropy): at least one row, about `chunk_len` elements per task.
+pub fn rows_per_task(rows: usize, row_len: usize) -> usize {
+    let total = rows.saturating_mul(row_len.max(1));
+    if !worth_parallel(total) {
+        return rows.max(1);
+    }
+    (chunk_len(total) / row_len.max(1)).clamp(1, rows.max(1))
+}
+
+/// Runs `f(first_row, rows)` over `out` cut into whole rows of `cols` elements, in
+/// parallel when large. `rows` holds one or more consecutive rows.
+pub fn for_rows<T: Send>(out: &mut [T], cols: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    use rayon::prelude::*;
+    if out.is_empty() || cols == 0 {
+        return;
+    }
+    let rows = out.len() / cols;
+    let per_task = rows_per_task(rows, cols);
+    if per_task >= rows {
+        f(0, out);
+        return;
+    }
+    out.par_chunks_mut(per_task * cols)
+        .enumerate()
+        .for_each(|(i, chunk)| f(i * per_task, chunk));
+}
