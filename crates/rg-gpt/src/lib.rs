@@ -1,3 +1,12 @@
-//! `rg-gpt`: the GPT-2 architecture, its trainer and generation.
-//!
-//! Not built yet: filled by the training issue.
+//! `rg-gpt`: the GPT-2 architecture ([`Gpt`], [`GptConfig`]), its trainer and the
+//! built-in tasks.
+
+mod attention;
+mod block;
+mod config;
+mod model;
+
+pub use attention::CausalSelfAttention;
+pub use block::{Block, Mlp};
+pub use config::{GptConfig, PRESETS};
+pub use model::Gpt;

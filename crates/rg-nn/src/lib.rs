@@ -27,7 +27,7 @@ pub use dropout::{Dropout, DropoutRng};
 pub use embedding::Embedding;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
-pub use module::Module;
+pub use module::{visit_child, Module};
 pub use optim::{AdamW, AdamWConfig, Optimizer, ParamGroup, Sgd};
 pub use params::{Init, InitSource, ParamBuilder, ParamSource, TensorMapSource};
 pub use rg_autograd::{Gradients, Var};

@@ -1,0 +1,50 @@
+use rg_autograd::Var;
+use rg_core::Result;
+use rg_nn::{visit_child, Dropout, DropoutRng, Linear, Module, ParamBuilder};
+
+use crate::GptConfig;
+
+/// Causal multi-head self-attention with a fused QKV projection (`c_attn`) and an
+/// output projection (`c_proj`), as GPT-2.
+#[derive(Clone, Debug)]
+pub struct CausalSelfAttention {
+    c_attn: Linear,
+    c_proj: Linear,
+    n_head: usize,
+    dropout: Dropout,
+}
+
+impl CausalSelfAttention {
+    pub fn new(pb: &ParamBuilder, cfg: &GptConfig, proj_std: f64) -> Result<Self> {
+        let c = cfg.n_embd;
+        Ok(CausalSelfAttention {
+            c_attn: Linear::new(&pb.push("c_attn"), c, 3 * c, true, 0.02)?,
+            c_proj: Linear::new(&pb.push("c_proj"), c, c, true, proj_std)?,
+            n_head: cfg.n_head,
+            dropout: Dropout::new(cfg.dropout)?,
+        })
+    }
+
+    /// `x` is `[b, t, c]`.
+    pub fn forward(&self, x: &Var, mut rng: Option<&mut DropoutRng>) -> Result<Var> {
+        let (b, t, c) = (x.dims()[0], x.dims()[1], x.dims()[2]);
+        let (h, d) = (self.n_head, c / self.n_head);
+        let qkv = self.c_attn.forward(x)?;
+        // [b, t, c] slices -> [b, h, t, d]
+        let head = |i: usize| -> Result<Var> { qkv.narrow(2, i * c, c)?.reshape([b, t, h, d])?.permute(&[0, 2, 1, 3]) };
+        let (q, k, v) = (head(0)?, head(1)?, head(2)?);
+        let scores = q.matmul(&k.t()?)?.scale(1.0 / (d as f64).sqrt())?;
+        let probs = scores.causal_fill(f64::NEG_INFINITY)?.softmax_last()?;
+        let probs = self.dropout.forward(&probs, rng.as_deref_mut())?;
+        let y = probs.matmul(&v)?.permute(&[0, 2, 1, 3])?.reshape([b, t, c])?;
+        let y = self.c_proj.forward(&y)?;
+        self.dropout.forward(&y, rng.as_deref_mut())
+    }
+}
+
+impl Module for CausalSelfAttention {
+    fn visit_params(&self, visit: &mut dyn FnMut(&str, &Var)) {
+        visit_child("c_attn", &self.c_attn, visit);
+        visit_child("c_proj", &self.c_proj, visit);
+    }
+}
