@@ -31,12 +31,19 @@ impl CausalSelfAttention {
         let (h, d) = (self.n_head, c / self.n_head);
         let qkv = self.c_attn.forward(x)?;
         // [b, t, c] slices -> [b, h, t, d]
-        let head = |i: usize| -> Result<Var> { qkv.narrow(2, i * c, c)?.reshape([b, t, h, d])?.permute(&[0, 2, 1, 3]) };
+        let head = |i: usize| -> Result<Var> {
+            qkv.narrow(2, i * c, c)?
+                .reshape([b, t, h, d])?
+                .permute(&[0, 2, 1, 3])
+        };
         let (q, k, v) = (head(0)?, head(1)?, head(2)?);
         let scores = q.matmul(&k.t()?)?.scale(1.0 / (d as f64).sqrt())?;
         let probs = scores.causal_fill(f64::NEG_INFINITY)?.softmax_last()?;
         let probs = self.dropout.forward(&probs, rng.as_deref_mut())?;
-        let y = probs.matmul(&v)?.permute(&[0, 2, 1, 3])?.reshape([b, t, c])?;
+        let y = probs
+            .matmul(&v)?
+            .permute(&[0, 2, 1, 3])?
+            .reshape([b, t, c])?;
         let y = self.c_proj.forward(&y)?;
         self.dropout.forward(&y, rng.as_deref_mut())
     }

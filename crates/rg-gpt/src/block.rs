@@ -58,7 +58,11 @@ impl Block {
     }
 
     pub fn forward(&self, x: &Var, mut rng: Option<&mut DropoutRng>) -> Result<Var> {
-        let x = x.add(&self.attn.forward(&self.ln_1.forward(x)?, rng.as_deref_mut())?)?;
+        let x = x.add(
+            &self
+                .attn
+                .forward(&self.ln_1.forward(x)?, rng.as_deref_mut())?,
+        )?;
         x.add(&self.mlp.forward(&self.ln_2.forward(&x)?, rng)?)
     }
 }

@@ -17,7 +17,14 @@ pub struct GptConfig {
 }
 
 /// Named presets: GPT-2's four sizes and small ones for CPU work.
-pub const PRESETS: &[&str] = &["gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "nano", "micro"];
+pub const PRESETS: &[&str] = &[
+    "gpt2",
+    "gpt2-medium",
+    "gpt2-large",
+    "gpt2-xl",
+    "nano",
+    "micro",
+];
 
 impl GptConfig {
     pub fn preset(name: &str) -> Result<GptConfig> {
@@ -66,7 +73,10 @@ impl GptConfig {
             }
         }
         if self.n_embd % self.n_head != 0 {
-            return bad(format!("n_embd ({}) must be divisible by n_head ({})", self.n_embd, self.n_head));
+            return bad(format!(
+                "n_embd ({}) must be divisible by n_head ({})",
+                self.n_embd, self.n_head
+            ));
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return bad(format!("dropout {} is not in [0, 1)", self.dropout));
@@ -77,7 +87,8 @@ impl GptConfig {
     /// Parameter count (the LM head is tied to the token embedding).
     pub fn param_count(&self) -> usize {
         let c = self.n_embd;
-        let per_block = 2 * 2 * c + (c * 3 * c + 3 * c) + (c * c + c) + (c * 4 * c + 4 * c) + (4 * c * c + c);
+        let per_block =
+            2 * 2 * c + (c * 3 * c + 3 * c) + (c * c + c) + (c * 4 * c + 4 * c) + (4 * c * c + c);
         self.vocab_size * c + self.block_size * c + self.n_layer * per_block + 2 * c
     }
 
@@ -115,9 +126,17 @@ impl GptConfig {
             json.get(name)
                 .and_then(|v| v.as_u64())
                 .map(|v| v as usize)
-                .ok_or_else(|| Error::invalid("config.json", format!("missing or non-integer field {name:?}")))
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "config.json",
+                        format!("missing or non-integer field {name:?}"),
+                    )
+                })
         };
-        let model_type = json.get("model_type").and_then(|v| v.as_str()).unwrap_or("gpt2");
+        let model_type = json
+            .get("model_type")
+            .and_then(|v| v.as_str())
+            .unwrap_or("gpt2");
         if model_type != "gpt2" {
             return Err(Error::invalid(
                 "config.json",
@@ -139,13 +158,23 @@ impl GptConfig {
             if inner as usize != 4 * n_embd {
                 return Err(Error::invalid(
                     "config.json",
-                    format!("n_inner {inner} is not supported; only 4 * n_embd ({})", 4 * n_embd),
+                    format!(
+                        "n_inner {inner} is not supported; only 4 * n_embd ({})",
+                        4 * n_embd
+                    ),
                 ));
             }
         }
-        for flag in ["scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn", "add_cross_attention"] {
+        for flag in [
+            "scale_attn_by_inverse_layer_idx",
+            "reorder_and_upcast_attn",
+            "add_cross_attention",
+        ] {
             if json.get(flag).and_then(|v| v.as_bool()) == Some(true) {
-                return Err(Error::invalid("config.json", format!("{flag} = true is not supported")));
+                return Err(Error::invalid(
+                    "config.json",
+                    format!("{flag} = true is not supported"),
+                ));
             }
         }
         let config = GptConfig {
@@ -154,7 +183,10 @@ impl GptConfig {
             n_layer: field("n_layer")?,
             n_head: field("n_head")?,
             n_embd,
-            layer_norm_eps: json.get("layer_norm_epsilon").and_then(|v| v.as_f64()).unwrap_or(1e-5),
+            layer_norm_eps: json
+                .get("layer_norm_epsilon")
+                .and_then(|v| v.as_f64())
+                .unwrap_or(1e-5),
             dropout: 0.0,
         };
         config.validate()?;

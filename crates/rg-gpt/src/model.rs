@@ -2,7 +2,10 @@ use std::collections::HashMap;
 
 use rg_autograd::Var;
 use rg_core::{DType, Device, Error, Result, Tensor};
-use rg_nn::{visit_child, Dropout, DropoutRng, Embedding, InitSource, LayerNorm, Module, ParamBuilder, ParamSource, TensorMapSource};
+use rg_nn::{
+    visit_child, Dropout, DropoutRng, Embedding, InitSource, LayerNorm, Module, ParamBuilder,
+    ParamSource, TensorMapSource,
+};
 
 use crate::block::Block;
 use crate::GptConfig;
@@ -49,8 +52,14 @@ impl Gpt {
     pub fn from_tensors(config: GptConfig, tensors: HashMap<String, Tensor>) -> Result<Self> {
         let mut ours = HashMap::new();
         for (name, t) in tensors {
-            let name = name.strip_prefix("transformer.").unwrap_or(&name).to_string();
-            if name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias") || name == "lm_head.weight" {
+            let name = name
+                .strip_prefix("transformer.")
+                .unwrap_or(&name)
+                .to_string();
+            if name.ends_with(".attn.bias")
+                || name.ends_with(".attn.masked_bias")
+                || name == "lm_head.weight"
+            {
                 continue;
             }
             ours.insert(name, t);
@@ -59,7 +68,10 @@ impl Gpt {
         let model = Gpt::new(config, &source)?;
         let unexpected = source.unused();
         if !unexpected.is_empty() {
-            return Err(Error::invalid("load gpt", format!("unexpected tensors: {}", unexpected.join(", "))));
+            return Err(Error::invalid(
+                "load gpt",
+                format!("unexpected tensors: {}", unexpected.join(", ")),
+            ));
         }
         Ok(model)
     }
@@ -85,7 +97,10 @@ impl Gpt {
         if t > self.config.block_size {
             return Err(Error::invalid(
                 "gpt forward",
-                format!("sequence of {t} tokens exceeds the context of {}", self.config.block_size),
+                format!(
+                    "sequence of {t} tokens exceeds the context of {}",
+                    self.config.block_size
+                ),
             ));
         }
         let positions = Tensor::arange(t, DType::U32, &ids.device())?;
@@ -116,7 +131,12 @@ impl Gpt {
     }
 
     /// Mean cross-entropy of next-token predictions: `ids` and `targets` are `[b, t]`.
-    pub fn loss(&self, ids: &Tensor, targets: &Tensor, rng: Option<&mut DropoutRng>) -> Result<Var> {
+    pub fn loss(
+        &self,
+        ids: &Tensor,
+        targets: &Tensor,
+        rng: Option<&mut DropoutRng>,
+    ) -> Result<Var> {
         let logits = self.forward(ids, rng)?;
         rg_nn::loss::cross_entropy(&logits, targets)
     }

@@ -1,0 +1,125 @@
+//! Parity with PyTorch/transformers on `../shared/fixtures/gpt2-tiny`, as llm.c's
+//! `test_gpt2`: logits, step-0 gradients of every parameter.
+
+mod common;
+
+use common::*;
+use rg_core::{Device, Tensor};
+use rg_cpu as _;
+use rg_nn::Module;
+
+#[test]
+fn last_position_logits_match_transformers() {
+    let Some(shared) = shared_dir() else { return };
+    let model = load_fixture_model(&shared);
+    let expected = load_json(fixture_dir(&shared).join("expected.json"));
+    for case in expected["prompts"].as_array().unwrap() {
+        let ids: Vec<u32> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        let t = ids.len();
+        let x = Tensor::from_vec(ids, [1, t], &Device::Cpu).unwrap();
+        let logits = rg_autograd::no_grad(|| model.forward(&x, None)).unwrap();
+        let last = logits
+            .tensor()
+            .narrow(1, t - 1, 1)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
+        let head: Vec<f64> = case["last_logits_head"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        for (i, (a, e)) in last.iter().zip(&head).enumerate() {
+            assert!(
+                (*a as f64 - e).abs() < 1e-4,
+                "prompt {:?} logit {i}: {a} vs {e}",
+                case["prompt"]
+            );
+        }
+        let sum: f64 = last.iter().map(|&v| v as f64).sum();
+        let l2: f64 = last.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+        let rel = |a: f64, e: f64| (a - e).abs() / e.abs().max(1.0);
+        assert!(
+            rel(sum, case["last_logits_sum"].as_f64().unwrap()) < 1e-4,
+            "sum {sum}"
+        );
+        assert!(
+            rel(l2, case["last_logits_l2"].as_f64().unwrap()) < 1e-5,
+            "l2 {l2}"
+        );
+        let argmax = last
+            .iter()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+                if v > best.1 {
+                    (i, v)
+                } else {
+                    best
+                }
+            })
+            .0;
+        assert_eq!(argmax as u64, case["last_argmax"].as_u64().unwrap());
+    }
+}
+
+#[test]
+fn step0_gradients_match_pytorch() {
+    let Some(shared) = shared_dir() else { return };
+    let model = load_fixture_model(&shared);
+    let tokens = fixture_tokens(&shared);
+    assert_eq!(
+        tokens.len(),
+        6047,
+        "GPT-2 tokens of the first 20,000 characters"
+    );
+    let (b, t) = (2, 16);
+    let x: Vec<u32> = (0..b)
+        .flat_map(|r| tokens[r * t..r * t + t].to_vec())
+        .collect();
+    let y: Vec<u32> = (0..b)
+        .flat_map(|r| tokens[r * t + 1..r * t + t + 1].to_vec())
+        .collect();
+    let x = Tensor::from_vec(x, [b, t], &Device::Cpu).unwrap();
+    let y = Tensor::from_vec(y, [b, t], &Device::Cpu).unwrap();
+    let loss = model.loss(&x, &y, None).unwrap();
+    let train = load_json(fixture_dir(&shared).join("train.json"));
+    let l = loss.tensor().to_scalar::<f32>().unwrap() as f64;
+    assert!(
+        (l - train["losses"][0].as_f64().unwrap()).abs() < 1e-4,
+        "loss {l}"
+    );
+    let grads = loss.backward().unwrap();
+    let reference = load_tensors(fixture_dir(&shared).join("grads.safetensors"));
+    let params = model.named_params();
+    assert_eq!(
+        params.len(),
+        reference.len(),
+        "one reference gradient per parameter"
+    );
+    for (name, var) in params {
+        let r = reference[&format!("transformer.{name}")]
+            .to_vec::<f32>()
+            .unwrap();
+        let g = grads
+            .get(&var)
+            .unwrap_or_else(|| panic!("no gradient for {name}"))
+            .to_vec::<f32>()
+            .unwrap();
+        let max_ref = r.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+        let tol = 1e-5 + 1e-3 * max_ref;
+        for (i, (a, e)) in g.iter().zip(&r).enumerate() {
+            assert!(
+                ((a - e) as f64).abs() <= tol,
+                "{name}[{i}]: {a} vs {e} (tol {tol})"
+            );
+        }
+    }
+}
