@@ -8,6 +8,7 @@ use crate::byte_level::{bytes_to_token_text, token_text_to_bytes};
 use crate::error::{Result, TokenizeError};
 use crate::hash::FxHashMap;
 use crate::merge::{MergeTable, Scratch, NO_TOKEN};
+use crate::piece_key::{pack, PieceMap};
 use crate::pretokenize::{piece_end, split_chunks};
 use crate::special::{Segment, SpecialTokens};
 use rayon::prelude::*;
@@ -24,7 +25,7 @@ pub struct BpeTokenizer {
     /// Pieces that encode to exactly one token: the fast path of `encode`. A token whose
     /// bytes BPE would split differently (merge order can bypass it) is left out, so the
     /// shortcut never changes the result.
-    whole_pieces: FxHashMap<Box<[u8]>, u32>,
+    whole_pieces: PieceMap,
     /// Merges in rank order, as `(left, right, merged)` ids (kept for saving).
     merge_list: Vec<(u32, u32, u32)>,
     merges: MergeTable,
@@ -133,7 +134,7 @@ impl BpeTokenizer {
             bytes,
             offsets,
             token_ids,
-            whole_pieces: FxHashMap::default(),
+            whole_pieces: PieceMap::default(),
             merge_list,
             merges: table,
             byte_ids,
@@ -144,11 +145,11 @@ impl BpeTokenizer {
         Ok(tok)
     }
 
-    fn compute_whole_pieces(&self) -> FxHashMap<Box<[u8]>, u32> {
+    fn compute_whole_pieces(&self) -> PieceMap {
         let mut scratch = Scratch::default();
         let mut out = Vec::new();
         let mut symbols = Vec::new();
-        let mut map = FxHashMap::default();
+        let mut map = PieceMap::default();
         for (bytes, &id) in &self.token_ids {
             if self.specials.content(id).is_some() {
                 continue; // specials are never produced from ordinary text
@@ -161,7 +162,7 @@ impl BpeTokenizer {
                 out.len() == 1 && out[0] == id
             };
             if reachable {
-                map.insert(bytes.clone(), id);
+                map.insert(bytes, id);
             }
         }
         map
@@ -256,19 +257,47 @@ impl BpeTokenizer {
     }
 
     fn encode_into(&self, s: &[u8], out: &mut Vec<u32>, scratch: &mut Scratch) {
+        // Every short piece's ids, remembered for this call. Text repeats its words, so
+        // most pieces hit this small, hot table instead of the vocabulary-sized one (a
+        // cache miss each) or the merge loop. Not worth building for short inputs.
+        const CACHE_FROM: usize = 512;
+        const SINGLE: u32 = u32::MAX;
+        let use_cache = s.len() >= CACHE_FROM;
+        let mut cache: FxHashMap<u128, (u32, u32)> = FxHashMap::default();
+        let mut cached_ids: Vec<u32> = Vec::new();
         let mut symbols = Vec::new();
         let mut start = 0;
         while start < s.len() {
             let end = piece_end(s, start);
             let piece = &s[start..end];
+            let key = pack(s, start, end);
             start = end;
-            if let Some(&id) = self.whole_pieces.get(piece) {
+            let cache_key = key.filter(|_| use_cache);
+            if let Some(k) = cache_key {
+                if let Some(&(a, b)) = cache.get(&k) {
+                    if b == SINGLE {
+                        out.push(a);
+                    } else {
+                        out.extend_from_slice(&cached_ids[a as usize..(a + b) as usize]);
+                    }
+                    continue;
+                }
+            }
+            if let Some(id) = self.whole_pieces.get(key, piece) {
                 out.push(id);
+                if let Some(k) = cache_key {
+                    cache.insert(k, (id, SINGLE));
+                }
                 continue;
             }
+            let before = out.len();
             symbols.clear();
             symbols.extend(piece.iter().map(|&b| self.byte_ids[b as usize]));
             self.merges.apply(&symbols, out, scratch);
+            if let Some(k) = cache_key {
+                cache.insert(k, (cached_ids.len() as u32, (out.len() - before) as u32));
+                cached_ids.extend_from_slice(&out[before..]);
+            }
         }
     }
 

@@ -29,6 +29,7 @@ mod hash;
 #[cfg(feature = "hf")]
 mod hf;
 mod merge;
+mod piece_key;
 mod pretokenize;
 mod special;
 mod stats;

@@ -1,0 +1,46 @@
+//! Quick encode-throughput check outside criterion: best of N runs, MB/s (10^6 bytes).
+//!
+//! `cargo run --release -p rg-tokenize --example encode_speed -- [FILE] [TOKENIZER] [RUNS]`
+//! (defaults: the shared Tiny Shakespeare and GPT-2 tokenizer.json, 20 runs).
+
+use std::time::Instant;
+
+use rg_tokenize::BpeTokenizer;
+
+fn main() {
+    let shared = std::env::var("RG_SHARED_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared").into());
+    let mut args = std::env::args().skip(1);
+    let file = args
+        .next()
+        .unwrap_or(format!("{shared}/data/tinyshakespeare.txt"));
+    let tok_path = args
+        .next()
+        .unwrap_or(format!("{shared}/data/gpt2-tokenizer/tokenizer.json"));
+    let runs: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(20);
+    let text = std::fs::read_to_string(&file).expect("read text");
+    let t = Instant::now();
+    let tok = BpeTokenizer::from_tokenizer_json(&tok_path).expect("load tokenizer");
+    println!("load {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+    let mb = text.len() as f64 / 1e6;
+    let best = |f: &dyn Fn() -> usize| {
+        (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(f());
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let n = tok.encode(&text).len();
+    println!("{n} tokens");
+    println!(
+        "encode 1 thread: {:.1} MB/s",
+        mb / best(&|| tok.encode(&text).len())
+    );
+    println!(
+        "encode_parallel {} threads: {:.1} MB/s",
+        rayon::current_num_threads(),
+        mb / best(&|| tok.encode_parallel(&text).len())
+    );
+}
