@@ -2,7 +2,9 @@
 //! backward (dx, dgamma, dbeta), parallel over rows.
 //!
 //! Statistics use two passes over the row (mean, then the mean of squared deviations),
-//! which stays accurate in f32 where the one-pass `E[x^2] - E[x]^2` cancels badly.
+//! accumulated in f64 even for f32 rows: the one-pass `E[x^2] - E[x]^2` cancels badly,
+//! and an f32 mean that is off by one ulp gets amplified by `rstd` when the variance is
+//! tiny.
 //! dgamma and dbeta are sums over rows: each task accumulates its own partial sums,
 //! which are added at the end, so threads never contend.
 
@@ -48,8 +50,7 @@ fn forward<T: FloatDType + CpuElement>(
     let mut mean = vec![T::zero(); rows];
     let mut rstd = vec![T::zero(); rows];
     if rows > 0 && cols > 0 {
-        let eps = T::from_f64(eps);
-        let n = T::from_f64(cols as f64);
+        let n = cols as f64;
         let per_task = rows_per_task(rows, cols);
         let tasks = y
             .par_chunks_mut(per_task * cols)
@@ -59,9 +60,9 @@ fn forward<T: FloatDType + CpuElement>(
         tasks.for_each(|(((y, mean), rstd), x)| {
             let rows = x.chunks_exact(cols).zip(y.chunks_exact_mut(cols));
             for ((x, y), (mean, rstd)) in rows.zip(mean.iter_mut().zip(rstd.iter_mut())) {
-                let mu = lanes::sum(x) / n;
-                let var = lanes::sum_map(x, |v| (v - mu) * (v - mu)) / n;
-                let r = (var + eps).sqrt().recip();
+                let mu = lanes::sum_map_f64(x, |v| v) / n;
+                let var = lanes::sum_map_f64(x, |v| (v - mu) * (v - mu)) / n;
+                let (mu, r) = (T::from_f64(mu), T::from_f64((var + eps).sqrt().recip()));
                 for (((y, &x), &g), &b) in y.iter_mut().zip(x).zip(gamma.iter()).zip(beta.iter()) {
                     *y = (x - mu) * r * g + b;
                 }

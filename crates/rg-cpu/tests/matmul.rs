@@ -1,0 +1,217 @@
+//! Batched matmul through strided views (transposed operands, narrowed rows, broadcast
+//! batches, odd sizes) against a naive triple loop in f64.
+
+mod common;
+
+use common::*;
+use rg_core::backend::{Backend, MatmulDims, View};
+use rg_core::{DType, Layout, Shape};
+
+/// `[batch, rows, cols]` view variants over fresh storage.
+fn operand_layouts(batch: usize, rows: usize, cols: usize) -> Vec<(&'static str, usize, Layout)> {
+    let n = batch * rows * cols;
+    vec![
+        ("contiguous", n, Layout::contiguous([batch, rows, cols])),
+        // Stored as [batch, cols, rows] and transposed: unit row stride.
+        (
+            "transposed",
+            n,
+            Layout::contiguous([batch, cols, rows]).transpose(1, 2),
+        ),
+        // Rows padded to cols + 3 and starting at an offset.
+        (
+            "narrowed",
+            batch * rows * (cols + 3),
+            Layout::contiguous([batch, rows, cols + 3])
+                .narrow("t", 2, 2, cols)
+                .unwrap(),
+        ),
+        // One matrix repeated over the batch (batch stride 0).
+        (
+            "broadcast",
+            rows * cols,
+            Layout::contiguous([1, rows, cols])
+                .broadcast_to("t", &Shape::new([batch, rows, cols]))
+                .unwrap(),
+        ),
+        // Stored batch-last: [rows, cols, batch] permuted, neither stride unit.
+        (
+            "permuted",
+            n,
+            Layout::contiguous([rows, cols, batch])
+                .permute("t", &[2, 0, 1])
+                .unwrap(),
+        ),
+    ]
+}
+
+fn naive(a: &[f64], b: &[f64], d: MatmulDims) -> Vec<f64> {
+    let mut c = vec![0.0; d.batch * d.m * d.n];
+    for bi in 0..d.batch {
+        for i in 0..d.m {
+            for j in 0..d.n {
+                let mut acc = 0.0;
+                for p in 0..d.k {
+                    acc += a[(bi * d.m + i) * d.k + p] * b[(bi * d.k + p) * d.n + j];
+                }
+                c[(bi * d.m + i) * d.n + j] = acc;
+            }
+        }
+    }
+    c
+}
+
+fn check(dims: MatmulDims, rng: &mut Lcg) {
+    let b = backend();
+    let MatmulDims { batch, m, n, k } = dims;
+    for (ln, llen, ll) in operand_layouts(batch, m, k) {
+        for (rn, rlen, rl) in operand_layouts(batch, k, n) {
+            for dtype in FLOATS {
+                let ad = rng.vec(llen, 1.0);
+                let bd = rng.vec(rlen, 1.0);
+                let (as_, bs) = (store(&ad, dtype), store(&bd, dtype));
+                let out = b
+                    .matmul(View::new(&*as_, &ll), View::new(&*bs, &rl), dims)
+                    .unwrap();
+                let want = naive(
+                    &gather(&rounded(&ad, dtype), &ll),
+                    &gather(&rounded(&bd, dtype), &rl),
+                    dims,
+                );
+                let tol = if dtype == DType::F64 {
+                    1e-10
+                } else {
+                    1e-5 * (k as f64).sqrt()
+                };
+                assert_close(
+                    &read(&*out),
+                    &want,
+                    tol,
+                    &format!("{dims:?} {dtype} {ln} x {rn}"),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn odd_sizes_and_layouts() {
+    let mut rng = Lcg::new(30);
+    for (batch, m, n, k) in [
+        (1, 1, 1, 1),
+        (1, 7, 5, 3),
+        (3, 1, 33, 7),
+        (2, 33, 1, 17),
+        (4, 9, 13, 1),
+        (2, 65, 31, 70),
+    ] {
+        check(MatmulDims { batch, m, n, k }, &mut rng);
+    }
+}
+
+#[test]
+fn many_small_matrices_run_in_parallel() {
+    // Small matrices, large batch: the rayon-over-batches path.
+    let mut rng = Lcg::new(31);
+    check(
+        MatmulDims {
+            batch: 48,
+            m: 16,
+            n: 24,
+            k: 20,
+        },
+        &mut rng,
+    );
+}
+
+#[test]
+fn a_large_product() {
+    let mut rng = Lcg::new(32);
+    let b = backend();
+    let dims = MatmulDims {
+        batch: 1,
+        m: 200,
+        n: 300,
+        k: 257,
+    };
+    let ad = rng.vec(dims.m * dims.k, 1.0);
+    let bd = rng.vec(dims.k * dims.n, 1.0);
+    let ll = Layout::contiguous([dims.m, dims.k]);
+    // A rank-2 rhs read transposed.
+    let rl = Layout::contiguous([dims.n, dims.k]).transpose(0, 1);
+    let out = b
+        .matmul(
+            View::new(&*store(&ad, DType::F32), &ll),
+            View::new(&*store(&bd, DType::F32), &rl),
+            dims,
+        )
+        .unwrap();
+    let want = naive(
+        &rounded(&ad, DType::F32),
+        &gather(&rounded(&bd, DType::F32), &rl),
+        dims,
+    );
+    assert_close(&read(&*out), &want, 1e-4, "200x257x300");
+}
+
+#[test]
+fn degenerate_and_invalid_shapes() {
+    let b = backend();
+    // k = 0 gives zeros; m = 0 gives nothing.
+    let e = store(&[], DType::F32);
+    let dims = MatmulDims {
+        batch: 2,
+        m: 3,
+        n: 4,
+        k: 0,
+    };
+    let out = b
+        .matmul(
+            View::new(&*e, &Layout::contiguous([2, 3, 0])),
+            View::new(&*e, &Layout::contiguous([2, 0, 4])),
+            dims,
+        )
+        .unwrap();
+    assert_eq!(read(&*out), vec![0.0; 24]);
+    let dims = MatmulDims {
+        batch: 1,
+        m: 0,
+        n: 4,
+        k: 2,
+    };
+    let r = store(&[0.0; 8], DType::F32);
+    let out = b
+        .matmul(
+            View::new(&*e, &Layout::contiguous([0, 2])),
+            View::new(&*r, &Layout::contiguous([2, 4])),
+            dims,
+        )
+        .unwrap();
+    assert_eq!(out.len(), 0);
+    // Dims that disagree with the layouts are an error, not a panic.
+    let a = store(&[1.0; 6], DType::F32);
+    let dims = MatmulDims {
+        batch: 1,
+        m: 2,
+        n: 4,
+        k: 3,
+    };
+    let bad = b.matmul(
+        View::new(&*a, &Layout::contiguous([2, 3])),
+        View::new(&*r, &Layout::contiguous([2, 4])),
+        dims,
+    );
+    assert!(bad.is_err());
+    let u = store(&[1.0; 6], DType::U32);
+    let dims = MatmulDims {
+        batch: 1,
+        m: 2,
+        n: 2,
+        k: 3,
+    };
+    let l = Layout::contiguous([2, 3]);
+    let lt = Layout::contiguous([2, 3]).transpose(0, 1);
+    assert!(b
+        .matmul(View::new(&*u, &l), View::new(&*u, &lt), dims)
+        .is_err());
+}
