@@ -52,6 +52,15 @@ impl Gradients {
         self.0.is_empty()
     }
 
+    /// Adds every gradient of `other` into this set (gradient accumulation over
+    /// micro-batches).
+    pub fn accumulate_all(&mut self, other: Gradients) -> Result<()> {
+        for (id, g) in other.0 {
+            self.accumulate(id, g)?;
+        }
+        Ok(())
+    }
+
     /// Adds `grad` to what is stored for `id` (the accumulation of a var used twice).
     fn accumulate(&mut self, id: VarId, grad: Tensor) -> Result<()> {
         let sum = match self.0.remove(&id) {

@@ -1,12 +1,22 @@
-//! `rg-gpt`: the GPT-2 architecture ([`Gpt`], [`GptConfig`]), its trainer and the
-//! built-in tasks.
+//! `rg-gpt`: the GPT-2 architecture ([`Gpt`], [`GptConfig`]), its trainer
+//! ([`Trainer`]), checkpoints and model directories ([`checkpoint`]), training data
+//! ([`data`]) and the built-in tasks ([`tasks`]).
 
 mod attention;
 mod block;
+pub mod checkpoint;
 mod config;
+pub mod data;
+mod error;
+mod metrics;
 mod model;
+mod rng_state;
+pub mod tasks;
+mod train;
 
 pub use attention::CausalSelfAttention;
 pub use block::{Block, Mlp};
 pub use config::{GptConfig, PRESETS};
+pub use error::{GptError, Result};
 pub use model::Gpt;
+pub use train::{EvalReport, Event, ScheduleKind, StepReport, Summary, TrainConfig, Trainer};

@@ -130,15 +130,17 @@ impl Gpt {
         logits.reshape(dims)
     }
 
-    /// Mean cross-entropy of next-token predictions: `ids` and `targets` are `[b, t]`.
+    /// Mean cross-entropy of next-token predictions: `ids` and `targets` are `[b, t]`;
+    /// targets equal to `ignore_index` are not scored.
     pub fn loss(
         &self,
         ids: &Tensor,
         targets: &Tensor,
+        ignore_index: Option<i64>,
         rng: Option<&mut DropoutRng>,
     ) -> Result<Var> {
         let logits = self.forward(ids, rng)?;
-        rg_nn::loss::cross_entropy(&logits, targets)
+        rg_nn::loss::cross_entropy(&logits, targets, ignore_index)
     }
 }
 

@@ -89,7 +89,7 @@ fn step0_gradients_match_pytorch() {
         .collect();
     let x = Tensor::from_vec(x, [b, t], &Device::Cpu).unwrap();
     let y = Tensor::from_vec(y, [b, t], &Device::Cpu).unwrap();
-    let loss = model.loss(&x, &y, None).unwrap();
+    let loss = model.loss(&x, &y, None, None).unwrap();
     let train = load_json(fixture_dir(&shared).join("train.json"));
     let l = loss.tensor().to_scalar::<f32>().unwrap() as f64;
     assert!(
@@ -121,5 +121,52 @@ fn step0_gradients_match_pytorch() {
                 "{name}[{i}]: {a} vs {e} (tol {tol})"
             );
         }
+    }
+}
+
+#[test]
+fn ten_fine_tuning_steps_match_pytorch() {
+    use rg_gpt::data::{SamplerKind, TextData};
+    use rg_gpt::{ScheduleKind, TrainConfig, Trainer};
+    let Some(shared) = shared_dir() else { return };
+    let model = load_fixture_model(&shared);
+    let tokens = fixture_tokens(&shared);
+    let train = load_json(fixture_dir(&shared).join("train.json"));
+    let data = TextData::new(tokens, 0.1, SamplerKind::Sequential, 0).unwrap();
+    let config = TrainConfig {
+        batch_size: 2,
+        seq_len: 16,
+        steps: 10,
+        lr: 1e-3,
+        min_lr: 0.0,
+        lr_schedule: ScheduleKind::Constant,
+        warmup: 0,
+        weight_decay: 0.1,
+        beta1: 0.9,
+        beta2: 0.95,
+        eps: 1e-8,
+        grad_clip: 1.0,
+        grad_accum: 1,
+        seed: 0,
+        eval_every: 0,
+        eval_iters: 1,
+        save_every: 0,
+    };
+    let tokenizer = rg_tokenize::load_tokenizer(fixture_dir(&shared).join("model")).unwrap();
+    let mut trainer = Trainer::new(model, Box::new(data), tokenizer, config, None).unwrap();
+    for k in 0..10 {
+        let r = trainer.step().unwrap();
+        let expected = train["losses"][k].as_f64().unwrap();
+        let norm = train["grad_norms_before_clip"][k].as_f64().unwrap();
+        assert!(
+            (r.loss - expected).abs() < 1e-4,
+            "step {k}: loss {} vs {expected}",
+            r.loss
+        );
+        assert!(
+            (r.grad_norm - norm).abs() < 1e-4 * norm.max(1.0),
+            "step {k}: grad norm {} vs {norm}",
+            r.grad_norm
+        );
     }
 }

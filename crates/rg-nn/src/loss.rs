@@ -3,8 +3,9 @@
 use rg_autograd::Var;
 use rg_core::{Result, Tensor};
 
-/// Mean cross-entropy of logits `[..., classes]` against integer targets `[...]`.
-pub fn cross_entropy(logits: &Var, targets: &Tensor) -> Result<Var> {
+/// Mean cross-entropy of logits `[..., classes]` against integer targets `[...]`;
+/// targets equal to `ignore_index` are left out of the mean.
+pub fn cross_entropy(logits: &Var, targets: &Tensor, ignore_index: Option<i64>) -> Result<Var> {
     let classes = *logits.dims().last().unwrap_or(&0);
     let rows = logits.elem_count() / classes.max(1);
     let logits = if logits.rank() == 2 {
@@ -12,7 +13,7 @@ pub fn cross_entropy(logits: &Var, targets: &Tensor) -> Result<Var> {
     } else {
         logits.reshape([rows, classes])?
     };
-    logits.cross_entropy(&targets.flatten_all()?, None)
+    logits.cross_entropy(&targets.flatten_all()?, ignore_index)
 }
 
 /// Mean squared error.

@@ -27,11 +27,23 @@ fn warmup_cosine_matches_nanogpt() {
 #[test]
 fn adamw_matches_reference_update() {
     let p0 = vec![0.5, -1.0, 2.0, 0.25];
-    let grads_per_step = [vec![0.1, -0.2, 0.3, 0.0], vec![-0.05, 0.4, 0.1, 1.0], vec![0.2, 0.2, -0.3, -0.5]];
+    let grads_per_step = [
+        vec![0.1, -0.2, 0.3, 0.0],
+        vec![-0.05, 0.4, 0.1, 1.0],
+        vec![0.2, 0.2, -0.3, -0.5],
+    ];
     let w = Var::parameter(tensor(p0.clone(), &[2, 2]));
     let b = Var::parameter(tensor(vec![1.0, 1.0], &[2]));
-    let cfg = AdamWConfig { lr: 0.01, beta1: 0.9, beta2: 0.95, eps: 1e-8 };
-    let groups = ParamGroup::decay_matrices_only(vec![("w".into(), w.clone()), ("b".into(), b.clone())], 0.1);
+    let cfg = AdamWConfig {
+        lr: 0.01,
+        beta1: 0.9,
+        beta2: 0.95,
+        eps: 1e-8,
+    };
+    let groups = ParamGroup::decay_matrices_only(
+        vec![("w".into(), w.clone()), ("b".into(), b.clone())],
+        0.1,
+    );
     let mut opt = AdamW::new(groups, cfg).unwrap();
     let (mut p, mut m, mut v) = (p0.clone(), vec![0.0; 4], vec![0.0; 4]);
     for (t, g) in grads_per_step.iter().enumerate() {
@@ -54,20 +66,33 @@ fn adamw_matches_reference_update() {
     // The bias had no gradient: untouched; moments exist only for the weight.
     assert_eq!(b.tensor().to_vec::<f64>().unwrap(), vec![1.0, 1.0]);
     assert_eq!(opt.moments().len(), 1);
-    let _ = AdamWParams { lr: 0.0, beta1: 0.0, beta2: 0.0, eps: 0.0, weight_decay: 0.0, step: 1 };
+    let _ = AdamWParams {
+        lr: 0.0,
+        beta1: 0.0,
+        beta2: 0.0,
+        eps: 0.0,
+        weight_decay: 0.0,
+        step: 1,
+    };
 }
 
 #[test]
 fn sgd_momentum_matches_reference() {
     let w = Var::parameter(tensor(vec![1.0, 2.0], &[2]));
-    let groups = vec![ParamGroup { params: vec![("w".into(), w.clone())], weight_decay: 0.0 }];
+    let groups = vec![ParamGroup {
+        params: vec![("w".into(), w.clone())],
+        weight_decay: 0.0,
+    }];
     let mut opt = Sgd::new(groups, 0.1, 0.9).unwrap();
     let mut grads = rg_autograd::Gradients::default();
     grads.insert(&w, tensor(vec![1.0, -1.0], &[2]));
     opt.step(&grads).unwrap(); // v = g; p = p - 0.1 g
     opt.step(&grads).unwrap(); // v = 0.9 g + g = 1.9 g; p -= 0.19 g
     let got = w.tensor().to_vec::<f64>().unwrap();
-    assert!((got[0] - (1.0 - 0.1 - 0.19)).abs() < 1e-12 && (got[1] - (2.0 + 0.29)).abs() < 1e-12, "{got:?}");
+    assert!(
+        (got[0] - (1.0 - 0.1 - 0.19)).abs() < 1e-12 && (got[1] - (2.0 + 0.29)).abs() < 1e-12,
+        "{got:?}"
+    );
 }
 
 #[test]
@@ -78,7 +103,10 @@ fn clipping_scales_to_max_norm() {
     let norm = clip_grad_norm(&mut grads, &[a.clone()], 1.0).unwrap();
     assert!((norm - 5.0).abs() < 1e-12);
     let g = grads.get(&a).unwrap().to_vec::<f64>().unwrap();
-    assert!((g[0] - 0.6).abs() < 1e-6 && (g[1] - 0.8).abs() < 1e-6, "{g:?}");
+    assert!(
+        (g[0] - 0.6).abs() < 1e-6 && (g[1] - 0.8).abs() < 1e-6,
+        "{g:?}"
+    );
     // Under the limit nothing changes.
     let norm = clip_grad_norm(&mut grads, &[a.clone()], 10.0).unwrap();
     assert!((norm - 1.0).abs() < 1e-5);
@@ -89,17 +117,39 @@ fn dropout_is_seeded_resumable_and_unbiased() {
     let x = Var::constant(Tensor::ones([10_000], DType::F32, &Device::Cpu).unwrap());
     let d = Dropout::new(0.25).unwrap();
     let mut r1 = DropoutRng::new(7);
-    let a = d.forward(&x, Some(&mut r1)).unwrap().tensor().to_vec::<f32>().unwrap();
+    let a = d
+        .forward(&x, Some(&mut r1))
+        .unwrap()
+        .tensor()
+        .to_vec::<f32>()
+        .unwrap();
     let (seed, pos) = r1.state();
-    let b = d.forward(&x, Some(&mut r1)).unwrap().tensor().to_vec::<f32>().unwrap();
+    let b = d
+        .forward(&x, Some(&mut r1))
+        .unwrap()
+        .tensor()
+        .to_vec::<f32>()
+        .unwrap();
     let mut resumed = DropoutRng::from_state(seed, pos);
-    let b2 = d.forward(&x, Some(&mut resumed)).unwrap().tensor().to_vec::<f32>().unwrap();
+    let b2 = d
+        .forward(&x, Some(&mut resumed))
+        .unwrap()
+        .tensor()
+        .to_vec::<f32>()
+        .unwrap();
     assert_eq!(b, b2, "a restored stream draws the same mask");
     assert_ne!(a, b);
     let mean = a.iter().sum::<f32>() / a.len() as f32;
     assert!((mean - 1.0).abs() < 0.05, "mean {mean}");
     assert!(a.iter().all(|&v| v == 0.0 || (v - 4.0 / 3.0).abs() < 1e-6));
-    assert_eq!(d.forward(&x, None).unwrap().tensor().to_vec::<f32>().unwrap(), vec![1.0; 10_000]);
+    assert_eq!(
+        d.forward(&x, None)
+            .unwrap()
+            .tensor()
+            .to_vec::<f32>()
+            .unwrap(),
+        vec![1.0; 10_000]
+    );
     assert!(Dropout::new(1.0).is_err());
 }
 
@@ -113,18 +163,35 @@ fn init_is_deterministic_by_name_and_sources_report_problems() {
     assert_eq!(wa, b.weight().tensor().to_vec::<f32>().unwrap());
     let std = (wa.iter().map(|v| v * v).sum::<f32>() / wa.len() as f32).sqrt();
     assert!((std - 0.02).abs() < 0.002, "std {std}");
-    let names: Vec<String> = vec![a.clone()].named_params().into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = vec![a.clone()]
+        .named_params()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     assert_eq!(names, vec!["0.weight", "0.bias"]);
 
     let mut map = HashMap::new();
-    map.insert("ln.weight".to_string(), Tensor::ones([4], DType::F32, &Device::Cpu).unwrap());
-    map.insert("extra".to_string(), Tensor::ones([1], DType::F32, &Device::Cpu).unwrap());
+    map.insert(
+        "ln.weight".to_string(),
+        Tensor::ones([4], DType::F32, &Device::Cpu).unwrap(),
+    );
+    map.insert(
+        "extra".to_string(),
+        Tensor::ones([1], DType::F32, &Device::Cpu).unwrap(),
+    );
     let src = TensorMapSource::new(map);
     let pb = ParamBuilder::new(&src);
-    let err = LayerNorm::new(&pb.push("ln"), 4, 1e-5).unwrap_err().to_string();
+    let err = LayerNorm::new(&pb.push("ln"), 4, 1e-5)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("ln.bias") && err.contains("[4]"), "{err}");
-    let err = LayerNorm::new(&pb.push("ln"), 8, 1e-5).unwrap_err().to_string();
-    assert!(err.contains("ln.weight") && err.contains("[4]") && err.contains("[8]"), "{err}");
+    let err = LayerNorm::new(&pb.push("ln"), 8, 1e-5)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ln.weight") && err.contains("[4]") && err.contains("[8]"),
+        "{err}"
+    );
     assert!(src.unused().contains(&"extra".to_string()));
 }
 
@@ -132,7 +199,10 @@ fn init_is_deterministic_by_name_and_sources_report_problems() {
 fn linear_forward_folds_leading_axes() {
     let s = InitSource::new(1, DType::F64, Device::Cpu);
     let lin = Linear::new(&ParamBuilder::new(&s), 3, 2, true, 0.5).unwrap();
-    let x = Var::constant(tensor((0..12).map(|i| i as f64 * 0.1).collect(), &[2, 2, 3]));
+    let x = Var::constant(tensor(
+        (0..12).map(|i| i as f64 * 0.1).collect(),
+        &[2, 2, 3],
+    ));
     let y = lin.forward(&x).unwrap();
     assert_eq!(y.dims(), &[2, 2, 2]);
     let w = lin.weight().tensor().to_vec::<f64>().unwrap();
@@ -145,6 +215,10 @@ fn linear_forward_folds_leading_axes() {
 fn mse_loss_value() {
     let p = Var::constant(tensor(vec![1.0, 2.0], &[2]));
     let t = Var::constant(tensor(vec![0.0, 4.0], &[2]));
-    let l = loss::mse(&p, &t).unwrap().tensor().to_scalar::<f64>().unwrap();
+    let l = loss::mse(&p, &t)
+        .unwrap()
+        .tensor()
+        .to_scalar::<f64>()
+        .unwrap();
     assert!((l - 2.5).abs() < 1e-12);
 }

@@ -4,7 +4,9 @@
 //! `cargo run --release --example mlp -p rusty-gradients`
 
 use rusty_gradients::autograd::Var;
-use rusty_gradients::nn::{loss, AdamW, AdamWConfig, InitSource, Linear, Module, Optimizer, ParamBuilder, ParamGroup};
+use rusty_gradients::nn::{
+    loss, AdamW, AdamWConfig, InitSource, Linear, Module, Optimizer, ParamBuilder, ParamGroup,
+};
 use rusty_gradients::{DType, Device, Result, Tensor};
 
 const POINTS_PER_CLASS: usize = 200;
@@ -19,7 +21,8 @@ fn spirals(n: usize) -> (Vec<f32>, Vec<u32>) {
     for class in 0..2u32 {
         for i in 0..n {
             let r = i as f32 / n as f32 * 5.0 + 0.5;
-            let angle = 1.75 * i as f32 / n as f32 * std::f32::consts::TAU + class as f32 * std::f32::consts::PI;
+            let angle = 1.75 * i as f32 / n as f32 * std::f32::consts::TAU
+                + class as f32 * std::f32::consts::PI;
             x.push(r * angle.cos() / 5.0);
             x.push(r * angle.sin() / 5.0);
             y.push(class);
@@ -71,13 +74,22 @@ fn main() -> Result<()> {
     let init = InitSource::new(0, DType::F32, device);
     let model = Mlp::new(&ParamBuilder::new(&init))?;
     let groups = ParamGroup::decay_matrices_only(model.named_params(), 1e-4);
-    let mut opt = AdamW::new(groups, AdamWConfig { lr: 1e-2, ..Default::default() })?;
-    println!("MLP 2-{HIDDEN}-{HIDDEN}-2, {} parameters, {n} points", model.param_count());
+    let mut opt = AdamW::new(
+        groups,
+        AdamWConfig {
+            lr: 1e-2,
+            ..Default::default()
+        },
+    )?;
+    println!(
+        "MLP 2-{HIDDEN}-{HIDDEN}-2, {} parameters, {n} points",
+        model.param_count()
+    );
 
     let mut last = f64::INFINITY;
     for step in 0..STEPS {
         let logits = model.forward(&x)?;
-        let l = loss::cross_entropy(&logits, &y)?;
+        let l = loss::cross_entropy(&logits, &y, None)?;
         last = l.tensor().to_scalar::<f32>()? as f64;
         let grads = l.backward()?;
         opt.step(&grads)?;
@@ -88,9 +100,16 @@ fn main() -> Result<()> {
             break;
         }
     }
-    let predictions = model.forward(&x)?.tensor().argmax(-1, false)?.to_vec::<u32>()?;
+    let predictions = model
+        .forward(&x)?
+        .tensor()
+        .argmax(-1, false)?
+        .to_vec::<u32>()?;
     let correct = predictions.iter().zip(&ys).filter(|(p, y)| p == y).count();
-    println!("final loss {last:.4} (target < {TARGET_LOSS}), accuracy {:.1}%", 100.0 * correct as f64 / n as f64);
+    println!(
+        "final loss {last:.4} (target < {TARGET_LOSS}), accuracy {:.1}%",
+        100.0 * correct as f64 / n as f64
+    );
     if last >= TARGET_LOSS {
         eprintln!("did not reach the target loss");
         std::process::exit(1);

@@ -1,0 +1,131 @@
+//! Checkpoints and model directories. A checkpoint is a directory that is also a
+//! Hugging Face GPT-2 model directory: `model.safetensors` (names with the
+//! `transformer.` prefix, Conv1D `[in, out]` weights), `config.json`, the tokenizer,
+//! plus `optimizer.safetensors` (AdamW moments) and `trainer_state.json` for resuming.
+//! It is written to a temporary sibling and renamed, so it is complete or absent.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use rg_core::{DType, Device, Tensor};
+use rg_io::{save_safetensors, AtomicDir, SafeTensorsFile};
+use rg_nn::{AdamW, Module};
+use rg_tokenize::Tokenizer;
+use serde_json::Value;
+
+use crate::{Gpt, GptConfig, GptError, Result};
+
+pub const MODEL_FILE: &str = "model.safetensors";
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+pub const CONFIG_FILE: &str = "config.json";
+pub const TRAINER_STATE_FILE: &str = "trainer_state.json";
+
+/// Everything a training run needs to continue exactly where it stopped.
+pub struct TrainingState<'a> {
+    pub optimizer: &'a AdamW,
+    /// Step, data position, RNG states and run settings.
+    pub trainer_state: Value,
+}
+
+/// Writes `model` (and, when given, the training state) as a complete directory `dir`.
+pub fn save_checkpoint(
+    dir: &Path,
+    model: &Gpt,
+    tokenizer: &dyn Tokenizer,
+    training: Option<TrainingState<'_>>,
+) -> Result<PathBuf> {
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| GptError::io(parent, "create directory", e))?;
+    }
+    let staging = AtomicDir::new(dir)?;
+    let tmp = staging.path().to_path_buf();
+
+    let params = model.named_params();
+    let names: Vec<String> = params
+        .iter()
+        .map(|(n, _)| format!("transformer.{n}"))
+        .collect();
+    let entries: Vec<(&str, &Tensor)> = names
+        .iter()
+        .map(String::as_str)
+        .zip(params.iter().map(|(_, v)| v.tensor()))
+        .collect();
+    let mut meta = BTreeMap::new();
+    meta.insert("format".to_string(), "pt".to_string());
+    save_safetensors(tmp.join(MODEL_FILE), &entries, &meta)?;
+
+    write_json(&tmp.join(CONFIG_FILE), &model.config().to_hf_json())?;
+    tokenizer.save(&tmp)?;
+
+    if let Some(training) = training {
+        let moments = training.optimizer.moments();
+        let names: Vec<(String, String)> = moments
+            .iter()
+            .map(|(n, _, _)| (format!("{n}.exp_avg"), format!("{n}.exp_avg_sq")))
+            .collect();
+        let mut entries: Vec<(&str, &Tensor)> = Vec::with_capacity(2 * moments.len());
+        for ((m_name, v_name), (_, m, v)) in names.iter().zip(&moments) {
+            entries.push((m_name, m));
+            entries.push((v_name, v));
+        }
+        save_safetensors(tmp.join(OPTIMIZER_FILE), &entries, &BTreeMap::new())?;
+        write_json(&tmp.join(TRAINER_STATE_FILE), &training.trainer_state)?;
+    }
+    Ok(staging.commit()?)
+}
+
+fn write_json(path: &Path, value: &Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).expect("JSON values serialise");
+    rg_io::atomic_write(path, text.as_bytes())?;
+    Ok(())
+}
+
+pub fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| GptError::io(path, "read", e))?;
+    serde_json::from_str(&text).map_err(|e| GptError::bad_file(path, format!("invalid JSON: {e}")))
+}
+
+/// Every tensor of a safetensors file on `device`, floating-point ones as f32
+/// (f16/bf16 are converted; f32 on the CPU is mapped, not copied).
+pub fn load_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
+    let file = SafeTensorsFile::open(path)?;
+    let mut out = HashMap::with_capacity(file.len());
+    for info in file.tensors() {
+        let t = match info.dtype().load_dtype() {
+            Some(d) if d.is_float() => file.load_as(info.name(), DType::F32, device)?,
+            _ => file.tensor(info.name(), device)?,
+        };
+        out.insert(info.name().to_string(), t);
+    }
+    Ok(out)
+}
+
+/// A model directory (ours or Hugging Face's) loaded for training or generation.
+pub struct LoadedModel {
+    pub model: Gpt,
+    pub tokenizer: Box<dyn Tokenizer>,
+    pub dir: PathBuf,
+}
+
+/// Loads `config.json`, `model.safetensors` and the tokenizer of `dir`.
+pub fn load_model_dir(dir: &Path, device: &Device) -> Result<LoadedModel> {
+    if !dir.is_dir() {
+        return Err(GptError::bad_file(
+            dir,
+            "not a model directory (expected config.json, model.safetensors and tokenizer files)",
+        ));
+    }
+    let config_path = dir.join(CONFIG_FILE);
+    let config = GptConfig::from_hf_json(&read_json(&config_path)?)
+        .map_err(|e| GptError::bad_file(&config_path, e.to_string()))?;
+    let weights = dir.join(MODEL_FILE);
+    let tensors = load_tensors(&weights, device)?;
+    let model = Gpt::from_tensors(config, tensors)
+        .map_err(|e| GptError::bad_file(&weights, e.to_string()))?;
+    let tokenizer = rg_tokenize::load_tokenizer(dir)?;
+    Ok(LoadedModel {
+        model,
+        tokenizer,
+        dir: dir.to_path_buf(),
+    })
+}

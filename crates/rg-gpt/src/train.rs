@@ -1,0 +1,498 @@
+//! The training loop: AdamW (decay on matrices and embeddings only), a learning-rate
+//! schedule, global gradient-norm clipping, gradient accumulation, dropout, held-out
+//! evaluation and checkpoints.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rg_autograd::{no_grad, Gradients, Var};
+use rg_core::Device;
+use rg_nn::optim::ParamGroup;
+use rg_nn::{
+    clip_grad_norm, grad_norm, AdamW, AdamWConfig, DropoutRng, LrSchedule, Module, Optimizer,
+};
+use rg_tokenize::Tokenizer;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::checkpoint::{self, TrainingState};
+use crate::data::DataSource;
+use crate::metrics::MetricsLog;
+use crate::{rng_state, Gpt, GptError, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    Constant,
+    Cosine,
+}
+
+impl std::str::FromStr for ScheduleKind {
+    type Err = GptError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "constant" => Ok(ScheduleKind::Constant),
+            "cosine" => Ok(ScheduleKind::Cosine),
+            other => Err(GptError::setting(
+                "--lr-schedule",
+                format!("{other:?} is not one of: constant, cosine"),
+            )),
+        }
+    }
+}
+
+/// Run settings (the `rgrad train` flags that are not about data or model size).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub batch_size: usize,
+    pub seq_len: usize,
+    pub steps: usize,
+    pub lr: f64,
+    pub min_lr: f64,
+    pub lr_schedule: ScheduleKind,
+    pub warmup: usize,
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// 0 turns clipping off.
+    pub grad_clip: f64,
+    pub grad_accum: usize,
+    pub seed: u64,
+    /// 0 evaluates only at the end.
+    pub eval_every: usize,
+    pub eval_iters: usize,
+    /// 0 saves only at the end.
+    pub save_every: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            batch_size: 12,
+            seq_len: 64,
+            steps: 1000,
+            lr: 1e-3,
+            min_lr: 1e-4,
+            lr_schedule: ScheduleKind::Cosine,
+            warmup: 100,
+            weight_decay: 0.1,
+            beta1: 0.9,
+            beta2: 0.99,
+            eps: 1e-8,
+            grad_clip: 1.0,
+            grad_accum: 1,
+            seed: 1337,
+            eval_every: 250,
+            eval_iters: 20,
+            save_every: 0,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Errors name the offending flag.
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("--batch-size", self.batch_size),
+            ("--seq-len", self.seq_len),
+            ("--steps", self.steps),
+            ("--grad-accum", self.grad_accum),
+            ("--eval-iters", self.eval_iters),
+        ];
+        for (flag, v) in positive {
+            if v == 0 {
+                return Err(GptError::setting(flag, "must be at least 1"));
+            }
+        }
+        let checks: [(&'static str, bool, &str); 7] = [
+            (
+                "--lr",
+                self.lr > 0.0 && self.lr.is_finite(),
+                "must be a positive number",
+            ),
+            (
+                "--min-lr",
+                self.min_lr >= 0.0 && self.min_lr <= self.lr,
+                "must be between 0 and --lr",
+            ),
+            (
+                "--weight-decay",
+                self.weight_decay >= 0.0 && self.weight_decay.is_finite(),
+                "must be >= 0",
+            ),
+            (
+                "--beta1",
+                (0.0..1.0).contains(&self.beta1),
+                "must be in [0, 1)",
+            ),
+            (
+                "--beta2",
+                (0.0..1.0).contains(&self.beta2),
+                "must be in [0, 1)",
+            ),
+            ("--eps", self.eps > 0.0, "must be positive"),
+            (
+                "--grad-clip",
+                self.grad_clip >= 0.0 && self.grad_clip.is_finite(),
+                "must be >= 0 (0 = off)",
+            ),
+        ];
+        for (flag, ok, msg) in checks {
+            if !ok {
+                return Err(GptError::setting(flag, msg));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn schedule(&self) -> Result<LrSchedule> {
+        Ok(match self.lr_schedule {
+            ScheduleKind::Constant => LrSchedule::Constant { lr: self.lr },
+            ScheduleKind::Cosine => {
+                LrSchedule::warmup_cosine(self.lr, self.min_lr, self.warmup, self.steps)?
+            }
+        })
+    }
+}
+
+/// What one optimizer step did.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    /// Steps completed (1 after the first).
+    pub step: usize,
+    /// Mean loss over the step's micro-batches, before the update.
+    pub loss: f64,
+    pub lr: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    pub tokens: usize,
+    pub tokens_per_s: f64,
+    pub elapsed_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub step: usize,
+    pub eval_loss: f64,
+    /// Exact-match accuracy, for tasks that define it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval_accuracy: Option<f64>,
+}
+
+/// What happens during [`Trainer::run`], for progress display and logs.
+pub enum Event<'a> {
+    Step(&'a StepReport),
+    Eval(&'a EvalReport),
+    Checkpoint(&'a Path),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub steps: usize,
+    pub final_loss: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval_loss: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval_accuracy: Option<f64>,
+    pub checkpoint: Option<PathBuf>,
+    pub wall_s: f64,
+}
+
+pub struct Trainer {
+    model: Gpt,
+    params: Vec<Var>,
+    optimizer: AdamW,
+    schedule: LrSchedule,
+    data: Box<dyn DataSource>,
+    tokenizer: Box<dyn Tokenizer>,
+    config: TrainConfig,
+    dropout_rng: DropoutRng,
+    step: usize,
+    out: Option<PathBuf>,
+    metrics: Option<MetricsLog>,
+    accuracy: Option<Box<dyn Fn(&Gpt) -> Result<f64> + Send>>,
+}
+
+impl Trainer {
+    /// `out`: where checkpoints, `metrics.jsonl` and `loss.svg` go (`None`: nowhere).
+    pub fn new(
+        model: Gpt,
+        data: Box<dyn DataSource>,
+        tokenizer: Box<dyn Tokenizer>,
+        config: TrainConfig,
+        out: Option<PathBuf>,
+    ) -> Result<Self> {
+        config.validate()?;
+        if config.seq_len > model.config().block_size {
+            return Err(GptError::setting(
+                "--seq-len",
+                format!(
+                    "{} exceeds the model's context of {} (--block-size)",
+                    config.seq_len,
+                    model.config().block_size
+                ),
+            ));
+        }
+        let named = model.named_params();
+        let params = named.iter().map(|(_, v)| v.clone()).collect();
+        let adamw = AdamWConfig {
+            lr: config.lr,
+            beta1: config.beta1,
+            beta2: config.beta2,
+            eps: config.eps,
+        };
+        let optimizer = AdamW::new(
+            ParamGroup::decay_matrices_only(named, config.weight_decay),
+            adamw,
+        )?;
+        let metrics = out.as_deref().map(MetricsLog::open).transpose()?;
+        Ok(Trainer {
+            schedule: config.schedule()?,
+            dropout_rng: DropoutRng::new(config.seed ^ 0xD120),
+            model,
+            params,
+            optimizer,
+            data,
+            tokenizer,
+            config,
+            step: 0,
+            out,
+            metrics,
+            accuracy: None,
+        })
+    }
+
+    /// A held-out accuracy measure reported with each evaluation (built-in tasks).
+    pub fn with_accuracy(mut self, f: impl Fn(&Gpt) -> Result<f64> + Send + 'static) -> Self {
+        self.accuracy = Some(Box::new(f));
+        self
+    }
+
+    pub fn model(&self) -> &Gpt {
+        &self.model
+    }
+
+    pub fn step_count(&self) -> usize {
+        self.step
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    fn device(&self) -> Device {
+        self.model.device()
+    }
+
+    /// One optimizer step over `grad_accum` micro-batches.
+    pub fn step(&mut self) -> Result<StepReport> {
+        let start = Instant::now();
+        let (b, t) = (self.config.batch_size, self.config.seq_len);
+        let lr = self.schedule.lr_at(self.step);
+        self.optimizer.set_lr(lr);
+        let device = self.device();
+        let accum = self.config.grad_accum;
+        let dropout = self.model.config().dropout > 0.0;
+        let mut grads = Gradients::default();
+        let (mut loss_sum, mut tokens) = (0.0, 0);
+        for _ in 0..accum {
+            let batch = self.data.next_train(b, t, &device)?;
+            let rng = if dropout {
+                Some(&mut self.dropout_rng)
+            } else {
+                None
+            };
+            let loss = self
+                .model
+                .loss(&batch.ids, &batch.targets, batch.ignore_index, rng)?;
+            loss_sum += loss.tensor().to_f64_vec()?[0];
+            tokens += batch.tokens();
+            let loss = if accum > 1 {
+                loss.scale(1.0 / accum as f64)?
+            } else {
+                loss
+            };
+            grads.accumulate_all(loss.backward()?)?;
+        }
+        let norm = if self.config.grad_clip > 0.0 {
+            clip_grad_norm(&mut grads, &self.params, self.config.grad_clip)?
+        } else {
+            grad_norm(&grads, &self.params)?
+        };
+        self.optimizer.step(&grads)?;
+        self.step += 1;
+        let elapsed = start.elapsed().as_secs_f64();
+        let report = StepReport {
+            step: self.step,
+            loss: loss_sum / accum as f64,
+            lr,
+            grad_norm: norm,
+            tokens,
+            tokens_per_s: tokens as f64 / elapsed.max(1e-9),
+            elapsed_s: elapsed,
+        };
+        if let Some(m) = self.metrics.as_mut() {
+            let mut line = serde_json::to_value(&report).expect("reports serialise");
+            line["event"] = json!("step");
+            m.record_train(report.step, report.loss, &line)?;
+        }
+        Ok(report)
+    }
+
+    /// Mean loss over `eval_iters` held-out batches (and the task's accuracy).
+    pub fn evaluate(&mut self) -> Result<Option<EvalReport>> {
+        let (b, t) = (self.config.batch_size, self.config.seq_len);
+        let device = self.device();
+        let mut total = 0.0;
+        let mut count = 0;
+        no_grad(|| -> Result<()> {
+            for i in 0..self.config.eval_iters {
+                let Some(batch) = self.data.eval_batch(i, b, t, &device)? else {
+                    break;
+                };
+                let loss = self
+                    .model
+                    .loss(&batch.ids, &batch.targets, batch.ignore_index, None)?;
+                total += loss.tensor().to_f64_vec()?[0];
+                count += 1;
+            }
+            Ok(())
+        })?;
+        if count == 0 {
+            return Ok(None);
+        }
+        let eval_accuracy = self.accuracy.as_ref().map(|f| f(&self.model)).transpose()?;
+        let report = EvalReport {
+            step: self.step,
+            eval_loss: total / count as f64,
+            eval_accuracy,
+        };
+        if let Some(m) = self.metrics.as_mut() {
+            let mut line = serde_json::to_value(&report).expect("reports serialise");
+            line["event"] = json!("eval");
+            m.record_eval(report.step, report.eval_loss, &line)?;
+        }
+        Ok(Some(report))
+    }
+
+    /// Step, data position, RNG states and settings: what a resumed run needs.
+    pub fn trainer_state(&self) -> Value {
+        let (seed, pos) = self.dropout_rng.state();
+        let seed_hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+        json!({
+            "step": self.step,
+            "optimizer_step": self.optimizer.step_count(),
+            "data": self.data.state(),
+            "dropout_rng": { "seed": seed_hex, "word_pos": pos.to_string() },
+            "train_config": self.config,
+            "data_description": self.data.describe(),
+        })
+    }
+
+    /// Writes `<out>/checkpoints/step-NNNNNN` and returns its path.
+    pub fn save_checkpoint(&self) -> Result<Option<PathBuf>> {
+        let Some(out) = &self.out else {
+            return Ok(None);
+        };
+        let dir = out
+            .join("checkpoints")
+            .join(format!("step-{:06}", self.step));
+        let training = TrainingState {
+            optimizer: &self.optimizer,
+            trainer_state: self.trainer_state(),
+        };
+        let path = checkpoint::save_checkpoint(
+            &dir,
+            &self.model,
+            self.tokenizer.as_ref(),
+            Some(training),
+        )?;
+        if let Some(m) = &self.metrics {
+            m.plot(&out.join("loss.svg"))?;
+        }
+        Ok(Some(path))
+    }
+
+    /// Restores optimizer moments, step, data position and RNG states from a checkpoint
+    /// written by [`Trainer::save_checkpoint`] (the model weights are loaded by the caller).
+    pub fn restore(&mut self, checkpoint_dir: &Path) -> Result<()> {
+        let state_path = checkpoint_dir.join(checkpoint::TRAINER_STATE_FILE);
+        let state = checkpoint::read_json(&state_path)?;
+        let bad =
+            |what: &str| GptError::bad_file(&state_path, format!("missing or malformed {what}"));
+        let step = state
+            .get("step")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| bad("step"))? as usize;
+        let opt_step = state
+            .get("optimizer_step")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| bad("optimizer_step"))?;
+        self.data
+            .restore(state.get("data").ok_or_else(|| bad("data"))?)?;
+        let rng = state
+            .get("dropout_rng")
+            .and_then(rng_state::from_json)
+            .ok_or_else(|| bad("dropout_rng"))?;
+        let (seed, pos) = (rng.get_seed(), rng.get_word_pos());
+        self.dropout_rng = DropoutRng::from_state(seed, pos);
+        let moments = checkpoint::load_tensors(
+            &checkpoint_dir.join(checkpoint::OPTIMIZER_FILE),
+            &self.device(),
+        )?;
+        self.optimizer.load_moments(opt_step, |name| {
+            Some((
+                moments.get(&format!("{name}.exp_avg"))?.clone(),
+                moments.get(&format!("{name}.exp_avg_sq"))?.clone(),
+            ))
+        })?;
+        self.step = step;
+        Ok(())
+    }
+
+    /// Trains until `steps`, evaluating every `eval_every` steps and at the end, and
+    /// checkpointing every `save_every` steps and at the end.
+    pub fn run(&mut self, mut on_event: impl FnMut(Event<'_>)) -> Result<Summary> {
+        let start = Instant::now();
+        let mut last_loss = f64::NAN;
+        let mut last_eval: Option<EvalReport> = None;
+        let mut checkpoint = None;
+        while self.step < self.config.steps {
+            let report = self.step()?;
+            last_loss = report.loss;
+            on_event(Event::Step(&report));
+            if !report.loss.is_finite() {
+                return Err(GptError::setting(
+                    "training",
+                    format!(
+                        "loss became {} at step {} (try a lower --lr)",
+                        report.loss, report.step
+                    ),
+                ));
+            }
+            let done = self.step == self.config.steps;
+            if done || (self.config.eval_every > 0 && self.step % self.config.eval_every == 0) {
+                if let Some(e) = self.evaluate()? {
+                    on_event(Event::Eval(&e));
+                    last_eval = Some(e);
+                }
+            }
+            if done || (self.config.save_every > 0 && self.step % self.config.save_every == 0) {
+                if let Some(path) = self.save_checkpoint()? {
+                    on_event(Event::Checkpoint(&path));
+                    checkpoint = Some(path);
+                }
+            }
+        }
+        Ok(Summary {
+            steps: self.step,
+            final_loss: last_loss,
+            eval_loss: last_eval.as_ref().map(|e| e.eval_loss),
+            eval_accuracy: last_eval.and_then(|e| e.eval_accuracy),
+            checkpoint,
+            wall_s: start.elapsed().as_secs_f64(),
+        })
+    }
+}
