@@ -274,18 +274,23 @@ impl Validator<'_> {
                 data_len: self.data_len,
             });
         }
-        let expected = shape
+        // The product skips zeros so that a shape like [0, 2^40, 2^40] is refused too:
+        // it holds no bytes, but its strides would overflow in every later use.
+        let addressable = shape
             .iter()
-            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-            .and_then(|elems| elems.checked_mul(dtype.size_in_bytes()));
-        let Some(expected) = expected else {
+            .filter(|&&d| d != 0)
+            .try_fold(dtype.size_in_bytes(), |acc, &d| acc.checked_mul(d))
+            .is_some();
+        if !addressable {
             return Err(Error::SizeOverflow {
                 path: self.path(),
                 tensor: shown(&name),
                 shape,
                 dtype: dtype.name().into(),
             });
-        };
+        }
+        // Cannot overflow: bounded by the product checked above.
+        let expected = shape.iter().product::<usize>() * dtype.size_in_bytes();
         if expected != end - start {
             return Err(Error::ByteLengthMismatch {
                 path: self.path(),

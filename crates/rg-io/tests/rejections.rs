@@ -254,6 +254,12 @@ fn shape_product_overflows() {
     );
     let (err, _) = open_fails("overflow2.safetensors", &image(&header, &[]));
     assert!(matches!(err, Error::SizeOverflow { .. }));
+    // No bytes at all (a zero dimension), yet the other dimensions overflow: its
+    // strides could not be computed, so it is refused too.
+    let header =
+        format!(r#"{{"w":{{"dtype":"U8","shape":[0,{big},{big}],"data_offsets":[0,0]}}}}"#);
+    let (err, _) = open_fails("overflow3.safetensors", &image(&header, &[]));
+    assert!(matches!(err, Error::SizeOverflow { .. }));
 }
 
 #[test]
