@@ -1,5 +1,9 @@
-//! `rgrad`: the RustyGradients command line. Thin: parsing, progress and output formats;
-//! the work is done by the library crates.
+//! `rgrad`: the RustyGradients command line. Thin: parsing, progress and output
+//! formats; the work is done by the library crates.
+
+mod device;
+mod generate;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -12,6 +16,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a GPT on your text, or on the built-in addition task when --data is absent.
+    Train(Box<train::TrainArgs>),
+    /// Generate text from a model directory or checkpoint.
+    Generate(generate::GenerateArgs),
     /// Print the devices this build can use.
     Devices,
 }
@@ -19,20 +27,21 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Devices => devices(),
+        Command::Train(args) => train::run(*args),
+        Command::Generate(args) => generate::run(args),
+        Command::Devices => device::list(),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        // One line: the chain of causes, never a backtrace.
+        let mut msg = e.to_string();
+        for cause in e.chain().skip(1) {
+            let c = cause.to_string();
+            if !msg.contains(&c) {
+                msg.push_str(": ");
+                msg.push_str(&c);
+            }
+        }
+        eprintln!("error: {}", msg.replace('\n', " "));
         std::process::exit(1);
     }
-}
-
-fn devices() -> anyhow::Result<()> {
-    use rusty_gradients::Device;
-    println!("cpu");
-    match Device::cuda(0) {
-        Ok(d) => println!("{d}"),
-        Err(e) => println!("cuda: unavailable ({e})"),
-    }
-    Ok(())
 }

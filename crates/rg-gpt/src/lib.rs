@@ -8,6 +8,7 @@ pub mod checkpoint;
 mod config;
 pub mod data;
 mod error;
+pub mod generate;
 mod metrics;
 mod model;
 mod rng_state;
