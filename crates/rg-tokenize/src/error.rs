@@ -70,7 +70,14 @@ impl TokenizeError {
             path: path.into(),
             line: e.line(),
             column: e.column(),
-            message: e.to_string(),
+            // serde_json appends " at line L column C"; we already show it up front.
+            message: {
+                let full = e.to_string();
+                match full.rfind(" at line ") {
+                    Some(at) => full[..at].to_owned(),
+                    None => full,
+                }
+            },
         }
     }
 

@@ -15,6 +15,14 @@ pub struct HfTokenizer {
     path: PathBuf,
 }
 
+impl std::fmt::Debug for HfTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HfTokenizer")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
 impl HfTokenizer {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();

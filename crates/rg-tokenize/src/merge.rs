@@ -29,7 +29,8 @@ pub(crate) struct Scratch {
     ids: Vec<u32>,
     ranks: Vec<(u32, u32)>,
     nodes: Vec<Node>,
-    heap: BinaryHeap<Reverse<(u32, u32)>>,
+    /// `rank << 32 | position`: one integer compare orders by rank, then leftmost.
+    heap: BinaryHeap<Reverse<u64>>,
 }
 
 #[derive(Clone, Copy)]
@@ -118,10 +119,11 @@ impl MergeTable {
         for i in 0..n - 1 {
             let (rank, _) = self.get(symbols[i], symbols[i + 1]);
             if rank != u32::MAX {
-                heap.push(Reverse((rank, i as u32)));
+                heap.push(Reverse(entry(rank, i as u32)));
             }
         }
-        while let Some(Reverse((rank, pos))) = heap.pop() {
+        while let Some(Reverse(top)) = heap.pop() {
+            let (rank, pos) = ((top >> 32) as u32, top as u32);
             let left = nodes[pos as usize];
             // Entries go stale when a neighbour merged: the left symbol may be gone
             // (id NO_TOKEN marks a consumed node) or the pair may have changed.
@@ -142,13 +144,13 @@ impl MergeTable {
                 nodes[right.next as usize].prev = pos;
                 let (r, _) = self.get(merged, nodes[right.next as usize].id);
                 if r != u32::MAX {
-                    heap.push(Reverse((r, pos)));
+                    heap.push(Reverse(entry(r, pos)));
                 }
             }
             if left.prev != NONE {
                 let (r, _) = self.get(nodes[left.prev as usize].id, merged);
                 if r != u32::MAX {
-                    heap.push(Reverse((r, left.prev)));
+                    heap.push(Reverse(entry(r, left.prev)));
                 }
             }
         }
@@ -163,6 +165,11 @@ impl MergeTable {
             i = nodes[i as usize].next;
         }
     }
+}
+
+#[inline(always)]
+fn entry(rank: u32, pos: u32) -> u64 {
+    ((rank as u64) << 32) | pos as u64
 }
 
 #[cfg(test)]
@@ -203,5 +210,29 @@ mod tests {
         out.clear();
         t.apply(&[0, 0, 0, 0, 1], &mut out, &mut s);
         assert_eq!(out, [2, 2, 1]); // aa aa b: rank 0 twice, then nothing applies
+    }
+
+    proptest::proptest! {
+        /// Random merge tables over a 4-symbol alphabet: the heap path must pick the
+        /// same (lowest rank, leftmost) merges as the flat scan.
+        #[test]
+        fn heap_path_equals_flat_scan(
+            pairs in proptest::collection::vec((0u32..64, 0u32..64), 1..40),
+            symbols in proptest::collection::vec(0u32..4, 0..300),
+        ) {
+            let mut t = MergeTable::default();
+            for (rank, &(a, b)) in pairs.iter().enumerate() {
+                // Only ids that exist by then: the 4 symbols and earlier merge results.
+                let next = 4 + rank as u32;
+                t.insert(a % next, b % next, rank as u32, next);
+            }
+            let mut s = Scratch::default();
+            let (mut flat, mut heap) = (Vec::new(), Vec::new());
+            t.apply_short(&symbols, &mut flat, &mut s);
+            if !symbols.is_empty() {
+                t.apply_long(&symbols, &mut heap, &mut s);
+            }
+            proptest::prop_assert_eq!(flat, heap);
+        }
     }
 }

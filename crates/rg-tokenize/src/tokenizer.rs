@@ -8,7 +8,7 @@ use crate::error::Result;
 
 /// Text <-> token ids. Object-safe: hold one as `Box<dyn Tokenizer>`
 /// (see [`crate::load_tokenizer`]).
-pub trait Tokenizer: Send + Sync {
+pub trait Tokenizer: Send + Sync + std::fmt::Debug {
     /// Short name of the implementation: `"bpe"`, `"char"` or `"hf"`.
     fn kind(&self) -> &'static str;
 

@@ -107,7 +107,7 @@ impl RawBpe {
         let mut texts: Vec<Option<String>> = vec![None; n];
         for (text, id) in self.vocab {
             let slot = texts.get_mut(id as usize).ok_or_else(|| {
-                TokenizeError::invalid(path, format!("token {text:?} has id {id}, but there are only {n} tokens (ids must be 0..{n})"))
+                TokenizeError::invalid(path, format!("token {text:?} has id {id}, but with {n} tokens ids must run from 0 to {} without gaps", n.saturating_sub(1)))
             })?;
             if let Some(other) = slot {
                 return Err(TokenizeError::invalid(
