@@ -33,7 +33,8 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         anyhow::bail!("--temperature: {} must be a number >= 0", args.temperature);
     }
     let device = crate::device::parse(&args.device)?;
-    let loaded = load_model_dir(&args.model, &device).with_context(|| format!("--model {}", args.model.display()))?;
+    let loaded = load_model_dir(&args.model, &device)
+        .with_context(|| format!("--model {}", args.model.display()))?;
     let tok = loaded.tokenizer;
     let prompt_ids = tok.encode(&args.prompt);
     let sampling = Sampling {
@@ -47,19 +48,26 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     }
     // Stream whole characters: a token may end inside a multi-byte character.
     let mut pending: Vec<u32> = Vec::new();
-    let gen = generate(&loaded.model, &prompt_ids, args.max_new_tokens, sampling, tok.eot_token(), |id| {
-        if !json_out {
-            pending.push(id);
-            if let Ok(text) = tok.decode(&pending) {
-                if !text.contains('\u{FFFD}') {
-                    let _ = write!(stdout, "{text}");
-                    let _ = stdout.flush();
-                    pending.clear();
+    let gen = generate(
+        &loaded.model,
+        &prompt_ids,
+        args.max_new_tokens,
+        sampling,
+        tok.eot_token(),
+        |id| {
+            if !json_out {
+                pending.push(id);
+                if let Ok(text) = tok.decode(&pending) {
+                    if !text.contains('\u{FFFD}') {
+                        let _ = write!(stdout, "{text}");
+                        let _ = stdout.flush();
+                        pending.clear();
+                    }
                 }
             }
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     let text = tok.decode(&gen.generated_ids)?;
     if json_out {
         let out = json!({
@@ -72,7 +80,11 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         writeln!(stdout, "{out}")?;
     } else {
         if !pending.is_empty() {
-            write!(stdout, "{}", String::from_utf8_lossy(&tok.decode_bytes(&pending)?))?;
+            write!(
+                stdout,
+                "{}",
+                String::from_utf8_lossy(&tok.decode_bytes(&pending)?)
+            )?;
         }
         writeln!(stdout)?;
     }

@@ -8,7 +8,11 @@ mod train;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "rgrad", version, about = "RustyGradients: train and run GPT models")]
+#[command(
+    name = "rgrad",
+    version,
+    about = "RustyGradients: train and run GPT models"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -17,6 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a GPT on your text, or on the built-in addition task when --data is absent.
+    #[command(allow_negative_numbers = true)]
     Train(Box<train::TrainArgs>),
     /// Generate text from a model directory or checkpoint.
     Generate(generate::GenerateArgs),

@@ -134,7 +134,24 @@ impl TrainArgs {
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = self.$f { c.$f = v; } )* };
         }
-        set!(batch_size, seq_len, steps, lr, min_lr, warmup, weight_decay, beta1, beta2, eps, grad_clip, grad_accum, seed, eval_every, eval_iters, save_every);
+        set!(
+            batch_size,
+            seq_len,
+            steps,
+            lr,
+            min_lr,
+            warmup,
+            weight_decay,
+            beta1,
+            beta2,
+            eps,
+            grad_clip,
+            grad_accum,
+            seed,
+            eval_every,
+            eval_iters,
+            save_every
+        );
         if let Some(s) = &self.lr_schedule {
             c.lr_schedule = s.parse()?;
         }
@@ -172,7 +189,10 @@ fn read_text(path: &Path) -> Result<String> {
             .collect();
         v.sort();
         if v.is_empty() {
-            bail!("--data {}: the directory has no *.txt files", path.display());
+            bail!(
+                "--data {}: the directory has no *.txt files",
+                path.display()
+            );
         }
         v
     } else {
@@ -181,8 +201,13 @@ fn read_text(path: &Path) -> Result<String> {
     let mut text = String::new();
     for f in files {
         let bytes = std::fs::read(&f).with_context(|| format!("--data {}", f.display()))?;
-        let s = String::from_utf8(bytes)
-            .map_err(|e| anyhow::anyhow!("--data {}: not UTF-8 text (invalid byte at offset {})", f.display(), e.utf8_error().valid_up_to()))?;
+        let s = String::from_utf8(bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "--data {}: not UTF-8 text (invalid byte at offset {})",
+                f.display(),
+                e.utf8_error().valid_up_to()
+            )
+        })?;
         text.push_str(&s);
     }
     Ok(text)
@@ -217,7 +242,10 @@ fn setup(args: &TrainArgs, device: Device) -> Result<Setup> {
             ..model_cfg
         })?;
         if train.seq_len != task.seq_len() {
-            bail!("--seq-len: the built-in task uses rows of {} tokens", task.seq_len());
+            bail!(
+                "--seq-len: the built-in task uses rows of {} tokens",
+                task.seq_len()
+            );
         }
         let model = Gpt::init(model_cfg, train.seed, device)?;
         let tokenizer: Box<dyn Tokenizer> = Box::new(task.tokenizer().clone());
@@ -233,7 +261,8 @@ fn setup(args: &TrainArgs, device: Device) -> Result<Setup> {
     let text = read_text(data_path)?;
     let (model, tokenizer) = match &args.init {
         Some(dir) => {
-            let loaded = load_model_dir(dir, &device).with_context(|| format!("--init {}", dir.display()))?;
+            let loaded = load_model_dir(dir, &device)
+                .with_context(|| format!("--init {}", dir.display()))?;
             let tokenizer = match &args.tokenizer {
                 Some(spec) => text_tokenizer(Some(spec), &text)?,
                 None => loaded.tokenizer,
@@ -281,7 +310,11 @@ fn setup(args: &TrainArgs, device: Device) -> Result<Setup> {
 /// The parameters of a loaded model, by name, to rebuild it with other settings.
 fn tensors_of(model: &Gpt) -> std::collections::HashMap<String, rusty_gradients::Tensor> {
     use rusty_gradients::nn::Module;
-    model.named_params().into_iter().map(|(n, v)| (n, v.tensor().clone())).collect()
+    model
+        .named_params()
+        .into_iter()
+        .map(|(n, v)| (n, v.tensor().clone()))
+        .collect()
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -289,29 +322,43 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let json_log = args.log_format == "json";
     let mut s = setup(&args, device)?;
     if let Some(dir) = &args.resume {
-        let loaded = load_model_dir(dir, &device).with_context(|| format!("--resume {}", dir.display()))?;
+        let loaded =
+            load_model_dir(dir, &device).with_context(|| format!("--resume {}", dir.display()))?;
         s.model = loaded.model;
         s.tokenizer = loaded.tokenizer;
     }
     let described = s.data.describe();
     let params = rusty_gradients::nn::Module::param_count(&s.model);
     let total_steps = s.train.steps;
-    let mut trainer = Trainer::new(s.model, s.data, s.tokenizer, s.train, Some(args.out.clone()))?;
+    let mut trainer = Trainer::new(
+        s.model,
+        s.data,
+        s.tokenizer,
+        s.train,
+        Some(args.out.clone()),
+    )?;
     if let Some(task) = s.task {
         trainer = trainer.with_accuracy(move |m| task.accuracy(m));
     }
     if let Some(dir) = &args.resume {
-        trainer.restore(dir).with_context(|| format!("--resume {}", dir.display()))?;
+        trainer
+            .restore(dir)
+            .with_context(|| format!("--resume {}", dir.display()))?;
     }
     let bar = if json_log {
         ProgressBar::hidden()
     } else {
-        eprintln!("{described}; model: {params} parameters; writing to {}", args.out.display());
+        eprintln!(
+            "{described}; model: {params} parameters; writing to {}",
+            args.out.display()
+        );
         let bar = ProgressBar::new(total_steps as u64);
         bar.set_position(trainer.step_count() as u64);
         bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise} < {eta_precise}]")
-                .expect("static template"),
+            ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} {msg} [{elapsed_precise} < {eta_precise}]",
+            )
+            .expect("static template"),
         );
         bar.enable_steady_tick(Duration::from_millis(500));
         bar
@@ -355,14 +402,24 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if json_log {
         println!("{done}");
     } else {
-        let acc = summary.eval_accuracy.map(|a| format!(", held-out accuracy {:.1}%", 100.0 * a)).unwrap_or_default();
+        let acc = summary
+            .eval_accuracy
+            .map(|a| format!(", held-out accuracy {:.1}%", 100.0 * a))
+            .unwrap_or_default();
         eprintln!(
             "done: {} steps in {:.1}s, final loss {:.4}{}{acc}; checkpoint {}",
             summary.steps,
             summary.wall_s,
             summary.final_loss,
-            summary.eval_loss.map(|l| format!(", held-out loss {l:.4}")).unwrap_or_default(),
-            summary.checkpoint.as_deref().map(|p| p.display().to_string()).unwrap_or_default()
+            summary
+                .eval_loss
+                .map(|l| format!(", held-out loss {l:.4}"))
+                .unwrap_or_default(),
+            summary
+                .checkpoint
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
         );
     }
     Ok(())

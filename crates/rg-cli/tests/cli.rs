@@ -1,0 +1,183 @@
+//! The command line, end to end: the fixture fine-tuning run, the built-in task,
+//! generation, and one-line errors for bad input.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn rgrad(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rgrad"))
+        .args(args)
+        .output()
+        .expect("run rgrad")
+}
+
+fn shared_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("RG_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")));
+    if dir.join("fixtures/gpt2-tiny").is_dir() {
+        return Some(dir);
+    }
+    let reason = format!(
+        "skipped: shared data not found at {} (set RG_SHARED_DIR)",
+        dir.display()
+    );
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{reason}; CI must have it"
+    );
+    println!("{reason}");
+    None
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect()
+}
+
+/// Exit code 1 and a single `error: ...` line on stderr containing `needle`.
+fn assert_one_line_error(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line expected: {stderr}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(needle),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn fixture_fine_tuning_losses_match_pytorch() {
+    let Some(shared) = shared_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(shared.join("data/tinyshakespeare.txt")).unwrap();
+    let head: String = text.chars().take(20_000).collect();
+    let data = tmp.path().join("head.txt");
+    std::fs::write(&data, head).unwrap();
+    let model = shared.join("fixtures/gpt2-tiny/model");
+    let out_dir = tmp.path().join("run");
+    #[rustfmt::skip]
+    let out = rgrad(&[
+        "train", "--init", model.to_str().unwrap(), "--data", data.to_str().unwrap(),
+        "--batch-size", "2", "--seq-len", "16", "--steps", "10", "--lr", "1e-3",
+        "--lr-schedule", "constant", "--warmup", "0", "--weight-decay", "0.1", "--beta2", "0.95",
+        "--grad-clip", "1.0", "--sampler", "sequential", "--dropout", "0", "--log-format", "json",
+        "--eval-iters", "2", "--out", out_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    let steps: Vec<&Value> = lines.iter().filter(|l| l["event"] == "step").collect();
+    let train: Value = serde_json::from_str(
+        &std::fs::read_to_string(shared.join("fixtures/gpt2-tiny/train.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(steps.len(), 10);
+    for (k, s) in steps.iter().enumerate() {
+        for key in ["step", "loss", "lr", "grad_norm", "tokens_per_s"] {
+            assert!(s.get(key).is_some(), "step line lacks {key}: {s}");
+        }
+        let (got, want) = (
+            s["loss"].as_f64().unwrap(),
+            train["losses"][k].as_f64().unwrap(),
+        );
+        assert!((got - want).abs() < 1e-4, "step {k}: {got} vs {want}");
+    }
+    let done = lines.last().unwrap();
+    assert_eq!(done["event"], "done");
+    let ckpt = PathBuf::from(done["checkpoint"].as_str().unwrap());
+    for f in [
+        "model.safetensors",
+        "optimizer.safetensors",
+        "trainer_state.json",
+        "config.json",
+        "tokenizer.json",
+    ] {
+        assert!(ckpt.join(f).is_file(), "checkpoint lacks {f}");
+    }
+    assert!(out_dir.join("metrics.jsonl").is_file() && out_dir.join("loss.svg").is_file());
+}
+
+#[test]
+fn builtin_task_runs_checkpoints_and_generates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("task");
+    #[rustfmt::skip]
+    let out = rgrad(&["train", "--steps", "20", "--eval-every", "10", "--log-format", "json", "--out", out_dir.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    let done = lines.last().unwrap();
+    assert_eq!(done["event"], "done");
+    let acc = done["eval_accuracy"]
+        .as_f64()
+        .expect("eval_accuracy in the final line");
+    assert!((0.0..=1.0).contains(&acc));
+    assert_eq!(lines.iter().filter(|l| l["event"] == "eval").count(), 2);
+    let ckpt = done["checkpoint"].as_str().unwrap();
+    #[rustfmt::skip]
+    let gen = rgrad(&["generate", "--model", ckpt, "--prompt", "123+456=", "--temperature", "0", "--max-new-tokens", "5", "--format", "json"]);
+    assert!(
+        gen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gen.stderr)
+    );
+    let g = &json_lines(&gen)[0];
+    assert_eq!(g["generated_ids"].as_array().unwrap().len(), 5);
+    assert_eq!(g["prompt_ids"].as_array().unwrap().len(), 8);
+    assert!(g["text"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .all(|c| "0123456789+=\n".contains(c)));
+}
+
+#[test]
+fn bad_flags_get_one_line_errors_naming_the_flag() {
+    assert_one_line_error(&rgrad(&["train", "--lr", "-1", "--steps", "1"]), "--lr");
+    assert_one_line_error(
+        &rgrad(&["train", "--sampler", "shuffled", "--steps", "1"]),
+        "--sampler",
+    );
+    assert_one_line_error(
+        &rgrad(&["train", "--lr-schedule", "linear", "--steps", "1"]),
+        "--lr-schedule",
+    );
+    assert_one_line_error(&rgrad(&["train", "--batch-size", "0"]), "--batch-size");
+    assert_one_line_error(&rgrad(&["train", "--device", "tpu"]), "tpu");
+    assert_one_line_error(
+        &rgrad(&["train", "--device", "cuda", "--steps", "1"]),
+        "cuda",
+    );
+    assert_one_line_error(
+        &rgrad(&["train", "--data", "/nonexistent/corpus.txt"]),
+        "/nonexistent/corpus.txt",
+    );
+    assert_one_line_error(
+        &rgrad(&["train", "--n-embd", "30", "--n-head", "4", "--steps", "1"]),
+        "n_embd",
+    );
+    assert_one_line_error(
+        &rgrad(&["generate", "--model", "/nonexistent/model", "--prompt", "x"]),
+        "/nonexistent/model",
+    );
+    // clap's own errors also exit non-zero without a panic.
+    let out = rgrad(&["train", "--steps", "many"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--steps"));
+}
