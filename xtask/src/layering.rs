@@ -55,7 +55,10 @@ pub fn check() -> Result<()> {
         .output()
         .context("running cargo metadata")?;
     if !out.status.success() {
-        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let metadata: Value = serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
     let unknown: Vec<&str> = metadata["packages"]
@@ -70,7 +73,10 @@ pub fn check() -> Result<()> {
     }
     let bad = violations(&metadata);
     if bad.is_empty() {
-        println!("layering: ok ({} crates, dependencies point strictly downward)", RANKS.len());
+        println!(
+            "layering: ok ({} crates, dependencies point strictly downward)",
+            RANKS.len()
+        );
         return Ok(());
     }
     for (from, to) in &bad {
@@ -93,7 +99,10 @@ mod tests {
         let bad = violations(&meta);
         assert_eq!(
             bad,
-            vec![("rg-core".into(), "rg-nn".into()), ("rg-cpu".into(), "rg-cuda".into())]
+            vec![
+                ("rg-core".into(), "rg-nn".into()),
+                ("rg-cpu".into(), "rg-cuda".into())
+            ]
         );
     }
 }

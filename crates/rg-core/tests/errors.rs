@@ -6,7 +6,12 @@ use rg_cpu as _;
 
 fn t(dims: &[usize]) -> Tensor {
     let n = dims.iter().product();
-    Tensor::from_vec((0..n).map(|i| i as f32).collect::<Vec<_>>(), dims.to_vec(), &Device::Cpu).unwrap()
+    Tensor::from_vec(
+        (0..n).map(|i| i as f32).collect::<Vec<_>>(),
+        dims.to_vec(),
+        &Device::Cpu,
+    )
+    .unwrap()
 }
 
 fn msg(e: Error) -> String {
@@ -16,13 +21,19 @@ fn msg(e: Error) -> String {
 #[test]
 fn broadcast_mismatch_names_both_shapes() {
     let m = msg(t(&[2, 3]).add(&t(&[4])).unwrap_err());
-    assert!(m.contains("add") && m.contains("[2, 3]") && m.contains("[4]"), "{m}");
+    assert!(
+        m.contains("add") && m.contains("[2, 3]") && m.contains("[4]"),
+        "{m}"
+    );
 }
 
 #[test]
 fn matmul_inner_mismatch_names_both_shapes() {
     let m = msg(t(&[2, 3]).matmul(&t(&[4, 5])).unwrap_err());
-    assert!(m.contains("matmul") && m.contains("[2, 3]") && m.contains("[4, 5]"), "{m}");
+    assert!(
+        m.contains("matmul") && m.contains("[2, 3]") && m.contains("[4, 5]"),
+        "{m}"
+    );
     let m = msg(t(&[3]).matmul(&t(&[3, 2])).unwrap_err());
     assert!(m.contains("matmul") && m.contains("[3]"), "{m}");
 }
@@ -30,7 +41,10 @@ fn matmul_inner_mismatch_names_both_shapes() {
 #[test]
 fn bad_axis_names_axis_and_shape() {
     let m = msg(t(&[2, 3]).sum(2, false).unwrap_err());
-    assert!(m.contains("sum") && m.contains("axis 2") && m.contains("[2, 3]"), "{m}");
+    assert!(
+        m.contains("sum") && m.contains("axis 2") && m.contains("[2, 3]"),
+        "{m}"
+    );
     let m = msg(t(&[2, 3]).transpose(0, -3).unwrap_err());
     assert!(m.contains("transpose") && m.contains("-3"), "{m}");
 }
@@ -38,7 +52,10 @@ fn bad_axis_names_axis_and_shape() {
 #[test]
 fn reshape_count_mismatch_names_shapes() {
     let m = msg(t(&[2, 3]).reshape([4, 2]).unwrap_err());
-    assert!(m.contains("reshape") && m.contains("[2, 3]") && m.contains("[4, 2]"), "{m}");
+    assert!(
+        m.contains("reshape") && m.contains("[2, 3]") && m.contains("[4, 2]"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -52,7 +69,10 @@ fn dtype_mismatch_names_dtypes() {
     let a = t(&[2]);
     let b = Tensor::from_vec(vec![1.0f64, 2.0], [2], &Device::Cpu).unwrap();
     let m = msg(a.add(&b).unwrap_err());
-    assert!(m.contains("add") && m.contains("f32") && m.contains("f64"), "{m}");
+    assert!(
+        m.contains("add") && m.contains("f32") && m.contains("f64"),
+        "{m}"
+    );
     let m = msg(a.to_vec::<f64>().unwrap_err());
     assert!(m.contains("f32") && m.contains("f64"), "{m}");
     let ids = Tensor::from_vec(vec![1u32], [1], &Device::Cpu).unwrap();

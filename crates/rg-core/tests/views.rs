@@ -5,7 +5,12 @@ use rg_cpu as _;
 
 fn t(dims: &[usize]) -> Tensor {
     let n = dims.iter().product();
-    Tensor::from_vec((0..n).map(|i| i as f32).collect::<Vec<_>>(), dims.to_vec(), &Device::Cpu).unwrap()
+    Tensor::from_vec(
+        (0..n).map(|i| i as f32).collect::<Vec<_>>(),
+        dims.to_vec(),
+        &Device::Cpu,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -17,13 +22,19 @@ fn transpose_reads_through_strides() {
     assert_eq!(y.to_vec::<f32>().unwrap(), vec![0., 3., 1., 4., 2., 5.]);
     let c = y.contiguous().unwrap();
     assert!(!c.same_storage(&x) && c.is_contiguous());
-    assert!(x.contiguous().unwrap().same_storage(&x), "contiguous() of contiguous data must not copy");
+    assert!(
+        x.contiguous().unwrap().same_storage(&x),
+        "contiguous() of contiguous data must not copy"
+    );
 }
 
 #[test]
 fn narrow_broadcast_squeeze_unsqueeze_permute() {
     let x = t(&[3, 4]);
-    assert_eq!(x.narrow(1, 1, 2).unwrap().to_vec::<f32>().unwrap(), vec![1., 2., 5., 6., 9., 10.]);
+    assert_eq!(
+        x.narrow(1, 1, 2).unwrap().to_vec::<f32>().unwrap(),
+        vec![1., 2., 5., 6., 9., 10.]
+    );
     let b = t(&[3]).broadcast_to([2, 3]).unwrap();
     assert_eq!(b.to_vec::<f32>().unwrap(), vec![0., 1., 2., 0., 1., 2.]);
     let u = x.unsqueeze(0).unwrap();
@@ -44,7 +55,10 @@ fn half_precision_conversion_round_trips() {
     assert_eq!(h.to_vec::<f16>().unwrap()[1], f16::from_f32(-2.25));
     let b = x.to_dtype(DType::BF16).unwrap();
     assert_eq!(b.to_vec::<bf16>().unwrap()[0], bf16::from_f32(1.5));
-    assert_eq!(b.to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap()[..2], [1.5, -2.25]);
+    assert_eq!(
+        b.to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap()[..2],
+        [1.5, -2.25]
+    );
 }
 
 #[test]
@@ -52,7 +66,10 @@ fn ndarray_round_trip() {
     let a = ndarray::ArrayD::from_shape_vec(vec![2, 2], vec![1.0f64, 2.0, 3.0, 4.0]).unwrap();
     let x = Tensor::from_ndarray(&a, &Device::Cpu).unwrap();
     assert_eq!(x.to_ndarray::<f64>().unwrap(), a);
-    assert_eq!(x.to_host().unwrap(), HostBuffer::F64(vec![1.0, 2.0, 3.0, 4.0]));
+    assert_eq!(
+        x.to_host().unwrap(),
+        HostBuffer::F64(vec![1.0, 2.0, 3.0, 4.0])
+    );
 }
 
 #[test]

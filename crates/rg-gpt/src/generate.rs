@@ -33,14 +33,23 @@ fn sample(logits: &[f32], sampling: &Sampling, rng: &mut ChaCha8Rng) -> u32 {
         logits
             .iter()
             .enumerate()
-            .fold((0usize, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best })
+            .fold((0usize, f32::NEG_INFINITY), |best, (i, &v)| {
+                if v > best.1 {
+                    (i, v)
+                } else {
+                    best
+                }
+            })
             .0 as u32
     };
     if sampling.temperature <= 0.0 {
         return argmax();
     }
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let weights: Vec<f64> = logits.iter().map(|&l| ((l as f64 - max) / sampling.temperature).exp()).collect();
+    let weights: Vec<f64> = logits
+        .iter()
+        .map(|&l| ((l as f64 - max) / sampling.temperature).exp())
+        .collect();
     let total: f64 = weights.iter().sum();
     let mut r = rng.random::<f64>() * total;
     for (i, w) in weights.iter().enumerate() {
@@ -63,7 +72,10 @@ pub fn generate(
     mut on_token: impl FnMut(u32) -> Result<()>,
 ) -> Result<Generation> {
     if prompt_ids.is_empty() {
-        return Err(GptError::setting("--prompt", "the prompt encodes to no tokens"));
+        return Err(GptError::setting(
+            "--prompt",
+            "the prompt encodes to no tokens",
+        ));
     }
     let block = model.config().block_size;
     let device = model.device();
@@ -78,7 +90,10 @@ pub fn generate(
         let last = no_grad(|| -> Result<Vec<f32>> {
             let hidden = model.hidden(&x, None)?;
             let logits = model.lm_head(&hidden.narrow(1, t - 1, 1)?)?;
-            Ok(logits.tensor().to_dtype(rg_core::DType::F32)?.to_vec::<f32>()?)
+            Ok(logits
+                .tensor()
+                .to_dtype(rg_core::DType::F32)?
+                .to_vec::<f32>()?)
         })?;
         let next = sample(&last, &sampling, &mut rng);
         if i == 0 {
