@@ -101,9 +101,11 @@ pub trait Backend: Send + Sync {
     // ---- memory -------------------------------------------------------------------
     fn zeros(&self, dtype: DType, len: usize) -> Result<BoxStorage>;
     fn full(&self, dtype: DType, len: usize, value: f64) -> Result<BoxStorage>;
+    #[allow(clippy::wrong_self_convention)] // uploads into this backend's memory
     fn from_host(&self, data: HostBuffer) -> Result<BoxStorage>;
     /// Little-endian bytes of `dtype`; the CPU backend keeps aligned f32 data
     /// zero-copy, other cases copy.
+    #[allow(clippy::wrong_self_convention)]
     fn from_shared_bytes(&self, dtype: DType, bytes: SharedBytes) -> Result<BoxStorage>;
     /// Gathers the view into host memory in row-major order.
     fn to_host(&self, src: View<'_>) -> Result<HostBuffer>;

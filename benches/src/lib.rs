@@ -1,0 +1,1 @@
+//! Criterion benchmarks over the public API live in `benches/`; this crate has no library code.
