@@ -94,13 +94,18 @@ fn open_gpt2(c: &mut Criterion) {
 }
 
 fn half_to_f32(c: &mut Criterion) {
-    // 32 Mi elements: 64 MiB in, 128 MiB out, far beyond the caches.
-    let n = 32 << 20;
+    // 32 Mi elements (64 MiB in, 128 MiB out, far beyond the caches: memory-bound, what
+    // loading a checkpoint sees) and 8 Ki elements (in L1/L2: the compute cost).
+    half_to_f32_of_size(c, 32 << 20, "32 Mi elements");
+    half_to_f32_of_size(c, 8 << 10, "8 Ki elements, in cache");
+}
+
+fn half_to_f32_of_size(c: &mut Criterion, n: usize, label: &str) {
     let src: Vec<u8> = (0..n as u32)
         .flat_map(|i| ((i.wrapping_mul(2654435761) >> 16) as u16 & 0x7bff).to_le_bytes())
         .collect();
     let mut dst = vec![0f32; n];
-    let mut group = c.benchmark_group("half_to_f32 (32 Mi elements)");
+    let mut group = c.benchmark_group(format!("half_to_f32 ({label})"));
     group.throughput(Throughput::Bytes(src.len() as u64));
     group.sample_size(20);
     group.bench_function("bf16_le_bytes_to_f32", |b| {
