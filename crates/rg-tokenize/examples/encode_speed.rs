@@ -38,9 +38,18 @@ fn main() {
         "encode 1 thread: {:.1} MB/s",
         mb / best(&|| tok.encode(&text).len())
     );
+    let threads = rayon::current_num_threads();
     println!(
-        "encode_parallel {} threads: {:.1} MB/s",
-        rayon::current_num_threads(),
+        "encode_parallel {threads} threads: {:.1} MB/s",
         mb / best(&|| tok.encode_parallel(&text).len())
+    );
+    // Batches of whole lines, as benches/peers.py gives tiktoken and tokenizers.
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let per = lines.len().div_ceil(8 * threads);
+    let batches: Vec<String> = lines.chunks(per).map(|c| c.concat()).collect();
+    let refs: Vec<&str> = batches.iter().map(String::as_str).collect();
+    println!(
+        "encode_batch {threads} threads: {:.1} MB/s",
+        mb / best(&|| tok.encode_batch(&refs).len())
     );
 }
