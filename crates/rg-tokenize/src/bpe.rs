@@ -2,7 +2,8 @@
 //!
 //! Encoding is: GPT-2 pre-tokenization ([`crate::pretokenize`]) into pieces, then per
 //! piece either one hash lookup (the piece is a whole token that BPE would produce
-//! anyway, the common case) or the merge loop of [`crate::merge`].
+//! anyway, the common case) or the merge loop of [`crate::merge`]. A per-call cache
+//! remembers each distinct piece's ids, since text repeats its words.
 
 use crate::byte_level::{bytes_to_token_text, token_text_to_bytes};
 use crate::error::{Result, TokenizeError};
@@ -12,20 +13,20 @@ use crate::piece_key::{pack, PieceMap};
 use crate::pretokenize::{piece_end, split_chunks};
 use crate::special::{Segment, SpecialTokens};
 use rayon::prelude::*;
-use std::collections::hash_map::Entry;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// A byte-level BPE tokenizer (GPT-2 style).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct BpeTokenizer {
     /// Bytes of every token, concatenated; token `i` is `bytes[offsets[i]..offsets[i+1]]`.
     bytes: Vec<u8>,
     offsets: Vec<u32>,
-    /// Every token's bytes -> id (for `token_to_id`).
-    token_ids: FxHashMap<Box<[u8]>, u32>,
-    /// Pieces that encode to exactly one token: the fast path of `encode`. A token whose
-    /// bytes BPE would split differently (merge order can bypass it) is left out, so the
-    /// shortcut never changes the result.
-    whole_pieces: PieceMap,
+    /// Every token's bytes -> id.
+    token_ids: PieceMap,
+    /// Per token: does BPE turn the token's own bytes into this one token? Then a piece
+    /// equal to it skips the merge loop. Not always so (merge order can bypass a
+    /// token), and finding out costs a merge run, so it is learnt on first use.
+    whole: WholeFlags,
     /// Merges in rank order, as `(left, right, merged)` ids (kept for saving).
     merge_list: Vec<(u32, u32, u32)>,
     merges: MergeTable,
@@ -62,10 +63,9 @@ impl BpeTokenizer {
         let mut bytes = Vec::with_capacity(tokens.iter().map(Vec::len).sum());
         let mut offsets = Vec::with_capacity(n + 1);
         offsets.push(0u32);
-        let mut token_ids = FxHashMap::default();
-        token_ids.reserve(n);
         let special_ids: std::collections::HashSet<u32> =
             specials.iter().map(|(_, id)| id).collect();
+        let mut token_ids = PieceMap::default();
         let mut byte_ids = [NO_TOKEN; 256];
         for (id, t) in tokens.into_iter().enumerate() {
             let id = id as u32;
@@ -77,18 +77,13 @@ impl BpeTokenizer {
             }
             // Two ids may share bytes only when one is a special token spelling an
             // ordinary token; byte-level lookups then keep the ordinary one.
-            match token_ids.entry(t.into_boxed_slice()) {
-                Entry::Vacant(e) => {
-                    e.insert(id);
+            if let Some(prev) = token_ids.insert(&t, id) {
+                let prev_special = special_ids.contains(&prev);
+                if !special && !prev_special {
+                    return Err(format!("tokens {prev} and {id} have the same bytes"));
                 }
-                Entry::Occupied(mut e) => {
-                    let prev = *e.get();
-                    if !special && !special_ids.contains(&prev) {
-                        return Err(format!("tokens {prev} and {id} have the same bytes"));
-                    }
-                    if special_ids.contains(&prev) {
-                        e.insert(id);
-                    }
+                if special && !prev_special {
+                    token_ids.insert(&t, prev);
                 }
             }
         }
@@ -109,6 +104,7 @@ impl BpeTokenizer {
         }
         let mut table = MergeTable::with_capacity(merges.len());
         let mut merge_list = Vec::with_capacity(merges.len());
+        let mut joined = Vec::new();
         for (rank, &(left, right)) in merges.iter().enumerate() {
             let (Some(a), Some(b)) = (
                 token_bytes_checked(&bytes, &offsets, left),
@@ -118,8 +114,10 @@ impl BpeTokenizer {
                     "merge {rank} ({left}, {right}) names an id outside the vocabulary ({n})"
                 ));
             };
-            let joined = [a, b].concat();
-            let Some(&merged) = token_ids.get(joined.as_slice()) else {
+            joined.clear();
+            joined.extend_from_slice(a);
+            joined.extend_from_slice(b);
+            let Some(merged) = token_ids.get_bytes(&joined) else {
                 return Err(format!(
                     "merge {rank} ({:?} {:?}) makes {:?}, which is not in the vocabulary",
                     bytes_to_token_text(a),
@@ -130,42 +128,28 @@ impl BpeTokenizer {
             table.insert(left, right, rank as u32, merged);
             merge_list.push((left, right, merged));
         }
-        let mut tok = BpeTokenizer {
+        // Specials never come out of ordinary text; with `ignore_merges` every other
+        // token is taken whole.
+        let whole = WholeFlags::new(n, |id| {
+            if special_ids.contains(&id) {
+                WholeFlags::NO
+            } else if ignore_merges || offsets[id as usize + 1] - offsets[id as usize] == 1 {
+                WholeFlags::YES
+            } else {
+                WholeFlags::UNKNOWN
+            }
+        });
+        Ok(BpeTokenizer {
             bytes,
             offsets,
             token_ids,
-            whole_pieces: PieceMap::default(),
+            whole,
             merge_list,
             merges: table,
             byte_ids,
             specials,
             ignore_merges,
-        };
-        tok.whole_pieces = tok.compute_whole_pieces();
-        Ok(tok)
-    }
-
-    fn compute_whole_pieces(&self) -> PieceMap {
-        let mut scratch = Scratch::default();
-        let mut out = Vec::new();
-        let mut symbols = Vec::new();
-        let mut map = PieceMap::default();
-        for (bytes, &id) in &self.token_ids {
-            if self.specials.content(id).is_some() {
-                continue; // specials are never produced from ordinary text
-            }
-            let reachable = self.ignore_merges || bytes.len() == 1 || {
-                out.clear();
-                symbols.clear();
-                symbols.extend(bytes.iter().map(|&b| self.byte_ids[b as usize]));
-                self.merges.apply(&symbols, &mut out, &mut scratch);
-                out.len() == 1 && out[0] == id
-            };
-            if reachable {
-                map.insert(bytes, id);
-            }
-        }
-        map
+        })
     }
 
     /// Number of ids, special tokens included.
@@ -206,7 +190,7 @@ impl BpeTokenizer {
             return Some(id);
         }
         let bytes = token_text_to_bytes(text)?;
-        self.token_ids.get(bytes.as_slice()).copied()
+        self.token_ids.get_bytes(&bytes)
     }
 
     /// Encodes text; special tokens in it are treated as ordinary text.
@@ -283,7 +267,8 @@ impl BpeTokenizer {
                     continue;
                 }
             }
-            if let Some(id) = self.whole_pieces.get(key, piece) {
+            let token = self.token_ids.get(key, piece);
+            if let Some(id) = token.filter(|&id| self.whole.get(id) == WholeFlags::YES) {
                 out.push(id);
                 if let Some(k) = cache_key {
                     cache.insert(k, (id, SINGLE));
@@ -294,6 +279,10 @@ impl BpeTokenizer {
             symbols.clear();
             symbols.extend(piece.iter().map(|&b| self.byte_ids[b as usize]));
             self.merges.apply(&symbols, out, scratch);
+            if let Some(id) = token {
+                // The merge run just answered whether this token comes out whole.
+                self.whole.learn(id, out[before..] == [id]);
+            }
             if let Some(k) = cache_key {
                 cache.insert(k, (cached_ids.len() as u32, (out.len() - before) as u32));
                 cached_ids.extend_from_slice(&out[before..]);
@@ -405,5 +394,55 @@ impl BpeTokenizer {
     /// The `tokenizer.json` text of this tokenizer.
     pub fn to_tokenizer_json(&self) -> String {
         crate::formats::tokenizer_json::to_json(self)
+    }
+}
+
+impl std::fmt::Debug for BpeTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BpeTokenizer")
+            .field("vocab_size", &self.vocab_size())
+            .field("merges", &self.merge_list.len())
+            .field("specials", &self.specials)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One flag per token, written at most once per token from any thread (all writers
+/// store the same answer, so relaxed atomics suffice).
+struct WholeFlags(Vec<AtomicU8>);
+
+impl WholeFlags {
+    const UNKNOWN: u8 = 0;
+    const YES: u8 = 1;
+    const NO: u8 = 2;
+
+    fn new(n: usize, init: impl Fn(u32) -> u8) -> Self {
+        WholeFlags((0..n as u32).map(|id| AtomicU8::new(init(id))).collect())
+    }
+
+    #[inline(always)]
+    fn get(&self, id: u32) -> u8 {
+        self.0[id as usize].load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn learn(&self, id: u32, whole: bool) {
+        let _ = self.0[id as usize].compare_exchange(
+            Self::UNKNOWN,
+            if whole { Self::YES } else { Self::NO },
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+}
+
+impl Clone for WholeFlags {
+    fn clone(&self) -> Self {
+        WholeFlags(
+            self.0
+                .iter()
+                .map(|f| AtomicU8::new(f.load(Ordering::Relaxed)))
+                .collect(),
+        )
     }
 }

@@ -29,7 +29,7 @@ pub(crate) fn pack(s: &[u8], start: usize, end: usize) -> Option<u128> {
     Some((raw & mask) | ((len as u128) << 120))
 }
 
-/// Piece bytes -> token id, for whole-token pieces.
+/// Token bytes -> token id.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct PieceMap {
     short: FxHashMap<u128, u32>,
@@ -37,11 +37,16 @@ pub(crate) struct PieceMap {
 }
 
 impl PieceMap {
-    pub(crate) fn insert(&mut self, piece: &[u8], id: u32) {
+    /// Inserts or replaces; returns the id the piece had before.
+    pub(crate) fn insert(&mut self, piece: &[u8], id: u32) -> Option<u32> {
         match pack(piece, 0, piece.len()) {
             Some(key) => self.short.insert(key, id),
             None => self.long.insert(piece.into(), id),
-        };
+        }
+    }
+
+    pub(crate) fn get_bytes(&self, piece: &[u8]) -> Option<u32> {
+        self.get(pack(piece, 0, piece.len()), piece)
     }
 
     /// Looks up `s[start..end]`; `key` is its packed form when it has one.

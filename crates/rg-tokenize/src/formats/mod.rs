@@ -4,13 +4,13 @@
 pub(crate) mod tokenizer_json;
 pub(crate) mod vocab_merges;
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use crate::bpe::BpeTokenizer;
 use crate::byte_level::token_text_to_bytes;
 use crate::char::CharTokenizer;
 use crate::error::{read_text, Result, TokenizeError};
+use crate::hash::FxHashMap;
 use crate::special::SpecialTokens;
 use crate::tokenizer::Tokenizer;
 
@@ -123,12 +123,14 @@ impl RawBpe {
                 format!("the vocabulary has gaps: {n} tokens but not all ids below {n} are used"),
             )
         })?;
-        let mut ids: HashMap<&str, u32> = HashMap::with_capacity(texts.len());
+        let mut ids: FxHashMap<&str, u32> = FxHashMap::default();
+        ids.reserve(texts.len());
         for (id, t) in texts.iter().enumerate() {
             ids.insert(t.as_str(), id as u32);
         }
         let mut merges = Vec::with_capacity(self.merges.len());
         let mut merge_results = vec![false; texts.len()];
+        let mut joined = String::new();
         for (left, right, at) in &self.merges {
             let id = |t: &str| {
                 ids.get(t)
@@ -136,7 +138,9 @@ impl RawBpe {
                     .ok_or_else(|| merge_error(*at, format!("merge names unknown token {t:?}")))
             };
             let (a, b) = (id(left)?, id(right)?);
-            let joined = format!("{left}{right}");
+            joined.clear();
+            joined.push_str(left);
+            joined.push_str(right);
             let merged = ids.get(joined.as_str()).copied().ok_or_else(|| {
                 merge_error(
                     *at,
