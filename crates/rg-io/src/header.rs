@@ -122,7 +122,7 @@ pub(crate) fn parse_header(path: &Path, file: &[u8]) -> Result<Header> {
         path: path.to_owned(),
         source,
     })?;
-    let mut validator = Validator {
+    let validator = Validator {
         path,
         data_len: data.len(),
     };
@@ -151,7 +151,7 @@ impl Validator<'_> {
         }
     }
 
-    fn header(&mut self, json: JsonValue) -> Result<Header> {
+    fn header(&self, json: JsonValue) -> Result<Header> {
         let JsonValue::Object(members) = json else {
             return Err(self.invalid(
                 "header",
