@@ -22,7 +22,9 @@
 
 mod backend;
 mod kernels;
+mod math;
 mod parallel;
+mod simd;
 mod storage;
 mod strided;
 mod view;

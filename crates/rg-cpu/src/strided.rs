@@ -77,6 +77,7 @@ impl<const N: usize> Walk<N> {
     /// `f(position, bases, run_len)` where `position` is the logical index of the run's
     /// first element and `bases[v]` its storage index in view `v`; the run continues
     /// with [`Walk::inner_strides`].
+    #[inline(always)]
     pub fn for_runs(&self, start: usize, end: usize, mut f: impl FnMut(usize, [usize; N], usize)) {
         let end = end.min(self.len);
         if start >= end {

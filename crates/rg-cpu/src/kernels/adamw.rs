@@ -6,10 +6,11 @@
 
 use rayon::prelude::*;
 use rg_core::backend::{AdamWParams, BackendStorage, View};
-use rg_core::{DType, Device, Error, FloatDType, Result};
+use rg_core::{DType, Device, Error, Result};
 
+use crate::math::Real;
 use crate::parallel::chunk_len;
-use crate::storage::CpuElement;
+use crate::simd::multiversion;
 use crate::view::{cpu_storage_mut, typed, unsupported};
 
 const OP: &str = "adamw_step";
@@ -55,7 +56,7 @@ pub fn adamw_step(
     }
 }
 
-fn run<T: FloatDType + CpuElement>(
+fn run<T: Real>(
     param: &mut dyn BackendStorage,
     grad: View<'_>,
     m: &mut dyn BackendStorage,
@@ -74,31 +75,60 @@ fn run<T: FloatDType + CpuElement>(
     let v = cpu_storage_mut(v, OP)?
         .as_mut_slice::<T>()
         .ok_or_else(dtype_error)?;
-    let t = i32::try_from(hp.step).unwrap_or(i32::MAX);
-    let c = |x: f64| T::from_f64(x);
-    let (b1, b2) = (c(hp.beta1), c(hp.beta2));
-    let (one_b1, one_b2) = (c(1.0 - hp.beta1), c(1.0 - hp.beta2));
-    // Bias corrections folded into two multipliers, computed once in f64.
-    let inv_bc1 = c(1.0 / (1.0 - hp.beta1.powi(t)));
-    let inv_bc2 = c(1.0 / (1.0 - hp.beta2.powi(t)));
-    let (lr, eps, wd) = (c(hp.lr), c(hp.eps), c(hp.weight_decay));
-    let update = |p: &mut [T], m: &mut [T], v: &mut [T], g: &[T]| {
-        for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(g) {
-            *m = b1 * *m + one_b1 * g;
-            *v = b2 * *v + one_b2 * g * g;
-            let step = (*m * inv_bc1) / ((*v * inv_bc2).sqrt() + eps);
-            *p = *p - lr * (step + wd * *p);
-        }
-    };
+    let k = Coefficients::new(hp);
     let chunk = chunk_len(p.len());
     if chunk >= p.len() {
-        update(p, m, v, &grad);
+        update(p, m, v, &grad, k);
     } else {
         p.par_chunks_mut(chunk)
             .zip(m.par_chunks_mut(chunk))
             .zip(v.par_chunks_mut(chunk))
             .zip(grad.par_chunks(chunk))
-            .for_each(|(((p, m), v), g)| update(p, m, v, g));
+            .for_each(|(((p, m), v), g)| update(p, m, v, g, k));
     }
     Ok(())
+}
+
+/// The step's scalars in the compute type, bias corrections folded into two
+/// multipliers computed once in f64.
+#[derive(Clone, Copy)]
+struct Coefficients<T> {
+    b1: T,
+    b2: T,
+    one_b1: T,
+    one_b2: T,
+    inv_bc1: T,
+    inv_bc2: T,
+    lr: T,
+    eps: T,
+    wd: T,
+}
+
+impl<T: Real> Coefficients<T> {
+    fn new(hp: &AdamWParams) -> Self {
+        let t = i32::try_from(hp.step).unwrap_or(i32::MAX);
+        let c = |x: f64| T::from_f64(x);
+        Coefficients {
+            b1: c(hp.beta1),
+            b2: c(hp.beta2),
+            one_b1: c(1.0 - hp.beta1),
+            one_b2: c(1.0 - hp.beta2),
+            inv_bc1: c(1.0 / (1.0 - hp.beta1.powi(t))),
+            inv_bc2: c(1.0 / (1.0 - hp.beta2.powi(t))),
+            lr: c(hp.lr),
+            eps: c(hp.eps),
+            wd: c(hp.weight_decay),
+        }
+    }
+}
+
+multiversion! {
+    fn update<T>(p: &mut [T], m: &mut [T], v: &mut [T], g: &[T], k: Coefficients<T>) where [T: Real] {
+        for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(g) {
+            *m = k.b1 * *m + k.one_b1 * g;
+            *v = k.b2 * *v + k.one_b2 * g * g;
+            let step = (*m * k.inv_bc1) / ((*v * k.inv_bc2).sqrt() + k.eps);
+            *p = *p - k.lr * (step + k.wd * *p);
+        }
+    }
 }

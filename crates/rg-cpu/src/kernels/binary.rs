@@ -1,10 +1,10 @@
 //! Elementwise functions of two views of one shape (broadcast axes have stride 0).
 
 use rg_core::backend::{BoxStorage, View};
-use rg_core::{BinaryOp, DType, FloatDType, Result};
+use rg_core::{BinaryOp, DType, Result};
 
 use super::map::map2;
-use crate::storage::CpuElement;
+use crate::math::Real;
 use crate::view::{boxed, check_dims, common_dtype, typed, unsupported, Typed};
 
 pub fn binary(op: BinaryOp, lhs: View<'_>, rhs: View<'_>) -> Result<BoxStorage> {
@@ -25,7 +25,7 @@ pub fn binary(op: BinaryOp, lhs: View<'_>, rhs: View<'_>) -> Result<BoxStorage> 
     }
 }
 
-fn apply<T: FloatDType + CpuElement>(op: BinaryOp, a: Typed<'_, T>, b: Typed<'_, T>) -> Vec<T> {
+fn apply<T: Real>(op: BinaryOp, a: Typed<'_, T>, b: Typed<'_, T>) -> Vec<T> {
     match op {
         BinaryOp::Add => map2(a, b, |x: T, y: T| x + y),
         BinaryOp::Sub => map2(a, b, |x: T, y: T| x - y),

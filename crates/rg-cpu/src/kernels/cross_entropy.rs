@@ -6,12 +6,13 @@
 
 use rayon::prelude::*;
 use rg_core::backend::{BoxStorage, CrossEntropyOutput, View};
-use rg_core::{DType, Device, Error, FloatDType, Result};
+use rg_core::{DType, Device, Error, Result};
 
 use super::indexing::read_ids;
 use super::softmax::log_sum_exp;
+use crate::math::Real;
 use crate::parallel::{for_rows, rows_per_task};
-use crate::storage::CpuElement;
+use crate::simd::multiversion;
 use crate::view::{boxed, common_dtype, typed, unsupported};
 
 const OP: &str = "cross_entropy";
@@ -64,7 +65,7 @@ pub fn cross_entropy(
 ) -> Result<CrossEntropyOutput> {
     let (rows, cols) = logits_shape(logits, OP)?;
     let targets = row_targets(targets, rows, cols, ignore_index, OP)?;
-    fn run<T: FloatDType + CpuElement>(
+    fn run<T: Real>(
         logits: View<'_>,
         targets: &[Option<usize>],
         cols: usize,
@@ -79,18 +80,7 @@ pub fn cross_entropy(
                 .zip(lse.par_chunks_mut(per_task))
                 .zip(x.par_chunks(per_task * cols))
                 .zip(targets.par_chunks(per_task))
-                .for_each(|(((loss, lse), x), targets)| {
-                    for (((loss, lse), x), t) in loss
-                        .iter_mut()
-                        .zip(lse)
-                        .zip(x.chunks_exact(cols))
-                        .zip(targets)
-                    {
-                        let l = log_sum_exp(x);
-                        *lse = l;
-                        *loss = t.map_or(T::zero(), |t| l - x[t]);
-                    }
-                });
+                .for_each(|(((loss, lse), x), targets)| forward_rows(x, targets, loss, lse, cols));
         }
         Ok(CrossEntropyOutput {
             loss: boxed(loss),
@@ -122,7 +112,7 @@ pub fn cross_entropy_backward(
             ));
         }
     }
-    fn run<T: FloatDType + CpuElement>(
+    fn run<T: Real>(
         logits: View<'_>,
         lse: View<'_>,
         dloss: View<'_>,
@@ -134,22 +124,16 @@ pub fn cross_entropy_backward(
         let dloss = typed::<T>(dloss, OP_BACKWARD)?.contiguous();
         let mut dx = vec![T::zero(); x.len()];
         for_rows(&mut dx, cols, |first, dx| {
+            let rows = first..first + dx.len() / cols;
             let x = &x[first * cols..first * cols + dx.len()];
-            for (r, (dx, x)) in dx
-                .chunks_exact_mut(cols)
-                .zip(x.chunks_exact(cols))
-                .enumerate()
-            {
-                let row = first + r;
-                let Some(t) = targets[row] else {
-                    continue; // ignored: the gradient stays zero
-                };
-                let (l, g) = (lse[row], dloss[row]);
-                for (dx, &x) in dx.iter_mut().zip(x) {
-                    *dx = g * (x - l).exp();
-                }
-                dx[t] = dx[t] - g;
-            }
+            backward_rows(
+                x,
+                &lse[rows.clone()],
+                &dloss[rows.clone()],
+                &targets[rows],
+                dx,
+                cols,
+            );
         });
         Ok(boxed(dx))
     }
@@ -157,5 +141,35 @@ pub fn cross_entropy_backward(
         DType::F32 => run::<f32>(logits, lse, dloss, &targets, cols),
         DType::F64 => run::<f64>(logits, lse, dloss, &targets, cols),
         other => Err(unsupported(OP_BACKWARD, other, "f32 or f64")),
+    }
+}
+
+multiversion! {
+    fn forward_rows<T>(x: &[T], targets: &[Option<usize>], loss: &mut [T], lse: &mut [T], cols: usize)
+    where [T: Real]
+    {
+        let rows = loss.iter_mut().zip(lse).zip(x.chunks_exact(cols)).zip(targets);
+        for (((loss, lse), x), t) in rows {
+            let l = log_sum_exp(x);
+            *lse = l;
+            *loss = t.map_or(T::zero(), |t| l - x[t]);
+        }
+    }
+}
+
+multiversion! {
+    fn backward_rows<T>(x: &[T], lse: &[T], dloss: &[T], targets: &[Option<usize>], dx: &mut [T], cols: usize)
+    where [T: Real]
+    {
+        let rows = dx.chunks_exact_mut(cols).zip(x.chunks_exact(cols));
+        for ((((dx, x), &l), &g), t) in rows.zip(lse).zip(dloss).zip(targets) {
+            let Some(t) = *t else {
+                continue; // ignored: the gradient stays zero
+            };
+            for (dx, &x) in dx.iter_mut().zip(x) {
+                *dx = g * (x - l).exp_v();
+            }
+            dx[t] = dx[t] - g;
+        }
     }
 }

@@ -1,42 +1,43 @@
 //! GELU with GPT-2's tanh approximation, forward and fused backward. Matches
 //! `rg_core::ops::gelu_reference`.
+//!
+//! Computed through the identity `0.5 (1 + tanh(z)) = sigmoid(2z)`: one exponential
+//! (vectorisable, see `math`) instead of a tanh, and no cancellation near zero.
 
 use rg_core::backend::{BoxStorage, View};
-use rg_core::{DType, FloatDType, Result};
+use rg_core::{DType, Result};
 
 use super::map::map2;
-use crate::storage::CpuElement;
+use crate::math::Real;
 use crate::view::{boxed, check_dims, common_dtype, typed, unsupported};
 
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 const COEFF: f64 = 0.044715;
 
-/// `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
+/// `0.5 x (1 + tanh(z))` with `z = sqrt(2/pi) (x + 0.044715 x^3)`, as `x sigmoid(2z)`.
 #[inline(always)]
-pub fn gelu<T: FloatDType>(x: T) -> T {
-    let c = T::from_f64(SQRT_2_OVER_PI);
+pub fn gelu<T: Real>(x: T) -> T {
+    let two_c = T::from_f64(2.0 * SQRT_2_OVER_PI);
     let a = T::from_f64(COEFF);
-    let half = T::from_f64(0.5);
-    half * x * (T::one() + (c * (x + a * x * x * x)).tanh())
+    x * (two_c * (x + a * x * x * x)).sigmoid_v()
 }
 
-/// `dy * gelu'(x)`, with `gelu'(x) = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)`
-/// where `t` is the tanh of the forward pass.
+/// `dy * gelu'(x)`. With `s = sigmoid(2z)` (so `tanh(z) = 2s - 1`):
+/// `gelu'(x) = s + 2 x s (1 - s) z'`, `z' = sqrt(2/pi) (1 + 3 * 0.044715 x^2)`.
 #[inline(always)]
-fn gelu_grad<T: FloatDType>(x: T, dy: T) -> T {
+fn gelu_grad<T: Real>(x: T, dy: T) -> T {
     let c = T::from_f64(SQRT_2_OVER_PI);
     let a = T::from_f64(COEFF);
-    let half = T::from_f64(0.5);
     let x2 = x * x;
-    let t = (c * (x + a * x2 * x)).tanh();
-    let du = c * (T::one() + T::from_f64(3.0 * COEFF) * x2);
-    dy * (half * (T::one() + t) + half * x * (T::one() - t * t) * du)
+    let s = ((c + c) * (x + a * x2 * x)).sigmoid_v();
+    let dz = c * (T::one() + T::from_f64(3.0 * COEFF) * x2);
+    dy * (s + (x + x) * s * (T::one() - s) * dz)
 }
 
 pub fn gelu_backward(x: View<'_>, dy: View<'_>) -> Result<BoxStorage> {
     const OP: &str = "gelu_backward";
     check_dims(OP, "dy", dy.dims(), x.dims())?;
-    fn run<T: FloatDType + CpuElement>(x: View<'_>, dy: View<'_>) -> Result<BoxStorage> {
+    fn run<T: Real>(x: View<'_>, dy: View<'_>) -> Result<BoxStorage> {
         Ok(boxed(map2(
             typed::<T>(x, OP)?,
             typed::<T>(dy, OP)?,

@@ -4,9 +4,11 @@
 
 use half::{bf16, f16};
 use rg_core::backend::{BoxStorage, View};
-use rg_core::{DType, Device, Error, FloatDType, Result};
+use rg_core::{DType, Device, Error, Result};
 
+use crate::math::Real;
 use crate::parallel::for_rows;
+use crate::simd::multiversion;
 use crate::storage::CpuElement;
 use crate::view::{boxed, check_dims, typed, unsupported};
 
@@ -106,7 +108,7 @@ pub fn index_add(
     let mut expected = dst_dims.to_vec();
     expected[axis] = ids.len();
     check_dims(OP, "src", src.dims(), &expected)?;
-    fn run<T: FloatDType + CpuElement>(
+    fn run<T: Real>(
         src: View<'_>,
         ids: &[usize],
         outer: usize,
@@ -122,9 +124,7 @@ pub fn index_add(
                 let (o, d) = ((first + r) / size, (first + r) % size);
                 for &i in sources.of(d) {
                     let start = (o * n + i) * inner;
-                    for (acc, &v) in row.iter_mut().zip(&src[start..start + inner]) {
-                        *acc = *acc + v;
-                    }
+                    add_into(row, &src[start..start + inner]);
                 }
             }
         });
@@ -164,5 +164,13 @@ impl Buckets {
 
     fn of(&self, d: usize) -> &[usize] {
         &self.positions[self.starts[d]..self.starts[d + 1]]
+    }
+}
+
+multiversion! {
+    fn add_into<T>(acc: &mut [T], src: &[T]) where [T: Real] {
+        for (a, &v) in acc.iter_mut().zip(src) {
+            *a = *a + v;
+        }
     }
 }

@@ -4,17 +4,17 @@
 //! Statistics use two passes over the row (mean, then the mean of squared deviations),
 //! accumulated in f64 even for f32 rows: the one-pass `E[x^2] - E[x]^2` cancels badly,
 //! and an f32 mean that is off by one ulp gets amplified by `rstd` when the variance is
-//! tiny.
-//! dgamma and dbeta are sums over rows: each task accumulates its own partial sums,
-//! which are added at the end, so threads never contend.
+//! tiny. dgamma and dbeta are sums over rows: each task accumulates its own partial
+//! sums, which are added at the end, so threads never contend.
 
 use rayon::prelude::*;
 use rg_core::backend::{LayerNormGrads, LayerNormOutput, View};
-use rg_core::{DType, FloatDType, Result};
+use rg_core::{DType, Result};
 
 use super::lanes;
+use crate::math::Real;
 use crate::parallel::rows_per_task;
-use crate::storage::CpuElement;
+use crate::simd::multiversion;
 use crate::view::{boxed, check_dims, common_dtype, rows_cols, typed, unsupported};
 
 const OP: &str = "layer_norm";
@@ -36,7 +36,7 @@ pub fn layer_norm(
     }
 }
 
-fn forward<T: FloatDType + CpuElement>(
+fn forward<T: Real>(
     x: View<'_>,
     gamma: View<'_>,
     beta: View<'_>,
@@ -50,32 +50,38 @@ fn forward<T: FloatDType + CpuElement>(
     let mut mean = vec![T::zero(); rows];
     let mut rstd = vec![T::zero(); rows];
     if rows > 0 && cols > 0 {
-        let n = cols as f64;
         let per_task = rows_per_task(rows, cols);
-        let tasks = y
-            .par_chunks_mut(per_task * cols)
+        y.par_chunks_mut(per_task * cols)
             .zip(mean.par_chunks_mut(per_task))
             .zip(rstd.par_chunks_mut(per_task))
-            .zip(x.par_chunks(per_task * cols));
-        tasks.for_each(|(((y, mean), rstd), x)| {
-            let rows = x.chunks_exact(cols).zip(y.chunks_exact_mut(cols));
-            for ((x, y), (mean, rstd)) in rows.zip(mean.iter_mut().zip(rstd.iter_mut())) {
-                let mu = lanes::sum_map_f64(x, |v| v) / n;
-                let var = lanes::sum_map_f64(x, |v| (v - mu) * (v - mu)) / n;
-                let (mu, r) = (T::from_f64(mu), T::from_f64((var + eps).sqrt().recip()));
-                for (((y, &x), &g), &b) in y.iter_mut().zip(x).zip(gamma.iter()).zip(beta.iter()) {
-                    *y = (x - mu) * r * g + b;
-                }
-                *mean = mu;
-                *rstd = r;
-            }
-        });
+            .zip(x.par_chunks(per_task * cols))
+            .for_each(|(((y, mean), rstd), x)| forward_rows(x, &gamma, &beta, y, mean, rstd, eps));
     }
     Ok(LayerNormOutput {
         y: boxed(y),
         mean: boxed(mean),
         rstd: boxed(rstd),
     })
+}
+
+multiversion! {
+    fn forward_rows<T>(x: &[T], gamma: &[T], beta: &[T], y: &mut [T], mean: &mut [T], rstd: &mut [T], eps: f64)
+    where [T: Real]
+    {
+        let cols = gamma.len();
+        let n = cols as f64;
+        let rows = x.chunks_exact(cols).zip(y.chunks_exact_mut(cols));
+        for ((x, y), (mean, rstd)) in rows.zip(mean.iter_mut().zip(rstd.iter_mut())) {
+            let mu = lanes::sum_map_f64(x, |v| v) / n;
+            let var = lanes::sum_map_f64(x, |v| (v - mu) * (v - mu)) / n;
+            let (mu, r) = (T::from_f64(mu), T::from_f64((var + eps).sqrt().recip()));
+            for (((y, &x), &g), &b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
+                *y = (x - mu) * r * g + b;
+            }
+            *mean = mu;
+            *rstd = r;
+        }
+    }
 }
 
 /// With `xhat = (x - mean) * rstd` and `g = dy * gamma`:
@@ -103,7 +109,7 @@ pub fn layer_norm_backward(
     }
 }
 
-fn backward<T: FloatDType + CpuElement>(
+fn backward<T: Real>(
     dy: View<'_>,
     x: View<'_>,
     gamma: View<'_>,
@@ -121,44 +127,29 @@ fn backward<T: FloatDType + CpuElement>(
     let (dgamma, dbeta) = if rows == 0 || cols == 0 {
         zeros()
     } else {
-        let n = T::from_f64(cols as f64);
         let per_task = rows_per_task(rows, cols);
         dx.par_chunks_mut(per_task * cols)
             .enumerate()
             .map(|(task, dx)| {
                 let first = task * per_task;
+                let n = dx.len() / cols;
                 let range = first * cols..first * cols + dx.len();
                 let (mut dgamma, mut dbeta) = zeros();
-                let rows = x[range.clone()]
-                    .chunks_exact(cols)
-                    .zip(dy[range].chunks_exact(cols));
-                for (r, ((x, dy), dx)) in rows.zip(dx.chunks_exact_mut(cols)).enumerate() {
-                    let (mu, rs) = (mean[first + r], rstd[first + r]);
-                    let xhat = |v: T| (v - mu) * rs;
-                    let mean_g = lanes::sum_zip(dy, &gamma, |d, g| d * g) / n;
-                    let mean_gx = lanes::sum_zip3(dy, &gamma, x, |d, g, v| d * g * xhat(v)) / n;
-                    for ((((dx, &d), &g), &v), (dg, db)) in dx
-                        .iter_mut()
-                        .zip(dy)
-                        .zip(gamma.iter())
-                        .zip(x)
-                        .zip(dgamma.iter_mut().zip(dbeta.iter_mut()))
-                    {
-                        let h = xhat(v);
-                        *dx = rs * (d * g - mean_g - h * mean_gx);
-                        *dg = *dg + d * h;
-                        *db = *db + d;
-                    }
-                }
+                backward_rows(
+                    &x[range.clone()],
+                    &dy[range],
+                    &gamma,
+                    &mean[first..first + n],
+                    &rstd[first..first + n],
+                    dx,
+                    &mut dgamma,
+                    &mut dbeta,
+                );
                 (dgamma, dbeta)
             })
             .reduce(zeros, |(mut ga, mut ba), (gb, bb)| {
-                for (a, b) in ga.iter_mut().zip(&gb) {
-                    *a = *a + *b;
-                }
-                for (a, b) in ba.iter_mut().zip(&bb) {
-                    *a = *a + *b;
-                }
+                add_into(&mut ga, &gb);
+                add_into(&mut ba, &bb);
                 (ga, ba)
             })
     };
@@ -167,4 +158,40 @@ fn backward<T: FloatDType + CpuElement>(
         dgamma: boxed(dgamma),
         dbeta: boxed(dbeta),
     })
+}
+
+multiversion! {
+    /// Rows of `dx`, and this task's partial `dgamma` and `dbeta` added into theirs.
+    fn backward_rows<T>(
+        x: &[T],
+        dy: &[T],
+        gamma: &[T],
+        mean: &[T],
+        rstd: &[T],
+        dx: &mut [T],
+        dgamma: &mut [T],
+        dbeta: &mut [T],
+    ) where [T: Real] {
+        let cols = gamma.len();
+        let n = T::from_f64(cols as f64);
+        let rows = x.chunks_exact(cols).zip(dy.chunks_exact(cols)).zip(dx.chunks_exact_mut(cols));
+        for (((x, dy), dx), (&mu, &rs)) in rows.zip(mean.iter().zip(rstd)) {
+            let xhat = |v: T| (v - mu) * rs;
+            let mean_g = lanes::sum_zip(dy, gamma, |d, g| d * g) / n;
+            let mean_gx = lanes::sum_zip3(dy, gamma, x, |d, g, v| d * g * xhat(v)) / n;
+            let grads = dgamma.iter_mut().zip(dbeta.iter_mut());
+            for ((((dx, &d), &g), &v), (dg, db)) in dx.iter_mut().zip(dy).zip(gamma).zip(x).zip(grads) {
+                let h = xhat(v);
+                *dx = rs * (d * g - mean_g - h * mean_gx);
+                *dg = *dg + d * h;
+                *db = *db + d;
+            }
+        }
+    }
+}
+
+fn add_into<T: Real>(acc: &mut [T], other: &[T]) {
+    for (a, &b) in acc.iter_mut().zip(other) {
+        *a = *a + b;
+    }
 }

@@ -6,6 +6,7 @@
 use rayon::prelude::*;
 
 use crate::parallel::chunk_len;
+use crate::simd::multiversion;
 use crate::storage::CpuElement;
 use crate::strided::Walk;
 use crate::view::Typed;
@@ -59,9 +60,7 @@ where
     drive(&walk, &mut out, |o, [b]| match s {
         1 => {
             let n = o.len();
-            for (o, &x) in o.iter_mut().zip(&data[b..b + n]) {
-                *o = f(x);
-            }
+            unit1(o, &data[b..b + n], &f);
         }
         0 => o.fill(f(data[b])),
         s => {
@@ -87,22 +86,14 @@ where
     drive(&walk, &mut out, |o, [ba, bb]| {
         let n = o.len();
         match walk.inner_strides() {
-            [1, 1] => {
-                for ((o, &x), &y) in o.iter_mut().zip(&da[ba..ba + n]).zip(&db[bb..bb + n]) {
-                    *o = f(x, y);
-                }
-            }
+            [1, 1] => unit2(o, &da[ba..ba + n], &db[bb..bb + n], &f),
             [1, 0] => {
                 let y = db[bb];
-                for (o, &x) in o.iter_mut().zip(&da[ba..ba + n]) {
-                    *o = f(x, y);
-                }
+                unit1(o, &da[ba..ba + n], &|x| f(x, y));
             }
             [0, 1] => {
                 let x = da[ba];
-                for (o, &y) in o.iter_mut().zip(&db[bb..bb + n]) {
-                    *o = f(x, y);
-                }
+                unit1(o, &db[bb..bb + n], &|y| f(x, y));
             }
             [sa, sb] => {
                 for (k, o) in o.iter_mut().enumerate() {
@@ -129,15 +120,7 @@ where
     drive(&walk, &mut out, |o, [ba, bb, bc]| {
         let n = o.len();
         match walk.inner_strides() {
-            [1, 1, 1] => {
-                let xs = da[ba..ba + n]
-                    .iter()
-                    .zip(&db[bb..bb + n])
-                    .zip(&dc[bc..bc + n]);
-                for (o, ((&x, &y), &z)) in o.iter_mut().zip(xs) {
-                    *o = f(x, y, z);
-                }
-            }
+            [1, 1, 1] => unit3(o, &da[ba..ba + n], &db[bb..bb + n], &dc[bc..bc + n], &f),
             [sa, sb, sc] => {
                 for (k, o) in o.iter_mut().enumerate() {
                     *o = f(da[ba + k * sa], db[bb + k * sb], dc[bc + k * sc]);
@@ -146,4 +129,33 @@ where
         }
     });
     out
+}
+
+multiversion! {
+    /// `out[i] = f(a[i])` over unit-stride runs.
+    fn unit1<A, U, F>(out: &mut [U], a: &[A], f: &F) where [A: Copy, F: Fn(A) -> U] {
+        for (o, &x) in out.iter_mut().zip(a) {
+            *o = f(x);
+        }
+    }
+}
+
+multiversion! {
+    /// `out[i] = f(a[i], b[i])` over unit-stride runs.
+    fn unit2<A, B, U, F>(out: &mut [U], a: &[A], b: &[B], f: &F) where [A: Copy, B: Copy, F: Fn(A, B) -> U] {
+        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+            *o = f(x, y);
+        }
+    }
+}
+
+multiversion! {
+    /// `out[i] = f(a[i], b[i], c[i])` over unit-stride runs.
+    fn unit3<A, B, C, U, F>(out: &mut [U], a: &[A], b: &[B], c: &[C], f: &F)
+    where [A: Copy, B: Copy, C: Copy, F: Fn(A, B, C) -> U]
+    {
+        for (((o, &x), &y), &z) in out.iter_mut().zip(a).zip(b).zip(c) {
+            *o = f(x, y, z);
+        }
+    }
 }

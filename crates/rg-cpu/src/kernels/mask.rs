@@ -3,11 +3,11 @@
 //! `s - t` positions are already cached).
 
 use rg_core::backend::{BoxStorage, View};
-use rg_core::{DType, Device, Error, FloatDType, Result};
+use rg_core::{DType, Device, Error, Result};
 
 use super::copy::materialise;
+use crate::math::Real;
 use crate::parallel::for_rows;
-use crate::storage::CpuElement;
 use crate::view::{boxed, typed, unsupported};
 
 const OP: &str = "causal_fill";
@@ -22,12 +22,7 @@ pub fn causal_fill(src: View<'_>, value: f64) -> Result<BoxStorage> {
         ));
     }
     let (t, s) = (dims[dims.len() - 2], dims[dims.len() - 1]);
-    fn run<T: FloatDType + CpuElement>(
-        src: View<'_>,
-        value: f64,
-        t: usize,
-        s: usize,
-    ) -> Result<BoxStorage> {
+    fn run<T: Real>(src: View<'_>, value: f64, t: usize, s: usize) -> Result<BoxStorage> {
         let mut out = materialise(typed::<T>(src, OP)?);
         let value = T::from_f64(value);
         for_rows(&mut out, s, |first, rows| {

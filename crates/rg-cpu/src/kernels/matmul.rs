@@ -16,9 +16,9 @@
 
 use rayon::prelude::*;
 use rg_core::backend::{BoxStorage, MatmulDims, View};
-use rg_core::{DType, Device, Error, FloatDType, Layout, Result, Shape};
+use rg_core::{DType, Device, Error, Layout, Result, Shape};
 
-use crate::storage::CpuElement;
+use crate::math::Real;
 use crate::strided::Walk;
 use crate::view::{boxed, common_dtype, typed, unsupported};
 
@@ -86,11 +86,7 @@ impl Operand {
     }
 }
 
-fn run<T: FloatDType + CpuElement + Gemm>(
-    lhs: View<'_>,
-    rhs: View<'_>,
-    dims: MatmulDims,
-) -> Result<BoxStorage> {
+fn run<T: Real + Gemm>(lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<BoxStorage> {
     let MatmulDims { batch, m, n, k } = dims;
     let a = typed::<T>(lhs, OP)?;
     let b = typed::<T>(rhs, OP)?;

@@ -13,8 +13,9 @@ use rg_core::{DType, Device, Error, FloatDType, ReduceOp, Result, Shape};
 
 use super::lanes;
 use super::map::drive_weighted;
+use crate::math::Real;
 use crate::parallel::{chunk_len, PAR_THRESHOLD};
-use crate::storage::CpuElement;
+use crate::simd::multiversion;
 use crate::strided::Walk;
 use crate::view::{boxed, typed, unsupported, Typed};
 
@@ -89,11 +90,7 @@ fn beats<T: FloatDType>(x: T, best: T) -> bool {
     x > best || (x.is_nan() && !best.is_nan())
 }
 
-fn run<T: FloatDType + CpuElement>(
-    op: ReduceOp,
-    src: Typed<'_, T>,
-    axis: usize,
-) -> Result<BoxStorage> {
+fn run<T: Real>(op: ReduceOp, src: Typed<'_, T>, axis: usize) -> Result<BoxStorage> {
     let dims = src.dims();
     let len = dims[axis];
     let axis_stride = src.layout.strides()[axis];
@@ -170,8 +167,8 @@ fn fold_run_serial<T: FloatDType>(
         return T::zero();
     }
     match (fold, stride) {
-        (Fold::Sum, 1) => lanes::sum(&data[base..base + len]),
-        (Fold::Max, 1) => lanes::max(&data[base..base + len]),
+        (Fold::Sum, 1) => sum_unit(&data[base..base + len]),
+        (Fold::Max, 1) => max_unit(&data[base..base + len]),
         _ => {
             let mut acc = data[base];
             for j in 1..len {
@@ -203,9 +200,7 @@ fn fold_across<T: FloatDType>(
     for j in 1..len {
         let b = base + j * axis_stride;
         if out_stride == 1 {
-            for (o, &x) in o.iter_mut().zip(&data[b..b + n]) {
-                *o = fold.step(*o, x);
-            }
+            accumulate(o, &data[b..b + n], fold);
         } else {
             for (k, o) in o.iter_mut().enumerate() {
                 *o = fold.step(*o, data[b + k * out_stride]);
@@ -226,12 +221,7 @@ fn argmax_run<T: FloatDType>(data: &[T], base: usize, len: usize, stride: usize)
     at as u32
 }
 
-fn argmax_across<T: FloatDType + CpuElement>(
-    data: &[T],
-    walk: &Walk<1>,
-    len: usize,
-    axis_stride: usize,
-) -> Vec<u32> {
+fn argmax_across<T: Real>(data: &[T], walk: &Walk<1>, len: usize, axis_stride: usize) -> Vec<u32> {
     let [out_stride] = walk.inner_strides();
     let mut out = vec![0u32; walk.len()];
     drive_weighted(walk, &mut out, len, |o, [base]| {
@@ -248,4 +238,39 @@ fn argmax_across<T: FloatDType + CpuElement>(
         }
     });
     out
+}
+
+multiversion! {
+    fn sum_unit<T>(xs: &[T]) -> T where [T: FloatDType] {
+        lanes::sum(xs)
+    }
+}
+
+multiversion! {
+    fn max_unit<T>(xs: &[T]) -> T where [T: FloatDType] {
+        lanes::max(xs)
+    }
+}
+
+multiversion! {
+    /// `acc[k] = step(acc[k], xs[k])`, one loop per fold so each is branch-free.
+    fn accumulate<T>(acc: &mut [T], xs: &[T], fold: Fold) where [T: FloatDType] {
+        match fold {
+            Fold::Sum => {
+                for (a, &x) in acc.iter_mut().zip(xs) {
+                    *a = Fold::Sum.step(*a, x);
+                }
+            }
+            Fold::Max => {
+                for (a, &x) in acc.iter_mut().zip(xs) {
+                    *a = Fold::Max.step(*a, x);
+                }
+            }
+            Fold::Min => {
+                for (a, &x) in acc.iter_mut().zip(xs) {
+                    *a = Fold::Min.step(*a, x);
+                }
+            }
+        }
+    }
 }

@@ -1,11 +1,11 @@
 //! Elementwise functions of one tensor: `UnaryOp`s, `affine` and `powf`.
 
 use rg_core::backend::{BoxStorage, View};
-use rg_core::{DType, FloatDType, Result, UnaryOp};
+use rg_core::{DType, Result, UnaryOp};
 
 use super::gelu::gelu;
 use super::map::map1;
-use crate::storage::CpuElement;
+use crate::math::Real;
 use crate::view::{boxed, typed, unsupported, Typed};
 
 pub fn unary(op: UnaryOp, src: View<'_>) -> Result<BoxStorage> {
@@ -18,11 +18,11 @@ pub fn unary(op: UnaryOp, src: View<'_>) -> Result<BoxStorage> {
 }
 
 /// One monomorphised loop per op, so each inner loop is a straight-line body.
-fn apply<T: FloatDType + CpuElement>(op: UnaryOp, src: Typed<'_, T>) -> Vec<T> {
+fn apply<T: Real>(op: UnaryOp, src: Typed<'_, T>) -> Vec<T> {
     let zero = T::zero();
     match op {
         UnaryOp::Neg => map1(src, |x: T| -x),
-        UnaryOp::Exp => map1(src, |x: T| x.exp()),
+        UnaryOp::Exp => map1(src, |x: T| x.exp_v()),
         UnaryOp::Log => map1(src, |x: T| x.ln()),
         UnaryOp::Tanh => map1(src, |x: T| x.tanh()),
         UnaryOp::Sqrt => map1(src, |x: T| x.sqrt()),
@@ -38,7 +38,7 @@ fn apply<T: FloatDType + CpuElement>(op: UnaryOp, src: Typed<'_, T>) -> Vec<T> {
 /// `x * mul + add`.
 pub fn affine(src: View<'_>, mul: f64, add: f64) -> Result<BoxStorage> {
     const OP: &str = "affine";
-    fn run<T: FloatDType + CpuElement>(src: View<'_>, mul: f64, add: f64) -> Result<BoxStorage> {
+    fn run<T: Real>(src: View<'_>, mul: f64, add: f64) -> Result<BoxStorage> {
         let (m, a) = (T::from_f64(mul), T::from_f64(add));
         Ok(boxed(map1(typed::<T>(src, OP)?, |x: T| x * m + a)))
     }
@@ -53,7 +53,7 @@ pub fn affine(src: View<'_>, mul: f64, add: f64) -> Result<BoxStorage> {
 /// bases, as `powf` is not).
 pub fn powf(src: View<'_>, exponent: f64) -> Result<BoxStorage> {
     const OP: &str = "powf";
-    fn run<T: FloatDType + CpuElement>(src: View<'_>, exponent: f64) -> Result<BoxStorage> {
+    fn run<T: Real>(src: View<'_>, exponent: f64) -> Result<BoxStorage> {
         let src = typed::<T>(src, OP)?;
         let e = T::from_f64(exponent);
         let out = if exponent == 2.0 {
