@@ -228,7 +228,29 @@ struct Setup {
     task: Option<AdditionTask>,
 }
 
+/// What a checkpoint says about the run that wrote it.
+struct ResumeInfo {
+    train: TrainConfig,
+    dropout: f64,
+    sampler: Option<String>,
+}
+
+fn resume_info(dir: &Path) -> Result<ResumeInfo> {
+    let path = dir.join(rusty_gradients::gpt::checkpoint::TRAINER_STATE_FILE);
+    let state = rusty_gradients::gpt::checkpoint::read_json(&path).context("--resume")?;
+    let train: TrainConfig = serde_json::from_value(state["train_config"].clone())
+        .with_context(|| format!("--resume: {}: malformed train_config", path.display()))?;
+    Ok(ResumeInfo {
+        train,
+        dropout: state["dropout"].as_f64().unwrap_or(0.0),
+        sampler: state["data"]["sampler"].as_str().map(str::to_string),
+    })
+}
+
 fn setup(args: &TrainArgs, device: Device) -> Result<Setup> {
+    if let Some(dir) = &args.resume {
+        return setup_resume(args, dir, device);
+    }
     let sampler: SamplerKind = args.sampler.as_deref().unwrap_or("random").parse()?;
     let Some(data_path) = &args.data else {
         if args.init.is_some() {
@@ -307,6 +329,51 @@ fn setup(args: &TrainArgs, device: Device) -> Result<Setup> {
     })
 }
 
+/// Model, tokenizer and settings from a checkpoint; flags given again override the
+/// run settings (e.g. a larger --steps), the data must be the same as before.
+fn setup_resume(args: &TrainArgs, dir: &Path, device: Device) -> Result<Setup> {
+    if args.init.is_some() {
+        bail!("--init and --resume exclude each other");
+    }
+    let info = resume_info(dir)?;
+    let loaded =
+        load_model_dir(dir, &device).with_context(|| format!("--resume {}", dir.display()))?;
+    let cfg = GptConfig {
+        dropout: args.dropout.unwrap_or(info.dropout),
+        ..loaded.model.config().clone()
+    };
+    let model = Gpt::from_tensors(cfg, tensors_of(&loaded.model))?;
+    let train = args.apply_run_settings(info.train)?;
+    let tokenizer = loaded.tokenizer;
+    let (data, task): (Box<dyn DataSource>, Option<AdditionTask>) = match &args.data {
+        None => (
+            Box::new(AdditionTask::new(3, 500, train.seed)?),
+            Some(AdditionTask::new(3, 500, train.seed)?),
+        ),
+        Some(path) => {
+            let sampler: SamplerKind = args
+                .sampler
+                .as_deref()
+                .or(info.sampler.as_deref())
+                .unwrap_or("random")
+                .parse()?;
+            let tokens = tokenizer.encode(&read_text(path)?);
+            let eval_fraction = args.eval_fraction.unwrap_or(0.1);
+            (
+                Box::new(TextData::new(tokens, eval_fraction, sampler, train.seed)?),
+                None,
+            )
+        }
+    };
+    Ok(Setup {
+        model,
+        data,
+        tokenizer,
+        train,
+        task,
+    })
+}
+
 /// The parameters of a loaded model, by name, to rebuild it with other settings.
 fn tensors_of(model: &Gpt) -> std::collections::HashMap<String, rusty_gradients::Tensor> {
     use rusty_gradients::nn::Module;
@@ -320,13 +387,7 @@ fn tensors_of(model: &Gpt) -> std::collections::HashMap<String, rusty_gradients:
 pub fn run(args: TrainArgs) -> Result<()> {
     let device = crate::device::parse(&args.device)?;
     let json_log = args.log_format == "json";
-    let mut s = setup(&args, device)?;
-    if let Some(dir) = &args.resume {
-        let loaded =
-            load_model_dir(dir, &device).with_context(|| format!("--resume {}", dir.display()))?;
-        s.model = loaded.model;
-        s.tokenizer = loaded.tokenizer;
-    }
+    let s = setup(&args, device)?;
     let described = s.data.describe();
     let params = rusty_gradients::nn::Module::param_count(&s.model);
     let total_steps = s.train.steps;

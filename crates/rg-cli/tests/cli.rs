@@ -181,3 +181,48 @@ fn bad_flags_get_one_line_errors_naming_the_flag() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--steps"));
 }
+
+#[test]
+fn resume_through_the_command_line_is_bit_exact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |out: &str, extra: &[&str]| -> Vec<Value> {
+        let out_dir = tmp.path().join(out);
+        let mut args = vec![
+            "train",
+            "--log-format",
+            "json",
+            "--dropout",
+            "0.1",
+            "--grad-accum",
+            "2",
+            "--eval-every",
+            "0",
+        ];
+        args.extend_from_slice(&["--out", out_dir.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        let o = rgrad(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        json_lines(&o)
+    };
+    let losses = |lines: &[Value]| -> Vec<f64> {
+        lines
+            .iter()
+            .filter(|l| l["event"] == "step")
+            .map(|l| l["loss"].as_f64().unwrap())
+            .collect()
+    };
+    // An interrupted run resumes from its step-5 checkpoint with the same settings.
+    let whole = losses(&run("whole", &["--steps", "10", "--save-every", "5"]));
+    let ckpt = tmp.path().join("whole/checkpoints/step-000005");
+    let resumed = run("resumed", &["--resume", ckpt.to_str().unwrap()]);
+    let mut split = whole[..5].to_vec();
+    split.extend(losses(&resumed));
+    assert_eq!(split.len(), 10);
+    for (k, (a, b)) in split.iter().zip(&whole).enumerate() {
+        assert_eq!(
+            a.to_bits(),
+            b.to_bits(),
+            "step {k}: resumed {a} vs uninterrupted {b}"
+        );
+    }
+}

@@ -177,7 +177,12 @@ impl DataSource for TextData {
     }
 
     fn state(&self) -> Value {
-        json!({ "position": self.position, "rng": rng_state::to_json(&self.rng) })
+        json!({
+            "kind": "text",
+            "sampler": self.sampler,
+            "position": self.position,
+            "rng": rng_state::to_json(&self.rng),
+        })
     }
 
     fn restore(&mut self, state: &Value) -> Result<()> {

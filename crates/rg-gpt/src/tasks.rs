@@ -209,7 +209,7 @@ impl DataSource for AdditionTask {
     }
 
     fn state(&self) -> Value {
-        json!({ "rng": rng_state::to_json(&self.rng) })
+        json!({ "kind": "addition", "rng": rng_state::to_json(&self.rng) })
     }
 
     fn restore(&mut self, state: &Value) -> Result<()> {

@@ -387,6 +387,7 @@ impl Trainer {
             "data": self.data.state(),
             "dropout_rng": { "seed": seed_hex, "word_pos": pos.to_string() },
             "train_config": self.config,
+            "dropout": self.model.config().dropout,
             "data_description": self.data.describe(),
         })
     }
