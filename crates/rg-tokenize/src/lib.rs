@@ -11,7 +11,7 @@
 //! - [`CharTokenizer`]: one id per character (nanoGPT's `shakespeare_char`).
 //! - Files: `vocab.json` + `merges.txt`, `tokenizer.json`, our char JSON; read any with
 //!   [`load_tokenizer`], write with [`Tokenizer::save`].
-//! - Feature `hf`: [`HfTokenizer`], the `tokenizers` crate behind the same
+//! - Feature `hf`: `HfTokenizer`, the `tokenizers` crate behind the same
 //!   [`Tokenizer`] trait, used by [`load_tokenizer`] for models our engine lacks.
 //!
 //! Layout: `pretokenize.rs` (GPT-2 pattern scanner) over `classify.rs` +
