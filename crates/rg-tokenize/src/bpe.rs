@@ -12,6 +12,7 @@ use crate::merge::{MergeTable, Scratch, NO_TOKEN};
 use crate::piece_key::{pack, PieceMap};
 use crate::pretokenize::{piece_end, split_chunks};
 use crate::special::{Segment, SpecialTokens};
+use crate::tokenizer::utf8_lossy;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -202,7 +203,7 @@ impl BpeTokenizer {
     pub fn encode_bytes(&self, bytes: &[u8]) -> Vec<u32> {
         // About 4 bytes per token on English text; reserving avoids most regrowth.
         let mut out = Vec::with_capacity(bytes.len() / 4 + 1);
-        self.encode_into(bytes, &mut out, &mut Scratch::default());
+        self.encode_into(bytes, &mut out, &mut EncodeState::new(bytes.len()));
         out
     }
 
@@ -212,10 +213,11 @@ impl BpeTokenizer {
             return self.encode(text);
         }
         let mut out = Vec::with_capacity(text.len() / 4 + 1);
-        let mut scratch = Scratch::default();
+        // One state for all segments: the piece cache carries across special tokens.
+        let mut state = EncodeState::new(text.len());
         for segment in self.specials.split(text) {
             match segment {
-                Segment::Text(t) => self.encode_into(t.as_bytes(), &mut out, &mut scratch),
+                Segment::Text(t) => self.encode_into(t.as_bytes(), &mut out, &mut state),
                 Segment::Special(id) => out.push(id),
             }
         }
@@ -240,29 +242,21 @@ impl BpeTokenizer {
         texts.par_iter().map(|t| self.encode(t)).collect()
     }
 
-    fn encode_into(&self, s: &[u8], out: &mut Vec<u32>, scratch: &mut Scratch) {
-        // Every short piece's ids, remembered for this call. Text repeats its words, so
-        // most pieces hit this small, hot table instead of the vocabulary-sized one (a
-        // cache miss each) or the merge loop. Not worth building for short inputs.
-        const CACHE_FROM: usize = 512;
+    fn encode_into(&self, s: &[u8], out: &mut Vec<u32>, state: &mut EncodeState) {
         const SINGLE: u32 = u32::MAX;
-        let use_cache = s.len() >= CACHE_FROM;
-        let mut cache: FxHashMap<u128, (u32, u32)> = FxHashMap::default();
-        let mut cached_ids: Vec<u32> = Vec::new();
-        let mut symbols = Vec::new();
         let mut start = 0;
         while start < s.len() {
             let end = piece_end(s, start);
             let piece = &s[start..end];
             let key = pack(s, start, end);
             start = end;
-            let cache_key = key.filter(|_| use_cache);
+            let cache_key = key.filter(|_| state.use_cache);
             if let Some(k) = cache_key {
-                if let Some(&(a, b)) = cache.get(&k) {
+                if let Some(&(a, b)) = state.cache.get(&k) {
                     if b == SINGLE {
                         out.push(a);
                     } else {
-                        out.extend_from_slice(&cached_ids[a as usize..(a + b) as usize]);
+                        out.extend_from_slice(&state.cached_ids[a as usize..(a + b) as usize]);
                     }
                     continue;
                 }
@@ -271,21 +265,24 @@ impl BpeTokenizer {
             if let Some(id) = token.filter(|&id| self.whole.get(id) == WholeFlags::YES) {
                 out.push(id);
                 if let Some(k) = cache_key {
-                    cache.insert(k, (id, SINGLE));
+                    state.cache.insert(k, (id, SINGLE));
                 }
                 continue;
             }
             let before = out.len();
-            symbols.clear();
-            symbols.extend(piece.iter().map(|&b| self.byte_ids[b as usize]));
-            self.merges.apply(&symbols, out, scratch);
+            state.symbols.clear();
+            state
+                .symbols
+                .extend(piece.iter().map(|&b| self.byte_ids[b as usize]));
+            self.merges.apply(&state.symbols, out, &mut state.scratch);
             if let Some(id) = token {
                 // The merge run just answered whether this token comes out whole.
                 self.whole.learn(id, out[before..] == [id]);
             }
             if let Some(k) = cache_key {
-                cache.insert(k, (cached_ids.len() as u32, (out.len() - before) as u32));
-                cached_ids.extend_from_slice(&out[before..]);
+                let span = (state.cached_ids.len() as u32, (out.len() - before) as u32);
+                state.cache.insert(k, span);
+                state.cached_ids.extend_from_slice(&out[before..]);
             }
         }
     }
@@ -310,11 +307,33 @@ impl BpeTokenizer {
     /// Decodes to text; bytes that are not valid UTF-8 (a multi-byte character cut
     /// between tokens) become U+FFFD, as in `tokenizers` and tiktoken.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        let bytes = self.decode_bytes(ids)?;
-        Ok(match String::from_utf8(bytes) {
-            Ok(s) => s,
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-        })
+        self.decode_bytes(ids).map(utf8_lossy)
+    }
+}
+
+/// Working memory of one encode call.
+struct EncodeState {
+    /// Each distinct short piece's ids, by packed key: a single id as `(id, u32::MAX)`,
+    /// else a span of `cached_ids`. Text repeats its words, so most pieces hit this
+    /// small, hot table instead of the vocabulary-sized one (a cache miss each) or the
+    /// merge loop.
+    cache: FxHashMap<u128, (u32, u32)>,
+    cached_ids: Vec<u32>,
+    /// Not worth building for short inputs.
+    use_cache: bool,
+    symbols: Vec<u32>,
+    scratch: Scratch,
+}
+
+impl EncodeState {
+    fn new(input_len: usize) -> Self {
+        EncodeState {
+            cache: FxHashMap::default(),
+            cached_ids: Vec::new(),
+            use_cache: input_len >= 512,
+            symbols: Vec::new(),
+            scratch: Scratch::default(),
+        }
     }
 }
 

@@ -32,11 +32,7 @@ pub trait Tokenizer: Send + Sync + std::fmt::Debug {
     /// The text the ids stand for; bytes that are not valid UTF-8 (a character cut
     /// between tokens) become U+FFFD. Unknown ids are an error.
     fn decode(&self, ids: &[u32]) -> Result<String> {
-        let bytes = self.decode_bytes(ids)?;
-        Ok(match String::from_utf8(bytes) {
-            Ok(s) => s,
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-        })
+        self.decode_bytes(ids).map(utf8_lossy)
     }
 
     /// Number of ids (special tokens included).
@@ -54,4 +50,12 @@ pub trait Tokenizer: Send + Sync + std::fmt::Debug {
     /// Writes the tokenizer's files into `dir` (created if missing), in a form
     /// [`crate::load_tokenizer`] reads back.
     fn save(&self, dir: &Path) -> Result<()>;
+}
+
+/// Bytes as text, invalid UTF-8 replaced by U+FFFD (without copying valid input).
+pub(crate) fn utf8_lossy(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
 }

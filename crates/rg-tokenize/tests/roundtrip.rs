@@ -113,3 +113,19 @@ fn unknown_ids_are_errors() {
         ids.len() > 1
     );
 }
+
+#[test]
+fn many_special_tokens_in_a_long_text() {
+    let tok = &*SMALL;
+    let eot = tok.token_to_id("<|endoftext|>").unwrap();
+    let doc = "The quick brown fox. 12 jumps!\n".repeat(30);
+    let text = format!("{doc}<|endoftext|>").repeat(40);
+    let mut want = Vec::new();
+    for _ in 0..40 {
+        want.extend(tok.encode(&doc));
+        want.push(eot);
+    }
+    assert_eq!(tok.encode_with_special(&text), want);
+    assert!(!tok.encode(&text).contains(&eot));
+    assert_eq!(tok.decode(&want).unwrap(), text);
+}
