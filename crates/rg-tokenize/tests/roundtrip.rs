@@ -117,7 +117,7 @@ fn unknown_ids_are_errors() {
 #[test]
 fn many_special_tokens_in_a_long_text() {
     let tok = &*SMALL;
-    let eot = tok.token_to_id("<|endoftext|>").unwrap();
+    let eot = tok.token_id("<|endoftext|>").unwrap();
     let doc = "The quick brown fox. 12 jumps!\n".repeat(30);
     let text = format!("{doc}<|endoftext|>").repeat(40);
     let mut want = Vec::new();
