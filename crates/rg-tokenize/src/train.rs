@@ -52,7 +52,9 @@ impl BpeTrainer {
         self.train_from_counts(count_words(texts))
     }
 
-    /// Trains on the given files, each read whole (UTF-8 required).
+    /// Trains on the given files, each read whole (UTF-8 required) and pre-tokenized
+    /// as one text, as `encode` would see it. (`tokenizers`' `train(files)` goes line
+    /// by line instead, which differs only for whitespace runs that end a line.)
     pub fn train_from_files(&self, paths: &[impl AsRef<Path>]) -> Result<BpeTokenizer> {
         let texts = paths
             .iter()
