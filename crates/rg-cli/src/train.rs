@@ -85,6 +85,9 @@ pub struct TrainArgs {
     eval_iters: Option<usize>,
     #[arg(long)]
     save_every: Option<usize>,
+    /// Keep only the newest N step checkpoints (the best one is kept as `best`).
+    #[arg(long)]
+    keep_last: Option<usize>,
     /// Output directory: checkpoints/, metrics.jsonl, loss.svg.
     #[arg(long, default_value = "out")]
     out: PathBuf,
@@ -125,6 +128,7 @@ fn task_defaults() -> (GptConfig, TrainConfig) {
         eval_every: 250,
         eval_iters: 4,
         save_every: 0,
+        keep_last: 0,
     };
     (model, train)
 }
@@ -150,7 +154,8 @@ impl TrainArgs {
             seed,
             eval_every,
             eval_iters,
-            save_every
+            save_every,
+            keep_last
         );
         if let Some(s) = &self.lr_schedule {
             c.lr_schedule = s.parse()?;

@@ -11,6 +11,7 @@ mod error;
 pub mod generate;
 mod metrics;
 mod model;
+pub mod retention;
 mod rng_state;
 pub mod tasks;
 mod train;

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use crate::checkpoint::{self, TrainingState};
 use crate::data::DataSource;
 use crate::metrics::MetricsLog;
+use crate::retention;
 use crate::{rng_state, Gpt, GptError, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +66,9 @@ pub struct TrainConfig {
     pub eval_iters: usize,
     /// 0 saves only at the end.
     pub save_every: usize,
+    /// Step checkpoints to keep (0 keeps all); `best` is kept regardless.
+    #[serde(default)]
+    pub keep_last: usize,
 }
 
 impl Default for TrainConfig {
@@ -87,6 +91,7 @@ impl Default for TrainConfig {
             eval_every: 250,
             eval_iters: 20,
             save_every: 0,
+            keep_last: 0,
         }
     }
 }
@@ -213,6 +218,7 @@ pub struct Trainer {
     out: Option<PathBuf>,
     metrics: Option<MetricsLog>,
     accuracy: Option<Box<dyn Fn(&Gpt) -> Result<f64> + Send>>,
+    best_eval_loss: f64,
 }
 
 impl Trainer {
@@ -261,6 +267,7 @@ impl Trainer {
             out,
             metrics,
             accuracy: None,
+            best_eval_loss: f64::INFINITY,
         })
     }
 
@@ -392,28 +399,42 @@ impl Trainer {
         })
     }
 
-    /// Writes `<out>/checkpoints/step-NNNNNN` and returns its path.
+    /// Writes `<out>/checkpoints/step-NNNNNN`, prunes to `keep_last`, and returns its
+    /// path.
     pub fn save_checkpoint(&self) -> Result<Option<PathBuf>> {
         let Some(out) = &self.out else {
             return Ok(None);
         };
-        let dir = out
-            .join("checkpoints")
-            .join(format!("step-{:06}", self.step));
-        let training = TrainingState {
-            optimizer: &self.optimizer,
-            trainer_state: self.trainer_state(),
-        };
-        let path = checkpoint::save_checkpoint(
-            &dir,
-            &self.model,
-            self.tokenizer.as_ref(),
-            Some(training),
-        )?;
+        let path = self.write_checkpoint(&format!("step-{:06}", self.step))?;
+        if self.config.keep_last > 0 {
+            retention::prune(out, self.config.keep_last)?;
+        }
         if let Some(m) = &self.metrics {
             m.plot(&out.join("loss.svg"))?;
         }
         Ok(Some(path))
+    }
+
+    fn write_checkpoint(&self, name: &str) -> Result<PathBuf> {
+        let out = self
+            .out
+            .as_deref()
+            .expect("callers check for an output directory");
+        let dir = out.join(retention::CHECKPOINTS_DIR).join(name);
+        let training = TrainingState {
+            optimizer: &self.optimizer,
+            trainer_state: self.trainer_state(),
+        };
+        checkpoint::save_checkpoint(&dir, &self.model, self.tokenizer.as_ref(), Some(training))
+    }
+
+    /// Keeps `<out>/checkpoints/best` at the lowest held-out loss seen.
+    fn track_best(&mut self, eval: &EvalReport) -> Result<()> {
+        if self.out.is_some() && eval.eval_loss < self.best_eval_loss {
+            self.best_eval_loss = eval.eval_loss;
+            self.write_checkpoint(retention::BEST_DIR)?;
+        }
+        Ok(())
     }
 
     /// Restores optimizer moments, step, data position and RNG states from a checkpoint
@@ -457,6 +478,9 @@ impl Trainer {
     /// checkpointing every `save_every` steps and at the end.
     pub fn run(&mut self, mut on_event: impl FnMut(Event<'_>)) -> Result<Summary> {
         let start = Instant::now();
+        if let Some(out) = &self.out {
+            retention::remove_interrupted_writes(out)?;
+        }
         let mut last_loss = f64::NAN;
         let mut last_eval: Option<EvalReport> = None;
         let mut checkpoint = None;
@@ -476,6 +500,7 @@ impl Trainer {
             let done = self.step == self.config.steps;
             if done || (self.config.eval_every > 0 && self.step % self.config.eval_every == 0) {
                 if let Some(e) = self.evaluate()? {
+                    self.track_best(&e)?;
                     on_event(Event::Eval(&e));
                     last_eval = Some(e);
                 }
