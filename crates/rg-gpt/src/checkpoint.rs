@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use rg_core::{DType, Device, Tensor};
-use rg_io::{save_safetensors, AtomicDir, SafeTensorsFile};
+use rg_io::{save_safetensors, AtomicDir, SafeTensorsFile, StoredDType};
 use rg_nn::{AdamW, Module};
 use rg_tokenize::Tokenizer;
 use serde_json::Value;
@@ -86,11 +86,21 @@ pub fn read_json(path: &Path) -> Result<Value> {
 }
 
 /// Every tensor of a safetensors file on `device`, floating-point ones as f32
-/// (f16/bf16 are converted; f32 on the CPU is mapped, not copied).
+/// (f16/bf16 are converted; f32 on the CPU is mapped, not copied). A NaN or infinite
+/// weight is an error naming the tensor and the element.
 pub fn load_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
     let file = SafeTensorsFile::open(path)?;
     let mut out = HashMap::with_capacity(file.len());
     for info in file.tensors() {
+        if let Some(index) = first_non_finite(info.dtype(), file.raw_bytes(info.name())?) {
+            return Err(GptError::bad_file(
+                path,
+                format!(
+                    "tensor {:?} holds a non-finite value at element {index}",
+                    info.name()
+                ),
+            ));
+        }
         let t = match info.dtype().load_dtype() {
             Some(d) if d.is_float() => file.load_as(info.name(), DType::F32, device)?,
             _ => file.tensor(info.name(), device)?,
@@ -98,6 +108,27 @@ pub fn load_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tens
         out.insert(info.name().to_string(), t);
     }
     Ok(out)
+}
+
+/// Index of the first NaN or infinity in little-endian float data (an all-ones
+/// exponent), read from the bits so no copy is made.
+fn first_non_finite(dtype: StoredDType, bytes: &[u8]) -> Option<usize> {
+    fn scan<const N: usize>(bytes: &[u8], is_special: impl Fn([u8; N]) -> bool) -> Option<usize> {
+        bytes
+            .chunks_exact(N)
+            .position(|c| is_special(c.try_into().expect("chunks_exact yields N bytes")))
+    }
+    match dtype {
+        StoredDType::F32 => scan(bytes, |b: [u8; 4]| {
+            u32::from_le_bytes(b) & 0x7F80_0000 == 0x7F80_0000
+        }),
+        StoredDType::F64 => scan(bytes, |b: [u8; 8]| {
+            u64::from_le_bytes(b) & 0x7FF0_0000_0000_0000 == 0x7FF0_0000_0000_0000
+        }),
+        StoredDType::BF16 => scan(bytes, |b: [u8; 2]| u16::from_le_bytes(b) & 0x7F80 == 0x7F80),
+        StoredDType::F16 => scan(bytes, |b: [u8; 2]| u16::from_le_bytes(b) & 0x7C00 == 0x7C00),
+        _ => None,
+    }
 }
 
 /// A model directory (ours or Hugging Face's) loaded for training or generation.
