@@ -117,12 +117,8 @@ impl RawBpe {
             }
             *slot = Some(text);
         }
-        let mut texts: Vec<String> = texts.into_iter().collect::<Option<_>>().ok_or_else(|| {
-            TokenizeError::invalid(
-                path,
-                format!("the vocabulary has gaps: {n} tokens but not all ids below {n} are used"),
-            )
-        })?;
+        // n distinct ids, all below n: every slot is filled.
+        let texts: Vec<String> = texts.into_iter().map(Option::unwrap_or_default).collect();
         let mut ids: FxHashMap<&str, u32> = FxHashMap::default();
         ids.reserve(texts.len());
         for (id, t) in texts.iter().enumerate() {
@@ -151,7 +147,11 @@ impl RawBpe {
             merges.push((a, b));
         }
         drop(ids);
-        let mut specials = self.added;
+        let mut specials: FxHashMap<u32, String> = self
+            .added
+            .into_iter()
+            .map(|(content, id)| (id, content))
+            .collect();
         for (id, t) in texts.iter().enumerate() {
             // Only when reading it literally changes nothing (`<|endoftext|>`, `<s>`) or
             // it is not byte-level text at all: an ordinary token that no merge makes
@@ -160,24 +160,26 @@ impl RawBpe {
                 Some(b) => b == t.as_bytes(),
                 None => true,
             };
-            let implied = !merge_results[id] && t.chars().count() > 1 && literal;
-            if implied && !specials.iter().any(|(_, s)| *s == id as u32) {
-                specials.push((t.clone(), id as u32));
+            if !merge_results[id] && t.chars().count() > 1 && literal {
+                specials.entry(id as u32).or_insert_with(|| t.clone());
             }
         }
-        specials.sort_by_key(|&(_, id)| id);
         // Added tokens are literal text; the rest is byte-level text.
         let mut tokens = Vec::with_capacity(texts.len());
-        for (id, t) in texts.iter_mut().enumerate() {
-            let special = specials.iter().find(|(_, s)| *s == id as u32);
-            let bytes = match special {
-                Some((content, _)) => content.as_bytes().to_vec(),
+        for (id, t) in texts.iter().enumerate() {
+            let bytes = match specials.get(&(id as u32)) {
+                Some(content) => content.as_bytes().to_vec(),
                 None => token_text_to_bytes(t).ok_or_else(|| {
                     TokenizeError::invalid(path, format!("token {t:?} (id {id}) is not byte-level text: not a byte-level BPE vocabulary"))
                 })?,
             };
             tokens.push(bytes);
         }
+        let mut specials: Vec<(String, u32)> = specials
+            .into_iter()
+            .map(|(id, content)| (content, id))
+            .collect();
+        specials.sort_by_key(|&(_, id)| id);
         BpeTokenizer::build(
             tokens,
             &merges,
