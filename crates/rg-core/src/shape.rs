@@ -27,6 +27,20 @@ impl Shape {
         self.0.iter().product()
     }
 
+    /// Element count, or an error naming the op when it overflows `usize` (a shape no
+    /// memory could hold).
+    pub fn checked_elem_count(&self, op: &'static str) -> Result<usize> {
+        self.0
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| {
+                Error::invalid(
+                    op,
+                    format!("shape {self} has more elements than memory can address"),
+                )
+            })
+    }
+
     /// Row-major strides of a contiguous tensor of this shape.
     pub fn contiguous_strides(&self) -> Vec<usize> {
         let mut strides = vec![0; self.rank()];

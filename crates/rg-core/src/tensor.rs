@@ -51,13 +51,13 @@ impl Tensor {
 
     pub fn from_host(data: HostBuffer, shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
         let shape = shape.into();
-        if data.len() != shape.elem_count() {
+        if Some(data.len()) != shape.checked_elem_count("from_vec").ok() {
             return Err(Error::ElementCountMismatch {
                 op: "from_vec",
                 from: Shape::new([data.len()]),
                 from_elems: data.len(),
                 to: shape.clone(),
-                to_elems: shape.elem_count(),
+                to_elems: shape.checked_elem_count("reshape").unwrap_or(usize::MAX),
             });
         }
         let backend = backend::backend_for(*device)?;
@@ -95,7 +95,9 @@ impl Tensor {
         device: &Device,
     ) -> Result<Tensor> {
         let shape = shape.into();
-        let expected = shape.elem_count().checked_mul(dtype.size_in_bytes());
+        let expected = shape
+            .checked_elem_count("from_shared_bytes")?
+            .checked_mul(dtype.size_in_bytes());
         if expected != Some(bytes.len()) {
             return Err(Error::invalid(
                 "from_shared_bytes",
@@ -113,8 +115,9 @@ impl Tensor {
 
     pub fn zeros(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
         let shape = shape.into();
+        let n = shape.checked_elem_count("zeros")?;
         let backend = backend::backend_for(*device)?;
-        let storage = backend.zeros(dtype, shape.elem_count())?;
+        let storage = backend.zeros(dtype, n)?;
         Ok(Tensor::from_storage(storage, shape, backend))
     }
 
@@ -125,8 +128,9 @@ impl Tensor {
         device: &Device,
     ) -> Result<Tensor> {
         let shape = shape.into();
+        let n = shape.checked_elem_count("full")?;
         let backend = backend::backend_for(*device)?;
-        let storage = backend.full(dtype, shape.elem_count(), value)?;
+        let storage = backend.full(dtype, n, value)?;
         Ok(Tensor::from_storage(storage, shape, backend))
     }
 
@@ -268,13 +272,13 @@ impl Tensor {
 
     pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
-        if shape.elem_count() != self.elem_count() {
+        if shape.checked_elem_count("reshape").ok() != Some(self.elem_count()) {
             return Err(Error::ElementCountMismatch {
                 op: "reshape",
                 from: self.shape().clone(),
                 from_elems: self.elem_count(),
                 to: shape.clone(),
-                to_elems: shape.elem_count(),
+                to_elems: shape.checked_elem_count("reshape").unwrap_or(usize::MAX),
             });
         }
         match self.layout().reshape(shape.clone()) {

@@ -121,3 +121,16 @@ fn device_strings_parse_or_explain() {
     assert!(m.contains("tpu"), "{m}");
     assert!("bf17".parse::<DType>().is_err());
 }
+
+#[test]
+fn absurd_shapes_are_errors_not_overflows() {
+    let m = msg(Tensor::zeros([usize::MAX, 4], DType::F32, &Device::Cpu).unwrap_err());
+    assert!(
+        m.contains("zeros") && m.contains(&usize::MAX.to_string()),
+        "{m}"
+    );
+    let m = msg(Tensor::from_vec(vec![1.0f32], [usize::MAX, 2], &Device::Cpu).unwrap_err());
+    assert!(m.contains("from_vec"), "{m}");
+    let m = msg(t(&[2]).reshape([usize::MAX, 3]).unwrap_err());
+    assert!(m.contains("reshape"), "{m}");
+}
