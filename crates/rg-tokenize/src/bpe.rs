@@ -365,6 +365,10 @@ impl crate::Tokenizer for BpeTokenizer {
         BpeTokenizer::encode_batch(self, texts)
     }
 
+    fn encode_parallel(&self, text: &str) -> Vec<u32> {
+        BpeTokenizer::encode_parallel(self, text)
+    }
+
     fn decode_bytes(&self, ids: &[u32]) -> Result<Vec<u8>> {
         BpeTokenizer::decode_bytes(self, ids)
     }

@@ -21,6 +21,11 @@ pub trait Tokenizer: Send + Sync + std::fmt::Debug {
         self.encode(text)
     }
 
+    /// Encodes one long text (a corpus file) on all cores; same ids as `encode`.
+    fn encode_parallel(&self, text: &str) -> Vec<u32> {
+        self.encode(text)
+    }
+
     /// Encodes many texts on all cores.
     fn encode_batch(&self, texts: &[&str]) -> Vec<Vec<u32>> {
         texts.par_iter().map(|t| self.encode(t)).collect()

@@ -137,6 +137,10 @@ fn every_gpt2_file_layout_gives_the_same_ids() {
     assert_eq!(from_pair.encode(STRESS), want);
     assert_eq!(from_dir.encode(STRESS), want);
     assert_eq!(from_file.encode(STRESS), want);
+    assert_eq!(
+        from_dir.encode_parallel(&STRESS.repeat(300)),
+        from_dir.encode(&STRESS.repeat(300))
+    );
     for t in [&from_json as &dyn Tokenizer, &from_pair, from_dir.as_ref()] {
         assert_eq!(t.vocab_size(), 50257);
         assert_eq!(t.eot_token(), Some(50256));
