@@ -302,6 +302,18 @@ fn cross_entropy_matches_log_softmax() {
                     }
                 }
                 let what = format!("cross_entropy {rows}x{cols} {dtype} {tdtype}");
+                // The loss is minus the backend's own log-softmax at the target.
+                let logsm = read(&*b.softmax_last(View::new(&*ls, &ll), true).unwrap());
+                let loss = read(&*out.loss);
+                for r in 0..rows {
+                    let t = targets[r] as i64;
+                    let want = if t == ignore {
+                        0.0
+                    } else {
+                        -logsm[r * cols + t as usize]
+                    };
+                    assert_close(&[loss[r]], &[want], tol(dtype) * 10.0, &what);
+                }
                 assert_close(&read(&*out.loss), &want_loss, tol(dtype) * 10.0, &what);
                 assert_close(&read(&*out.lse), &want_lse, tol(dtype), &what);
                 // dloss broadcast from a scalar (stride 0), as a mean-reduced loss gives.

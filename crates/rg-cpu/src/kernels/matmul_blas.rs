@@ -107,3 +107,26 @@ macro_rules! blas_element {
 
 blas_element!(f32, cblas_sgemm);
 blas_element!(f64, cblas_dgemm);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(rows: usize, cols: usize, strides: (usize, usize)) -> Option<(bool, c_int)> {
+        operand(rows, cols, strides).map(|(t, ld)| (matches!(t, CBLAS_TRANSPOSE::CblasTrans), ld))
+    }
+
+    #[test]
+    fn operands_map_to_cblas_transposes() {
+        // Row-major, padded rows, transposed, and single rows/columns.
+        assert_eq!(kind(4, 3, (3, 1)), Some((false, 3)));
+        assert_eq!(kind(4, 3, (8, 1)), Some((false, 8)));
+        assert_eq!(kind(4, 3, (1, 4)), Some((true, 4)));
+        assert_eq!(kind(1, 3, (0, 1)), Some((false, 3)));
+        assert_eq!(kind(4, 1, (1, 0)), Some((false, 1)));
+        // Neither axis unit-stride, or a broadcast row: matrixmultiply instead.
+        assert_eq!(kind(4, 3, (6, 2)), None);
+        assert_eq!(kind(4, 3, (0, 1)), None);
+        assert_eq!(kind(4, 3, (2, 1)), None);
+    }
+}
