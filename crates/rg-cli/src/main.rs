@@ -3,6 +3,7 @@
 
 mod device;
 mod generate;
+mod tokenize;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,9 @@ enum Command {
     Train(Box<train::TrainArgs>),
     /// Generate text from a model directory or checkpoint.
     Generate(generate::GenerateArgs),
+    /// Train, run and measure tokenizers.
+    #[command(subcommand)]
+    Tokenize(tokenize::TokenizeCommand),
     /// Print the devices this build can use.
     Devices,
 }
@@ -34,6 +38,7 @@ fn main() {
     let result = match cli.command {
         Command::Train(args) => train::run(*args),
         Command::Generate(args) => generate::run(args),
+        Command::Tokenize(command) => tokenize::run(command),
         Command::Devices => device::list(),
     };
     if let Err(e) = result {

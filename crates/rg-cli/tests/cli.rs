@@ -226,3 +226,87 @@ fn resume_through_the_command_line_is_bit_exact() {
         );
     }
 }
+
+#[test]
+fn tokenize_subcommands_train_encode_decode_and_stats() {
+    let Some(shared) = shared_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let gpt2 = shared.join("data/gpt2-tokenizer");
+    let input = tmp.path().join("in.txt");
+    std::fs::write(&input, "Hello, my name is").unwrap();
+    let out = rgrad(&[
+        "tokenize",
+        "encode",
+        "--tokenizer",
+        gpt2.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Nothing but the ids on stdout.
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "[15496,11,616,1438,318]"
+    );
+
+    let ids = tmp.path().join("ids.txt");
+    std::fs::write(&ids, "15496 11 616 1438 318").unwrap();
+    let out = rgrad(&[
+        "tokenize",
+        "decode",
+        "--tokenizer",
+        gpt2.to_str().unwrap(),
+        "--input",
+        ids.to_str().unwrap(),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello, my name is");
+
+    let trained = tmp.path().join("bpe");
+    let corpus = shared.join("data/tinyshakespeare.txt");
+    #[rustfmt::skip]
+    let out = rgrad(&["tokenize", "train", "--data", corpus.to_str().unwrap(), "--vocab-size", "512", "--out", trained.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = rgrad(&[
+        "tokenize",
+        "stats",
+        "--tokenizer",
+        trained.to_str().unwrap(),
+        "--input",
+        corpus.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["vocab_size"], 512);
+    assert!(stats["bytes_per_token"].as_f64().unwrap() > 1.5);
+
+    std::fs::write(&input, b"\xff\xfe bad").unwrap();
+    let out = rgrad(&[
+        "tokenize",
+        "encode",
+        "--tokenizer",
+        gpt2.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert_one_line_error(&out, "in.txt");
+    let out = rgrad(&[
+        "tokenize",
+        "encode",
+        "--tokenizer",
+        "/nonexistent/tok.json",
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert_one_line_error(&out, "/nonexistent/tok.json");
+}
