@@ -2,6 +2,7 @@ use rg_autograd::Var;
 use rg_core::Result;
 use rg_nn::{visit_child, Dropout, DropoutRng, Linear, Module, ParamBuilder};
 
+use crate::kv_cache::KvCache;
 use crate::GptConfig;
 
 /// Causal multi-head self-attention with a fused QKV projection (`c_attn`) and an
@@ -46,6 +47,32 @@ impl CausalSelfAttention {
             .reshape([b, t, c])?;
         let y = self.c_proj.forward(&y)?;
         self.dropout.forward(&y, rng.as_deref_mut())
+    }
+}
+
+impl CausalSelfAttention {
+    /// Inference with a KV cache: `x` holds the new positions `[b, t, c]`; keys and
+    /// values of earlier positions come from `cache`.
+    pub fn forward_cached(&self, x: &Var, cache: &mut KvCache, layer: usize) -> Result<Var> {
+        let (b, t, c) = (x.dims()[0], x.dims()[1], x.dims()[2]);
+        let (h, d) = (self.n_head, c / self.n_head);
+        let qkv = self.c_attn.forward(x)?;
+        let head = |i: usize| -> Result<Var> {
+            qkv.narrow(2, i * c, c)?
+                .reshape([b, t, h, d])?
+                .permute(&[0, 2, 1, 3])
+        };
+        let q = head(0)?;
+        let (k_all, v_all) = cache.append(layer, head(1)?.tensor(), head(2)?.tensor())?;
+        let (k_all, v_all) = (Var::constant(k_all), Var::constant(v_all));
+        let scores = q.matmul(&k_all.t()?)?.scale(1.0 / (d as f64).sqrt())?;
+        // Row i of the new positions may see cached keys and new keys up to itself.
+        let probs = scores.causal_fill(f64::NEG_INFINITY)?.softmax_last()?;
+        let y = probs
+            .matmul(&v_all)?
+            .permute(&[0, 2, 1, 3])?
+            .reshape([b, t, c])?;
+        self.c_proj.forward(&y)
     }
 }
 

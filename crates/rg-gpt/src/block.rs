@@ -3,6 +3,7 @@ use rg_core::Result;
 use rg_nn::{visit_child, Dropout, DropoutRng, LayerNorm, Linear, Module, ParamBuilder};
 
 use crate::attention::CausalSelfAttention;
+use crate::kv_cache::KvCache;
 use crate::GptConfig;
 
 /// GPT-2's feed-forward: `c_fc` to 4x width, GELU (tanh), `c_proj` back.
@@ -64,6 +65,17 @@ impl Block {
                 .forward(&self.ln_1.forward(x)?, rng.as_deref_mut())?,
         )?;
         x.add(&self.mlp.forward(&self.ln_2.forward(&x)?, rng)?)
+    }
+}
+
+impl Block {
+    pub fn forward_cached(&self, x: &Var, cache: &mut KvCache, layer: usize) -> Result<Var> {
+        let x = x.add(
+            &self
+                .attn
+                .forward_cached(&self.ln_1.forward(x)?, cache, layer)?,
+        )?;
+        x.add(&self.mlp.forward(&self.ln_2.forward(&x)?, None)?)
     }
 }
 

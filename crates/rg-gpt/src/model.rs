@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 
-use rg_autograd::Var;
+use rg_autograd::{no_grad, Var};
 use rg_core::{DType, Device, Error, Result, Tensor};
 use rg_nn::{
     visit_child, Dropout, DropoutRng, Embedding, InitSource, LayerNorm, Module, ParamBuilder,
@@ -8,6 +8,7 @@ use rg_nn::{
 };
 
 use crate::block::Block;
+use crate::kv_cache::KvCache;
 use crate::GptConfig;
 
 /// The GPT-2 architecture: token + learned position embeddings, pre-LN blocks, final
@@ -110,6 +111,37 @@ impl Gpt {
             x = block.forward(&x, rng.as_deref_mut())?;
         }
         self.ln_f.forward(&x)
+    }
+
+    /// Final hidden states of new positions `ids` (`[b, t]`) that follow the
+    /// `cache.len()` positions already in `cache`; appends their keys and values.
+    /// Inference only: no graph is recorded.
+    pub fn hidden_cached(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Var> {
+        no_grad(|| {
+            let t = ids.dims().get(1).copied().unwrap_or(0);
+            let start = cache.len();
+            if ids.rank() != 2 || start + t > self.config.block_size {
+                return Err(Error::invalid(
+                    "gpt forward",
+                    format!(
+                        "ids of shape {} after {start} cached positions exceed the context of {}",
+                        ids.shape(),
+                        self.config.block_size
+                    ),
+                ));
+            }
+            let positions = Tensor::from_vec(
+                (start as u32..(start + t) as u32).collect::<Vec<_>>(),
+                t,
+                &ids.device(),
+            )?;
+            let mut x = self.wte.forward(ids)?.add(&self.wpe.forward(&positions)?)?;
+            for (layer, block) in self.h.iter().enumerate() {
+                x = block.forward_cached(&x, cache, layer)?;
+            }
+            cache.advance(t);
+            self.ln_f.forward(&x)
+        })
     }
 
     /// Logits `[b, t, vocab]` through the tied LM head.
