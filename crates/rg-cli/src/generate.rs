@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use rusty_gradients::gpt::checkpoint::load_model_dir;
-use rusty_gradients::gpt::generate::{generate, Sampling};
+use rusty_gradients::gpt::generate::{generate, GenerateOptions, Sampling};
 use serde_json::json;
 
 #[derive(Args)]
@@ -19,8 +19,20 @@ pub struct GenerateArgs {
     /// 0 = greedy.
     #[arg(long, default_value_t = 0.8)]
     temperature: f64,
+    #[arg(long)]
+    top_k: Option<usize>,
+    #[arg(long)]
+    top_p: Option<f64>,
+    #[arg(long, default_value_t = 1.0)]
+    repetition_penalty: f64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Stop when the generated text contains this string (repeatable); it is not printed.
+    #[arg(long)]
+    stop: Vec<String>,
+    /// Keep the end of a prompt longer than the context instead of failing.
+    #[arg(long)]
+    truncate: bool,
     /// text: stream the continuation; json: one object with ids, text and speeds.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     format: String,
@@ -29,46 +41,57 @@ pub struct GenerateArgs {
 }
 
 pub fn run(args: GenerateArgs) -> Result<()> {
-    if !(args.temperature >= 0.0 && args.temperature.is_finite()) {
-        anyhow::bail!("--temperature: {} must be a number >= 0", args.temperature);
-    }
     let device = crate::device::parse(&args.device)?;
+    let sampling = Sampling {
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        repetition_penalty: args.repetition_penalty,
+        seed: args.seed,
+    };
+    sampling.validate()?;
     let loaded = load_model_dir(&args.model, &device)
         .with_context(|| format!("--model {}", args.model.display()))?;
     let tok = loaded.tokenizer;
     let prompt_ids = tok.encode(&args.prompt);
-    let sampling = Sampling {
-        temperature: args.temperature,
-        seed: args.seed,
+    let options = GenerateOptions {
+        max_new_tokens: args.max_new_tokens,
+        sampling,
+        stop_token: tok.eot_token(),
+        truncate: args.truncate,
     };
     let json_out = args.format == "json";
     let mut stdout = std::io::stdout().lock();
     if !json_out {
         write!(stdout, "{}", args.prompt)?;
+        stdout.flush()?;
     }
-    // Stream whole characters: a token may end inside a multi-byte character.
-    let mut pending: Vec<u32> = Vec::new();
-    let gen = generate(
-        &loaded.model,
-        &prompt_ids,
-        args.max_new_tokens,
-        sampling,
-        tok.eot_token(),
-        |id| {
-            if !json_out {
-                pending.push(id);
-                if let Ok(text) = tok.decode(&pending) {
-                    if !text.contains('\u{FFFD}') {
-                        let _ = write!(stdout, "{text}");
-                        let _ = stdout.flush();
-                        pending.clear();
-                    }
-                }
+    // Text is printed only once it cannot be the start of a stop string, and only in
+    // whole characters (a token may end inside a multi-byte character).
+    let mut generated: Vec<u32> = Vec::new();
+    let mut printed = 0usize;
+    let mut stopped_at: Option<usize> = None;
+    let gen = generate(&loaded.model, &prompt_ids, &options, |id| {
+        generated.push(id);
+        let text = String::from_utf8_lossy(&tok.decode_bytes(&generated)?).into_owned();
+        if let Some(pos) = args.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
+            stopped_at = Some(pos);
+        }
+        if !json_out {
+            let safe = stopped_at.unwrap_or_else(|| safe_prefix(&text, &args.stop));
+            if safe > printed {
+                let _ = write!(stdout, "{}", &text[printed..safe]);
+                let _ = stdout.flush();
+                printed = safe;
             }
-            Ok(())
-        },
-    )?;
-    let text = tok.decode(&gen.generated_ids)?;
+        }
+        Ok(stopped_at.is_none())
+    })?;
+    let full = String::from_utf8_lossy(&tok.decode_bytes(&gen.generated_ids)?).into_owned();
+    let text = match stopped_at {
+        Some(pos) => full[..pos].to_string(),
+        None => full,
+    };
     if json_out {
         let out = json!({
             "prompt_ids": gen.prompt_ids,
@@ -79,14 +102,26 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         });
         writeln!(stdout, "{out}")?;
     } else {
-        if !pending.is_empty() {
-            write!(
-                stdout,
-                "{}",
-                String::from_utf8_lossy(&tok.decode_bytes(&pending)?)
-            )?;
+        if text.len() > printed {
+            write!(stdout, "{}", &text[printed..])?;
         }
         writeln!(stdout)?;
     }
     Ok(())
+}
+
+/// How much of `text` can be printed: up to a character boundary that is not inside a
+/// possible start of a stop string, and not a trailing replacement character (an
+/// incomplete multi-byte sequence).
+fn safe_prefix(text: &str, stops: &[String]) -> usize {
+    let mut end = text.trim_end_matches('\u{FFFD}').len();
+    for s in stops {
+        for (i, _) in text.char_indices() {
+            if i < end && s.starts_with(&text[i..]) {
+                end = i;
+                break;
+            }
+        }
+    }
+    end
 }
