@@ -8,7 +8,9 @@ use rusty_gradients::{DType, Device, Tensor};
 fn random(dims: &[usize]) -> Tensor {
     let n: usize = dims.iter().product();
     // A cheap deterministic pattern: values matter little for timing, NaNs would.
-    let data: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
+    let data: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+        .collect();
     Tensor::from_vec(data, dims.to_vec(), &Device::Cpu).unwrap()
 }
 
@@ -41,7 +43,9 @@ fn row_ops(c: &mut Criterion) {
     let mut group = c.benchmark_group("row_ops_f32_4096x768");
     // Bytes read and written once each.
     group.throughput(Throughput::Bytes((2 * rows * cols * 4) as u64));
-    group.bench_function("layer_norm", |bench| bench.iter(|| x.layer_norm(&gamma, &beta, 1e-5).unwrap()));
+    group.bench_function("layer_norm", |bench| {
+        bench.iter(|| x.layer_norm(&gamma, &beta, 1e-5).unwrap())
+    });
     group.bench_function("softmax", |bench| bench.iter(|| x.softmax_last().unwrap()));
     group.finish();
 }
