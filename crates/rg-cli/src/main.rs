@@ -1,8 +1,10 @@
 //! `rgrad`: the RustyGradients command line. Thin: parsing, progress and output
 //! formats; the work is done by the library crates.
 
+mod convert;
 mod device;
 mod generate;
+mod inspect;
 mod tokenize;
 mod train;
 
@@ -31,6 +33,10 @@ enum Command {
     Tokenize(tokenize::TokenizeCommand),
     /// Print the devices this build can use.
     Devices,
+    /// List the tensors (name, dtype, shape, bytes) of a safetensors file or model directory.
+    Inspect(inspect::InspectArgs),
+    /// Convert a model directory or safetensors file: dtype (f32/bf16/f16) and key layout.
+    Convert(convert::ConvertArgs),
 }
 
 fn main() {
@@ -40,6 +46,8 @@ fn main() {
         Command::Generate(args) => generate::run(args),
         Command::Tokenize(command) => tokenize::run(command),
         Command::Devices => device::list(),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Convert(args) => convert::run(args),
     };
     if let Err(e) = result {
         // One line: the chain of causes, never a backtrace.

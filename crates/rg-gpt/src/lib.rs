@@ -6,6 +6,7 @@ mod attention;
 mod block;
 pub mod checkpoint;
 mod config;
+pub mod convert;
 pub mod data;
 mod error;
 pub mod generate;
