@@ -14,22 +14,7 @@ fn rgrad(args: &[&str]) -> Output {
 }
 
 fn shared_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("RG_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")));
-    if dir.join("fixtures/gpt2-tiny").is_dir() {
-        return Some(dir);
-    }
-    let reason = format!(
-        "skipped: shared data not found at {} (set RG_SHARED_DIR)",
-        dir.display()
-    );
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{reason}; CI must have it"
-    );
-    println!("{reason}");
-    None
+    rusty_gradients::core::shared_data::shared_dir_or_skip("fixtures/gpt2-tiny")
 }
 
 fn json_lines(out: &Output) -> Vec<Value> {

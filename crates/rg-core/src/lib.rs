@@ -18,6 +18,7 @@ mod layout;
 pub mod ops;
 mod shape;
 mod shared_bytes;
+pub mod shared_data;
 mod tensor;
 
 pub use backend::{Backend, BackendStorage};
