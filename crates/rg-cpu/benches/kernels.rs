@@ -68,6 +68,25 @@ fn matmul(c: &mut Criterion) {
             },
         );
     }
+    // Attention-shaped batches: many small products (spread over the rayon pool) and
+    // fewer mid-sized ones (each threaded by the GEMM library).
+    for (batch, m, k, n) in [(48usize, 64usize, 64usize, 64usize), (12, 256, 64, 256)] {
+        let (x, y) = (data(batch * m * k, 7), data(batch * k * n, 8));
+        let (lx, ly) = (
+            Layout::contiguous([batch, m, k]),
+            Layout::contiguous([batch, k, n]),
+        );
+        let dims = MatmulDims { batch, m, n, k };
+        g.throughput(Throughput::Elements((2 * batch * m * n * k) as u64));
+        g.measurement_time(Duration::from_secs(2));
+        let id = format!("{batch}x{m}x{k}x{n}");
+        g.bench_function(BenchmarkId::new("batched", id), |bench| {
+            bench.iter(|| {
+                b.matmul(View::new(&*x, &lx), View::new(&*y, &ly), dims)
+                    .unwrap()
+            })
+        });
+    }
     g.finish();
 }
 

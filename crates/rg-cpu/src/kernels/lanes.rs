@@ -30,25 +30,6 @@ pub fn sum_map<T: FloatDType>(xs: &[T], f: impl Fn(T) -> T) -> T {
     total
 }
 
-/// Sum of `f(x)` over `xs`, each element widened to f64 first: for statistics of f32
-/// rows whose error must not grow with the row's offset or length.
-#[inline(always)]
-pub fn sum_map_f64<T: FloatDType>(xs: &[T], f: impl Fn(f64) -> f64) -> f64 {
-    let mut acc = [0.0f64; LANES];
-    let chunks = xs.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for i in 0..LANES {
-            acc[i] += f(c[i].to_f64());
-        }
-    }
-    let mut total = fold_lanes(acc);
-    for &x in tail {
-        total += f(x.to_f64());
-    }
-    total
-}
-
 /// Sum of `f(x, y)` over pairs of `xs` and `ys` (which have one length).
 #[inline(always)]
 pub fn sum_zip<T: FloatDType>(xs: &[T], ys: &[T], f: impl Fn(T, T) -> T) -> T {

@@ -1,10 +1,10 @@
 //! Layer norm over the last axis, forward (y, and per row mean and rstd) and fused
 //! backward (dx, dgamma, dbeta), parallel over rows.
 //!
-//! Statistics use two passes over the row (mean, then the mean of squared deviations),
-//! accumulated in f64 even for f32 rows: the one-pass `E[x^2] - E[x]^2` cancels badly,
-//! and an f32 mean that is off by one ulp gets amplified by `rstd` when the variance is
-//! tiny. dgamma and dbeta are sums over rows: each task accumulates its own partial
+//! Statistics use two passes over the row (mean, then the mean of squared deviations)
+//! on data shifted by the row's first element: the one-pass `E[x^2] - E[x]^2` cancels
+//! badly in f32, and a mean that is off by one ulp gets amplified by `rstd` when the
+//! variance is tiny; the shift makes constant rows exact and keeps offset rows accurate. dgamma and dbeta are sums over rows: each task accumulates its own partial
 //! sums, which are added at the end, so threads never contend.
 
 use rayon::prelude::*;
@@ -69,12 +69,15 @@ multiversion! {
     where [T: Real]
     {
         let cols = gamma.len();
-        let n = cols as f64;
+        let (n, eps) = (T::from_f64(cols as f64), T::from_f64(eps));
         let rows = x.chunks_exact(cols).zip(y.chunks_exact_mut(cols));
         for ((x, y), (mean, rstd)) in rows.zip(mean.iter_mut().zip(rstd.iter_mut())) {
-            let mu = lanes::sum_map_f64(x, |v| v) / n;
-            let var = lanes::sum_map_f64(x, |v| (v - mu) * (v - mu)) / n;
-            let (mu, r) = (T::from_f64(mu), T::from_f64((var + eps).sqrt().recip()));
+            // Shifted by the row's first element: exact for constant rows, and no
+            // cancellation when the row sits far from zero.
+            let shift = x[0];
+            let mu = shift + lanes::sum_map(x, |v| v - shift) / n;
+            let var = lanes::sum_map(x, |v| (v - mu) * (v - mu)) / n;
+            let r = (var + eps).sqrt().recip();
             for (((y, &x), &g), &b) in y.iter_mut().zip(x).zip(gamma).zip(beta) {
                 *y = (x - mu) * r * g + b;
             }

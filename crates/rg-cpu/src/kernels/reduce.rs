@@ -115,19 +115,77 @@ fn run<T: Real>(op: ReduceOp, src: Typed<'_, T>, axis: usize) -> Result<BoxStora
         }
         ReduceOp::ArgMax => return Ok(boxed(argmax_across(data, &walk, len, axis_stride))),
     };
-    let mut result = vec![T::zero(); walk.len()];
-    if per_output {
+    let result = if per_output {
+        let mut result = vec![T::zero(); walk.len()];
         drive_weighted(&walk, &mut result, len, |o, [b]| {
             for (k, o) in o.iter_mut().enumerate() {
                 *o = fold_run(fold, data, b + k * out_stride, len, axis_stride);
             }
         });
+        result
+    } else if let Some(parts) = axis_split(walk.len(), len) {
+        fold_across_split(fold, data, &walk, len, axis_stride, parts)
     } else {
+        let mut result = vec![T::zero(); walk.len()];
         drive_weighted(&walk, &mut result, len, |o, [b]| {
             fold_across(fold, data, o, b, out_stride, len, axis_stride)
         });
-    }
+        result
+    };
     Ok(boxed(result))
+}
+
+/// How many pieces to cut the reduced axis into when few outputs accumulate many
+/// slices (summing the rows of a tall matrix, e.g. a bias gradient): splitting the
+/// outputs would give each task narrow, cache-unfriendly column strips, so instead each
+/// task folds whole slices of its share of the axis and the partial results are merged.
+/// `None` when the work is small or the outputs are many.
+fn axis_split(outputs: usize, len: usize) -> Option<usize> {
+    const MAX_OUTPUTS: usize = 1 << 16;
+    let threads = rayon::current_num_threads();
+    let total = outputs.saturating_mul(len);
+    if !crate::parallel::worth_parallel(total) || outputs > MAX_OUTPUTS || len < 2 * threads {
+        return None;
+    }
+    Some((total / chunk_len(total)).clamp(2, len))
+}
+
+fn fold_across_split<T: Real>(
+    fold: Fold,
+    data: &[T],
+    walk: &Walk<1>,
+    len: usize,
+    axis_stride: usize,
+    parts: usize,
+) -> Vec<T> {
+    let [out_stride] = walk.inner_strides();
+    let per_part = len.div_ceil(parts);
+    let partials: Vec<Vec<T>> = (0..len.div_ceil(per_part))
+        .into_par_iter()
+        .map(|p| {
+            let (start, end) = (p * per_part, ((p + 1) * per_part).min(len));
+            let mut part = vec![T::zero(); walk.len()];
+            walk.for_runs(0, walk.len(), |pos, [b], run| {
+                let o = &mut part[pos..pos + run];
+                fold_across(
+                    fold,
+                    data,
+                    o,
+                    b + start * axis_stride,
+                    out_stride,
+                    end - start,
+                    axis_stride,
+                );
+            });
+            part
+        })
+        .collect();
+    let mut parts = partials.into_iter();
+    let mut acc = parts.next().unwrap_or_else(|| vec![T::zero(); walk.len()]);
+    for part in parts {
+        accumulate(&mut acc, &part, fold);
+    }
+    acc
 }
 
 /// Folds `len` elements at `base + j * stride`; long runs split across the pool.
