@@ -232,3 +232,74 @@ fn linking_registers_the_cpu_backend_as_a_singleton() {
         &rg_cpu::CpuBackend::shared()
     ));
 }
+
+#[test]
+fn empty_tensors_go_through_every_op_without_panicking() {
+    use rg_core::backend::MatmulDims;
+    use rg_core::{BinaryOp, CmpOp, ReduceOp, UnaryOp};
+    let b = backend();
+    let e = store(&[], DType::F32);
+    for dims in [&[0usize][..], &[0, 5], &[5, 0], &[2, 0, 3]] {
+        let l = Layout::contiguous(dims);
+        let v = View::new(&*e, &l);
+        assert_eq!(b.unary(UnaryOp::Exp, v).unwrap().len(), 0);
+        assert_eq!(b.binary(BinaryOp::Add, v, v).unwrap().len(), 0);
+        assert_eq!(b.cmp(CmpOp::Lt, v, v).unwrap().len(), 0);
+        assert_eq!(b.gelu_backward(v, v).unwrap().len(), 0);
+        assert_eq!(b.softmax_last(v, false).unwrap().len(), 0);
+        assert_eq!(b.softmax_last_backward(v, v, true).unwrap().len(), 0);
+        assert_eq!(b.cast(v, DType::BF16).unwrap().len(), 0);
+        assert_eq!(b.to_host(v).unwrap().len(), 0);
+        let _ = b.reduce(ReduceOp::Sum, v, 0).unwrap();
+        if dims.len() >= 2 {
+            assert_eq!(b.causal_fill(v, 0.0).unwrap().len(), 0);
+        }
+    }
+    // Layer norm and cross-entropy with no rows.
+    let g = store(&[1.0; 4], DType::F32);
+    let (l, gl) = (Layout::contiguous([0, 4]), Layout::contiguous([4]));
+    let out = b
+        .layer_norm(
+            View::new(&*e, &l),
+            View::new(&*g, &gl),
+            View::new(&*g, &gl),
+            1e-5,
+        )
+        .unwrap();
+    assert_eq!((out.y.len(), out.mean.len()), (0, 0));
+    let t = store(&[], DType::U32);
+    let ce = b
+        .cross_entropy(
+            View::new(&*e, &l),
+            View::new(&*t, &Layout::contiguous([0])),
+            None,
+        )
+        .unwrap();
+    assert_eq!(ce.loss.len(), 0);
+    // Matmul with a zero batch, and index ops with no ids.
+    let dims = MatmulDims {
+        batch: 0,
+        m: 2,
+        n: 2,
+        k: 2,
+    };
+    let ml = Layout::contiguous([0, 2, 2]);
+    assert_eq!(
+        b.matmul(View::new(&*e, &ml), View::new(&*e, &ml), dims)
+            .unwrap()
+            .len(),
+        0
+    );
+    let src = store(&[1.0; 6], DType::F32);
+    let sl = Layout::contiguous([2, 3]);
+    let il = Layout::contiguous([0]);
+    let ids = View::new(&*t, &il);
+    assert_eq!(
+        b.index_select(View::new(&*src, &sl), 0, ids).unwrap().len(),
+        0
+    );
+    let add = b
+        .index_add(&[2, 3], 0, ids, View::new(&*e, &Layout::contiguous([0, 3])))
+        .unwrap();
+    assert_eq!(read(&*add), vec![0.0; 6]);
+}
