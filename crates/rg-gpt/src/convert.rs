@@ -763,6 +763,80 @@ mod tests {
         assert_eq!(ours, from_model);
     }
 
+    /// A checkpoint rewritten with unprefixed names and nn.Linear `[out, in]` weights
+    /// converts back to the checkpoint's own file, byte for byte; a file mixing the two
+    /// weight layouts is refused.
+    #[test]
+    fn linear_layout_weights_are_transposed_back() {
+        use rg_cpu as _;
+        use rg_tokenize::{CharTokenizer, Tokenizer};
+
+        let tmp = tempfile::tempdir().unwrap();
+        let tok = CharTokenizer::from_text("hello world, converted", &[]);
+        let config = GptConfig {
+            vocab_size: tok.vocab_size(),
+            block_size: 8,
+            n_layer: 2,
+            n_head: 2,
+            n_embd: 8,
+            layer_norm_eps: 1e-5,
+            dropout: 0.0,
+        };
+        let model = crate::Gpt::init(config, 3, rg_core::Device::Cpu).unwrap();
+        let ckpt = tmp.path().join("ckpt");
+        crate::checkpoint::save_checkpoint(&ckpt, &model, &tok, None).unwrap();
+        let original = std::fs::read(ckpt.join(MODEL_FILE)).unwrap();
+
+        let rewrite = |dir: &Path, transpose: &dyn Fn(&str) -> bool| {
+            std::fs::create_dir_all(dir).unwrap();
+            for name in [CONFIG_FILE, rg_tokenize::CHAR_TOKENIZER_FILE] {
+                std::fs::copy(ckpt.join(name), dir.join(name)).unwrap();
+            }
+            let file = SafeTensorsFile::open(ckpt.join(MODEL_FILE)).unwrap();
+            let entries: Vec<TensorEntry> = file
+                .tensors()
+                .iter()
+                .map(|t| {
+                    let name = t.name().strip_prefix("transformer.").unwrap();
+                    let raw = file.raw_bytes(t.name()).unwrap();
+                    if transpose(name) {
+                        let (r, c) = (t.shape()[0], t.shape()[1]);
+                        TensorEntry::new(
+                            name.to_string(),
+                            t.dtype(),
+                            vec![c, r],
+                            transpose_bytes(raw, r, c, 4),
+                        )
+                    } else {
+                        TensorEntry::new(
+                            name.to_string(),
+                            t.dtype(),
+                            t.shape().to_vec(),
+                            raw.to_vec(),
+                        )
+                    }
+                })
+                .collect();
+            save_safetensors_entries(dir.join(MODEL_FILE), entries, file.metadata()).unwrap();
+        };
+
+        let linear = tmp.path().join("linear");
+        rewrite(&linear, &|n| is_linear_weight(n));
+        let out = tmp.path().join("out");
+        let report = convert_model_dir(&linear, &out, &ConvertOptions::default()).unwrap();
+        assert_eq!(report.transposed.len(), 8);
+        assert_eq!(report.copied_files, [rg_tokenize::CHAR_TOKENIZER_FILE]);
+        assert!(std::fs::read(out.join(MODEL_FILE)).unwrap() == original);
+
+        let mixed = tmp.path().join("mixed");
+        rewrite(&mixed, &|n| n.ends_with("mlp.c_fc.weight"));
+        let err = convert_model_dir(&mixed, &tmp.path().join("out2"), &ConvertOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must use one layout"), "{err}");
+        assert!(!tmp.path().join("out2").exists());
+    }
+
     #[test]
     fn resolve_handles_missing_components() {
         let tmp = tempfile::tempdir().unwrap();
