@@ -84,6 +84,12 @@ pub fn run(args: InspectArgs) -> Result<()> {
     }
     if let Some(dir) = dir {
         match &config {
+            Some(c) if c.get("unsupported").is_some() => writeln!(
+                out,
+                "config: model_type {} (not loadable here: {})",
+                c["model_type"].as_str().unwrap_or_default(),
+                c["unsupported"].as_str().unwrap_or_default()
+            )?,
             Some(c) => writeln!(
                 out,
                 "config: {} layers, {} heads, n_embd {}, vocab {}, context {}, dtype {}, {} parameters",
@@ -134,9 +140,22 @@ fn config_summary(dir: &Path) -> Result<Option<Value>> {
         return Ok(None);
     }
     let value = read_json(&path)?;
-    let config = GptConfig::from_hf_json(&value).with_context(|| path.display().to_string())?;
+    let model_type = value
+        .get("model_type")
+        .and_then(Value::as_str)
+        .unwrap_or("gpt2");
+    // Another architecture's config is still worth listing the tensors of.
+    let config = match GptConfig::from_hf_json(&value) {
+        Ok(c) => c,
+        Err(e) => {
+            return Ok(Some(json!({
+                "model_type": model_type,
+                "unsupported": e.to_string(),
+            })))
+        }
+    };
     Ok(Some(json!({
-        "model_type": value.get("model_type").and_then(Value::as_str).unwrap_or("gpt2"),
+        "model_type": model_type,
         "n_layer": config.n_layer,
         "n_head": config.n_head,
         "n_embd": config.n_embd,

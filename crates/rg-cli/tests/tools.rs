@@ -123,13 +123,23 @@ fn inspect_lists_fixture_tensors() {
     let total = out.lines().last().unwrap();
     assert!(total.starts_with("total: 28 tensors, "), "{total}");
 
-    // A directory adds the config summary.
+    // A directory adds the config summary, and a checkpoint its step.
     let out = ok(&["inspect", s(&model)]);
     assert!(
         out.lines()
             .any(|l| l.starts_with("config: 2 layers, 2 heads, n_embd 32")),
         "{out}"
     );
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["config.json", "model.safetensors"] {
+        std::fs::copy(model.join(name), tmp.path().join(name)).unwrap();
+    }
+    std::fs::write(tmp.path().join("trainer_state.json"), r#"{"step": 7}"#).unwrap();
+    let out = ok(&["inspect", s(tmp.path())]);
+    assert!(out.lines().any(|l| l == "trainer_state: step 7"), "{out}");
+    let v: Value =
+        serde_json::from_str(&ok(&["inspect", s(tmp.path()), "--format", "json"])).unwrap();
+    assert_eq!(v["step"], 7);
 }
 
 #[test]
