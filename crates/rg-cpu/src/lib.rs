@@ -11,14 +11,17 @@
 //! - `kernels/`: one file per op family (elementwise, reductions, matmul, fused softmax,
 //!   layer norm, GELU, cross-entropy, indexing, masking, copies, casts, AdamW);
 //! - `strided`, `view`, `parallel`: walking strided views, checking views, and deciding
-//!   when to use the thread pool.
+//!   when to use the thread pool;
+//! - `simd`, `math`: hot loops compiled for AVX-512/AVX2/baseline and picked at run
+//!   time, and a vectorisable f32 `exp`.
 //!
 //! Compute ops support f32 and f64; bf16 and f16 are storage types here (memory ops and
 //! casts); u32 and i64 serve as indices, comparison results and `argmax` output.
 //!
-//! Threads: kernels use rayon's global pool and stay single-threaded below about 32K
-//! elements. Matrix products use `matrixmultiply` (or OpenBLAS with the `blas` feature),
-//! whose own threads only run while the rayon pool is idle; see `kernels::matmul`.
+//! Threads: kernels use rayon's global pool (`RAYON_NUM_THREADS` sizes it) and stay
+//! single-threaded below about 32K elements. Matrix products use `matrixmultiply` (or
+//! OpenBLAS with the `blas` feature), whose own threads only run while the rayon pool
+//! is idle; see `kernels::matmul`. `RG_CPU_SIMD=base|avx2|avx512` caps the vector level.
 
 mod backend;
 mod kernels;
