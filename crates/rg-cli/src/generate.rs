@@ -1,17 +1,22 @@
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use rusty_gradients::gpt::checkpoint::load_model_dir;
 use rusty_gradients::gpt::generate::{generate, GenerateOptions, Sampling};
+use rusty_gradients::hub::{load_model_with_dtype, HubOptions};
+use rusty_gradients::DType;
 use serde_json::json;
 
 #[derive(Args)]
 pub struct GenerateArgs {
-    /// Model directory: a checkpoint or a Hugging Face GPT-2 directory.
+    /// A model directory (ours or Hugging Face's), a training run's output directory
+    /// (its newest checkpoint), or a hub id (`gpt2`, `owner/name`) from the Hugging Face
+    /// cache, downloaded when missing unless HF_HUB_OFFLINE=1.
     #[arg(long)]
-    model: PathBuf,
+    model: String,
+    /// Weight dtype for compute: f32, or bf16 (bf16 weights, f32 accumulation).
+    #[arg(long, default_value = "f32")]
+    dtype: String,
     #[arg(long)]
     prompt: String,
     #[arg(long, default_value_t = 64)]
@@ -50,8 +55,13 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         seed: args.seed,
     };
     sampling.validate()?;
-    let loaded = load_model_dir(&args.model, &device)
-        .with_context(|| format!("--model {}", args.model.display()))?;
+    let dtype: DType = args.dtype.parse().context("--dtype")?;
+    let hub = HubOptions {
+        progress: args.format != "json",
+        ..HubOptions::default()
+    };
+    let loaded = load_model_with_dtype(&args.model, &device, &hub, dtype)
+        .with_context(|| format!("--model {}", args.model))?;
     let tok = loaded.tokenizer;
     let prompt_ids = tok.encode(&args.prompt);
     let options = GenerateOptions {

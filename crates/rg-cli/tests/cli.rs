@@ -295,3 +295,62 @@ fn tokenize_subcommands_train_encode_decode_and_stats() {
     ]);
     assert_one_line_error(&out, "/nonexistent/tok.json");
 }
+
+#[test]
+fn generate_reproduces_transformers_greedy_ids() {
+    let Some(shared) = shared_dir() else { return };
+    let model = shared.join("fixtures/gpt2-tiny/model");
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(shared.join("fixtures/gpt2-tiny/expected.json")).unwrap(),
+    )
+    .unwrap();
+    for case in expected["prompts"].as_array().unwrap() {
+        let n = case["greedy_ids"].as_array().unwrap().len().to_string();
+        #[rustfmt::skip]
+        let out = rgrad(&["generate", "--model", model.to_str().unwrap(), "--prompt", case["prompt"].as_str().unwrap(),
+                          "--temperature", "0", "--max-new-tokens", &n, "--format", "json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let g = &json_lines(&out)[0];
+        assert_eq!(g["prompt_ids"], case["ids"]);
+        assert_eq!(
+            g["generated_ids"], case["greedy_ids"],
+            "prompt {}",
+            case["prompt"]
+        );
+        assert_eq!(
+            g["text"].as_str().unwrap(),
+            &case["greedy_text"].as_str().unwrap()[case["prompt"].as_str().unwrap().len()..]
+        );
+        assert!(
+            g["prefill_tokens_per_s"].as_f64().unwrap() > 0.0
+                && g["decode_tokens_per_s"].as_f64().unwrap() > 0.0
+        );
+    }
+}
+
+#[test]
+fn a_missing_hub_model_fails_fast_offline() {
+    let cache = tempfile::tempdir().unwrap();
+    let start = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_rgrad"))
+        .args(["generate", "--model", "gpt2", "--prompt", "Hello"])
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HUB_CACHE", cache.path())
+        .output()
+        .unwrap();
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert_one_line_error(&out, "huggingface-cli download gpt2");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&cache.path().display().to_string()),
+        "{stderr}"
+    );
+}

@@ -46,7 +46,7 @@ impl CausalSelfAttention {
             .permute(&[0, 2, 1, 3])?
             .reshape([b, t, c])?;
         let y = self.c_proj.forward(&y)?;
-        self.dropout.forward(&y, rng.as_deref_mut())
+        self.dropout.forward(&y, rng)
     }
 }
 

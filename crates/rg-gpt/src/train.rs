@@ -205,6 +205,9 @@ pub struct Summary {
     pub wall_s: f64,
 }
 
+/// A held-out accuracy measure of a model (the built-in tasks define one).
+type AccuracyFn = Box<dyn Fn(&Gpt) -> Result<f64> + Send>;
+
 pub struct Trainer {
     model: Gpt,
     params: Vec<Var>,
@@ -217,7 +220,7 @@ pub struct Trainer {
     step: usize,
     out: Option<PathBuf>,
     metrics: Option<MetricsLog>,
-    accuracy: Option<Box<dyn Fn(&Gpt) -> Result<f64> + Send>>,
+    accuracy: Option<AccuracyFn>,
     best_eval_loss: f64,
 }
 
