@@ -1,6 +1,8 @@
-//! Project tasks: `cargo xtask lint` (crate layering). Further tasks (kernels, bench)
-//! are added by the issues that need them.
+//! Project tasks: `cargo xtask lint` (crate layering) and `cargo xtask bench` (the
+//! benchmark matrix; `cargo xtask bench --help`). Further tasks (kernels) are added by
+//! the issues that need them.
 
+mod bench;
 mod layering;
 
 use anyhow::{bail, Result};
@@ -9,7 +11,8 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("lint") => layering::check(),
-        Some(other) => bail!("unknown task {other:?}; available: lint"),
-        None => bail!("usage: cargo xtask <lint>"),
+        Some("bench") => bench::run(&args[1..]),
+        Some(other) => bail!("unknown task {other:?}; available: lint, bench"),
+        None => bail!("usage: cargo xtask <lint|bench>"),
     }
 }

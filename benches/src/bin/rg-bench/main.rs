@@ -1,0 +1,153 @@
+//! `rg-bench`: runs one row of the benchmark matrix and prints one JSON object.
+//!
+//!     rg-bench WORKLOAD SIZE [--warmup N] [--min-reps N] [--max-reps N] [--budget-s S]
+//!
+//! `cargo xtask bench` starts one process per row so that each row's peak resident
+//! memory (VmHWM) is its own and one row's allocations cannot slow the next. Output:
+//! `{"times_s": [...], "work": W, "work_unit": "flop"|"byte"|"token", "peak_rss_bytes":
+//! N, "matmul": "matrixmultiply"|"openblas"}`, or `{"skipped": "why"}` (exit 0) when a
+//! row cannot run here (e.g. the shared data is absent).
+
+mod io;
+mod model;
+mod ops;
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+/// How many times to run a workload. Repetitions continue until `min_reps` are done
+/// and either `max_reps` are done or `budget_s` has passed, so slow rows stay short
+/// and fast rows get enough samples for a stable median on a noisy machine.
+#[derive(Debug, Clone, Copy)]
+pub struct Reps {
+    pub warmup: usize,
+    pub min_reps: usize,
+    pub max_reps: usize,
+    pub budget_s: f64,
+}
+
+impl Reps {
+    /// Runs `f`, which returns the seconds one repetition took (measured by the
+    /// caller when only part of the call counts, e.g. generation's decode phase).
+    pub fn run_timed(&self, mut f: impl FnMut() -> Result<f64>) -> Result<Vec<f64>> {
+        for _ in 0..self.warmup {
+            f()?;
+        }
+        let start = Instant::now();
+        let mut times = Vec::new();
+        while times.len() < self.min_reps
+            || (times.len() < self.max_reps && start.elapsed().as_secs_f64() < self.budget_s)
+        {
+            times.push(f()?);
+        }
+        Ok(times)
+    }
+
+    /// Runs `f` and times the whole call.
+    pub fn run(&self, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+        self.run_timed(|| {
+            let t = Instant::now();
+            f()?;
+            Ok(t.elapsed().as_secs_f64())
+        })
+    }
+}
+
+/// What a workload measured: per-repetition seconds and the work one repetition does.
+pub struct Measured {
+    pub times_s: Vec<f64>,
+    pub work: f64,
+    pub work_unit: &'static str,
+    pub note: Option<String>,
+}
+
+impl Measured {
+    pub fn new(times_s: Vec<f64>, work: f64, work_unit: &'static str) -> Self {
+        Measured {
+            times_s,
+            work,
+            work_unit,
+            note: None,
+        }
+    }
+}
+
+pub enum Outcome {
+    Measured(Measured),
+    Skipped(String),
+}
+
+fn run_workload(name: &str, size: &str, reps: &Reps) -> Result<Outcome> {
+    let m = match name {
+        "matmul" => ops::matmul(size, reps)?,
+        "softmax" => ops::softmax(size, reps)?,
+        "layer_norm" => ops::layer_norm(size, reps)?,
+        "gelu" => ops::gelu(size, reps)?,
+        "attention_fwd_bwd" => ops::attention(size, reps)?,
+        "adamw_step" => ops::adamw(size, reps)?,
+        "gpt2_train_step" => model::train_step("gpt2", size, reps)?,
+        "nanogpt_char_train_step" => model::train_step("nano", size, reps)?,
+        "gpt2_prefill" => model::prefill(size, reps)?,
+        "gpt2_decode" => model::decode(size, reps)?,
+        "tokenizer_encode" => return io::tokenizer_encode(size, reps),
+        "safetensors_open" => io::safetensors_open(size, reps)?,
+        other => bail!("unknown workload {other:?}"),
+    };
+    Ok(Outcome::Measured(m))
+}
+
+/// Peak resident set size of this process so far (Linux `VmHWM`), in bytes.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn parse_args() -> Result<(String, String, Reps)> {
+    let mut args = std::env::args().skip(1);
+    let (Some(name), Some(size)) = (args.next(), args.next()) else {
+        bail!("usage: rg-bench WORKLOAD SIZE [--warmup N] [--min-reps N] [--max-reps N] [--budget-s S]");
+    };
+    let mut reps = Reps {
+        warmup: 1,
+        min_reps: 3,
+        max_reps: 10,
+        budget_s: 5.0,
+    };
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
+        let bad = || format!("{flag}: {value:?} is not a number");
+        match flag.as_str() {
+            "--warmup" => reps.warmup = value.parse().with_context(bad)?,
+            "--min-reps" => reps.min_reps = value.parse().with_context(bad)?,
+            "--max-reps" => reps.max_reps = value.parse().with_context(bad)?,
+            "--budget-s" => reps.budget_s = value.parse().with_context(bad)?,
+            other => bail!("unknown flag {other:?}"),
+        }
+    }
+    reps.min_reps = reps.min_reps.max(1);
+    Ok((name, size, reps))
+}
+
+fn main() -> Result<()> {
+    let (name, size, reps) = parse_args()?;
+    let out: Value =
+        match run_workload(&name, &size, &reps).with_context(|| format!("{name} {size}"))? {
+            Outcome::Skipped(why) => json!({ "skipped": why }),
+            Outcome::Measured(m) => json!({
+                "times_s": m.times_s,
+                "work": m.work,
+                "work_unit": m.work_unit,
+                "note": m.note,
+                "peak_rss_bytes": peak_rss_bytes(),
+                "matmul": if cfg!(feature = "blas") { "openblas" } else { "matrixmultiply" },
+            }),
+        };
+    println!("{out}");
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! Model-level rows: a training step (forward, loss, backward, clipping, AdamW) through
+//! the library's `Trainer`, and generation's prefill and decode phases. Models are
+//! randomly initialised (nothing is downloaded): speed does not depend on the weights.
+
+use anyhow::{bail, Context, Result};
+use rusty_gradients::gpt::data::{SamplerKind, TextData};
+use rusty_gradients::gpt::generate::{generate, GenerateOptions, Sampling};
+use rusty_gradients::gpt::{Gpt, GptConfig, ScheduleKind, TrainConfig, Trainer};
+use rusty_gradients::tokenize::CharTokenizer;
+use rusty_gradients::Device;
+
+use crate::{Measured, Reps};
+
+/// A reproducible token stream in `[0, vocab)` (a 64-bit LCG; quality is irrelevant).
+fn random_tokens(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 33) % vocab as u64) as u32
+        })
+        .collect()
+}
+
+/// `"B4xT64"` -> `(4, 64)`.
+fn batch_dims(size: &str) -> Result<(usize, usize)> {
+    let bad = || format!("size {size:?} is not BnxTn");
+    let (b, t) = size.split_once('x').with_context(bad)?;
+    let b = b
+        .strip_prefix('B')
+        .with_context(bad)?
+        .parse()
+        .with_context(bad)?;
+    let t = t
+        .strip_prefix('T')
+        .with_context(bad)?
+        .parse()
+        .with_context(bad)?;
+    Ok((b, t))
+}
+
+/// One optimizer step of `preset` ("gpt2" or "nano") at batch `BxT`, as `rgrad train`
+/// runs it: constant LR, weight decay on matrices, clipping at 1.0, no dropout.
+pub fn train_step(preset: &str, size: &str, reps: &Reps) -> Result<Measured> {
+    let (b, t) = batch_dims(size)?;
+    let config = GptConfig::preset(preset)?;
+    let vocab = config.vocab_size;
+    let model = Gpt::init(config, 1337, Device::Cpu)?;
+    // Enough tokens that random batches never run short.
+    let tokens = random_tokens((b * t + 1) * 64, vocab, 7);
+    let data = TextData::new(tokens, 0.0, SamplerKind::Random, 7)?;
+    // The trainer wants a tokenizer only for checkpoints; any will do.
+    let tokenizer = CharTokenizer::from_text("abcdefghijklmnopqrstuvwxyz", &[]);
+    let train = TrainConfig {
+        batch_size: b,
+        seq_len: t,
+        steps: usize::MAX / 2,
+        lr: 6e-4,
+        min_lr: 0.0,
+        lr_schedule: ScheduleKind::Constant,
+        warmup: 0,
+        weight_decay: 0.1,
+        beta1: 0.9,
+        beta2: 0.95,
+        eps: 1e-8,
+        grad_clip: 1.0,
+        grad_accum: 1,
+        seed: 1337,
+        eval_every: 0,
+        eval_iters: 1,
+        save_every: 0,
+        keep_last: 0,
+    };
+    let mut trainer = Trainer::new(model, Box::new(data), Box::new(tokenizer), train, None)?;
+    let times = reps.run(|| {
+        trainer.step()?;
+        Ok(())
+    })?;
+    Ok(Measured::new(times, (b * t) as f64, "token"))
+}
+
+fn gpt2() -> Result<Gpt> {
+    Ok(Gpt::init(GptConfig::preset("gpt2")?, 1337, Device::Cpu)?)
+}
+
+fn options(max_new_tokens: usize) -> GenerateOptions {
+    GenerateOptions {
+        max_new_tokens,
+        sampling: Sampling::greedy(),
+        stop_token: None,
+        truncate: false,
+    }
+}
+
+/// Prefill of an `n`-token prompt (batch 1), timed by `generate` itself (the prompt's
+/// one forward pass into the KV cache).
+pub fn prefill(size: &str, reps: &Reps) -> Result<Measured> {
+    let n: usize = size.parse().context("prefill size is the prompt length")?;
+    let model = gpt2()?;
+    let prompt = random_tokens(n, 50257, 3);
+    let times = reps.run_timed(|| {
+        let g = generate(&model, &prompt, &options(1), |_| Ok(true))?;
+        Ok(n as f64 / g.prefill_tokens_per_s)
+    })?;
+    Ok(Measured::new(times, n as f64, "token"))
+}
+
+/// Decode at batch 1: `"64+32"` is a 64-token prompt then 32 new tokens; a repetition's
+/// time is the mean seconds per decoded token (generate's own decode timing).
+pub fn decode(size: &str, reps: &Reps) -> Result<Measured> {
+    let Some((p, n)) = size.split_once('+') else {
+        bail!("decode size is PROMPT+NEW, got {size:?}");
+    };
+    let (p, n): (usize, usize) = (p.parse()?, n.parse()?);
+    let model = gpt2()?;
+    let prompt = random_tokens(p, 50257, 5);
+    let times = reps.run_timed(|| {
+        let g = generate(&model, &prompt, &options(n), |_| Ok(true))?;
+        Ok(1.0 / g.decode_tokens_per_s)
+    })?;
+    Ok(Measured::new(times, 1.0, "token"))
+}

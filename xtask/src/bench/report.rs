@@ -1,0 +1,353 @@
+//! What a run records: the commit and machine, `results.json`, and the Markdown table
+//! between the markers of `docs/PERFORMANCE.md`.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+
+use super::matrix::Row;
+use super::peers::{PeerResult, PeerRun};
+use super::run::Ours;
+
+pub const START: &str = "<!-- bench-matrix:start -->";
+pub const END: &str = "<!-- bench-matrix:end -->";
+
+/// One row of the table: our measurement and the peers' for the same workload and size.
+pub struct RowResult {
+    pub row: Row,
+    pub ours: Ours,
+    pub peers: Vec<PeerResult>,
+}
+
+impl RowResult {
+    /// Our rate in the row's display unit (FLOP/s, bytes/s or tokens/s, scaled).
+    pub fn rate(&self) -> Option<f64> {
+        let s = self.ours.stats?;
+        Some(self.ours.work / s.median / self.row.rate_scale)
+    }
+
+    pub fn peer_rate(&self, p: &PeerResult) -> Option<f64> {
+        let s = p.stats?;
+        Some(p.work / s.median / self.row.rate_scale)
+    }
+
+    /// Our rate over the peer's: above 1 we are faster.
+    pub fn ratio(&self, p: &PeerResult) -> Option<f64> {
+        Some(self.rate()? / self.peer_rate(p)?)
+    }
+}
+
+/// `/proc/loadavg`'s 1, 5 and 15 minute figures.
+pub fn load_average() -> Option<[f64; 3]> {
+    let s = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut it = s.split_whitespace().map(|x| x.parse::<f64>().ok());
+    Some([it.next()??, it.next()??, it.next()??])
+}
+
+fn command_line(program: &str, args: &[&str], dir: &Path) -> Option<String> {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// `git rev-parse --short HEAD`, with `-dirty` when tracked files have changes.
+pub fn commit(root: &Path) -> String {
+    let hash = command_line("git", &["rev-parse", "--short", "HEAD"], root)
+        .unwrap_or_else(|| "unknown".into());
+    let dirty = command_line(
+        "git",
+        &["status", "--porcelain", "--untracked-files=no"],
+        root,
+    )
+    .is_some_and(|s| !s.is_empty());
+    if dirty {
+        format!("{hash}-dirty")
+    } else {
+        hash
+    }
+}
+
+pub fn now_utc(root: &Path) -> String {
+    command_line("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"], root).unwrap_or_else(|| {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        format!("unix {secs}")
+    })
+}
+
+/// CPU model, cores, SIMD level, memory and kernel, from /proc.
+pub fn machine() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        cpuinfo
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let flags = field("flags").unwrap_or_default();
+    let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+    let mem_kb = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find(|l| l.starts_with("MemTotal:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+    });
+    json!({
+        "cpu_model": field("model name").unwrap_or_else(|| "unknown".into()),
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "avx2": has("avx2"),
+        "avx512f": has("avx512f"),
+        "mem_total_gb": mem_kb.map(|kb| kb as f64 / 1024.0 / 1024.0),
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_string()),
+    })
+}
+
+fn peer_json(r: &RowResult, p: &PeerResult) -> Value {
+    json!({
+        "peer": p.peer,
+        "stats": p.stats.map(|s| s.to_json()),
+        "work": p.work,
+        "rate": r.peer_rate(p),
+        "peak_rss_bytes": p.peak_rss_bytes,
+        "ratio": r.ratio(p),
+        "skipped": p.skipped,
+    })
+}
+
+pub fn row_json(r: &RowResult) -> Value {
+    let (row, ours) = (&r.row, &r.ours);
+    json!({
+        "name": row.workload,
+        "size": row.size,
+        "backend": row.backend.name(),
+        "matmul_path": ours.matmul_path,
+        "dtype": row.dtype,
+        "unit": "s",
+        "stats": ours.stats.map(|s| s.to_json()),
+        "times_s": ours.times_s,
+        "warmup": row.reps.warmup,
+        "work": ours.work,
+        "work_unit": ours.work_unit,
+        "rate": r.rate(),
+        "rate_unit": row.rate_unit,
+        "peak_rss_bytes": ours.peak_rss_bytes,
+        "load_avg_before": ours.load_before,
+        "skipped": ours.skipped,
+        "peers": r.peers.iter().map(|p| peer_json(r, p)).collect::<Vec<_>>(),
+    })
+}
+
+/// Three significant digits, without exponent notation for ordinary magnitudes.
+pub fn sig3(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let digits = (2 - x.abs().log10().floor() as i32).max(0) as usize;
+    format!("{x:.digits$}")
+}
+
+pub fn fmt_time(s: f64) -> String {
+    match s {
+        s if s < 1e-3 => format!("{} µs", sig3(s * 1e6)),
+        s if s < 1.0 => format!("{} ms", sig3(s * 1e3)),
+        s => format!("{} s", sig3(s)),
+    }
+}
+
+/// min–max in the unit of the median, so the spread reads at a glance.
+fn fmt_spread(median: f64, min: f64, max: f64) -> String {
+    let (scale, unit) = match median {
+        m if m < 1e-3 => (1e6, "µs"),
+        m if m < 1.0 => (1e3, "ms"),
+        _ => (1.0, "s"),
+    };
+    format!("{}–{} {unit}", sig3(min * scale), sig3(max * scale))
+}
+
+fn fmt_bytes(b: u64) -> String {
+    let b = b as f64;
+    if b >= 1e9 {
+        format!("{} GB", sig3(b / 1e9))
+    } else {
+        format!("{} MB", sig3(b / 1e6))
+    }
+}
+
+fn peer_cell(r: &RowResult, p: Option<&PeerResult>) -> (String, String) {
+    let Some(p) = p else {
+        return (String::new(), String::new());
+    };
+    if let Some(why) = &p.skipped {
+        return (format!("{}: skipped ({why})", p.peer), String::new());
+    }
+    let mut cell = format!(
+        "{}: {} {}",
+        p.peer,
+        r.peer_rate(p).map(sig3).unwrap_or_default(),
+        r.row.rate_unit
+    );
+    if let Some(rss) = p.peak_rss_bytes {
+        cell.push_str(&format!(", {}", fmt_bytes(rss)));
+    }
+    let ratio = r
+        .ratio(p)
+        .map(|x| format!("{}×", sig3(x)))
+        .unwrap_or_default();
+    (cell, ratio)
+}
+
+/// The Markdown table, one line per row.
+pub fn table(results: &[RowResult], with_peers: bool) -> String {
+    let mut out = String::from(
+        "| workload | size | backend | dtype | median | min–max | reps | rate | peak RSS |",
+    );
+    if with_peers {
+        out.push_str(" PyTorch | ours/PyTorch | other peer | ours/other |");
+    }
+    out.push('\n');
+    out.push_str("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |");
+    if with_peers {
+        out.push_str(" --- | ---: | --- | ---: |");
+    }
+    out.push('\n');
+    for r in results {
+        let (row, ours) = (&r.row, &r.ours);
+        let head = format!(
+            "| {} | {} | {} | {} |",
+            row.workload,
+            row.size,
+            row.backend.name(),
+            row.dtype
+        );
+        let body = match (&ours.skipped, ours.stats) {
+            (Some(why), _) => format!(" skipped: {why} | | | | |"),
+            (None, None) => " no repetitions | | | | |".to_string(),
+            (None, Some(s)) => format!(
+                " {} | {} | {} | {} {} | {} |",
+                fmt_time(s.median),
+                fmt_spread(s.median, s.min, s.max),
+                s.n,
+                r.rate().map(sig3).unwrap_or_default(),
+                row.rate_unit,
+                match ours.peak_rss_bytes {
+                    Some(b) if row.rss_matters => fmt_bytes(b),
+                    _ => String::new(),
+                }
+            ),
+        };
+        out.push_str(&head);
+        out.push_str(&body);
+        if with_peers {
+            let torch = r.peers.iter().find(|p| p.is_pytorch());
+            let other = r.peers.iter().find(|p| !p.is_pytorch());
+            let (tc, tr) = peer_cell(r, torch);
+            let (oc, or) = peer_cell(r, other);
+            out.push_str(&format!(" {tc} | {tr} | {oc} | {or} |"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Replaces the text between the markers (creating the file or the markers if
+/// needed); the rest of the file belongs to others and is kept byte for byte.
+pub fn write_section(path: &Path, section: &str) -> Result<()> {
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let block = format!("{START}\n{section}{END}");
+    let new = match (old.find(START), old.find(END)) {
+        (Some(a), Some(b)) if a < b => format!("{}{block}{}", &old[..a], &old[b + END.len()..]),
+        _ if old.is_empty() => format!("# RustyGradients performance\n\n{block}\n"),
+        _ => format!("{}\n\n## Benchmark matrix\n\n{block}\n", old.trim_end()),
+    };
+    std::fs::write(path, new).with_context(|| format!("writing {}", path.display()))
+}
+
+/// What the text around the table says.
+pub struct SectionInfo<'a> {
+    pub args: &'a [String],
+    pub commit: &'a str,
+    pub date: &'a str,
+    pub machine: &'a Value,
+    pub load_start: Option<[f64; 3]>,
+    pub load_end: Option<[f64; 3]>,
+    pub wall_s: f64,
+    pub peers: Option<&'a PeerRun>,
+    pub peers_skipped: Option<&'a str>,
+    pub table: &'a str,
+}
+
+fn fmt_load(l: Option<[f64; 3]>) -> String {
+    l.map(|l| format!("{} {} {}", l[0], l[1], l[2]))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// The whole generated section: provenance, how to read it, the table.
+pub fn section_text(s: &SectionInfo) -> String {
+    let m = s.machine;
+    let mut out = String::new();
+    out.push_str(&format!(
+        "Generated by `cargo xtask bench {}` (do not edit between the markers: every run replaces this section; \
+         the raw figures are in `target/bench/results.json`, the chart in `perf.svg`).\n\n",
+        s.args.join(" ")
+    ));
+    out.push_str(&format!(
+        "- commit `{}`, {}; measuring took {:.0} s\n",
+        s.commit, s.date, s.wall_s
+    ));
+    out.push_str(&format!(
+        "- machine: {}, {} cores{}, {:.0} GB RAM, Linux {}\n",
+        m["cpu_model"].as_str().unwrap_or("?"),
+        m["cores"],
+        if m["avx512f"] == true {
+            ", AVX-512"
+        } else {
+            ""
+        },
+        m["mem_total_gb"].as_f64().unwrap_or(0.0),
+        m["kernel"].as_str().unwrap_or("?"),
+    ));
+    out.push_str(&format!(
+        "- load average (1/5/15 min): {} at the start, {} at the end. Above the core count \
+         other processes were competing for the cores: absolute figures are then low and noisy; \
+         ours and the peers' ran minutes apart, so their ratios carry that noise too.\n",
+        fmt_load(s.load_start),
+        fmt_load(s.load_end)
+    ));
+    match (s.peers, s.peers_skipped) {
+        (Some(p), _) => {
+            let v = &p.versions;
+            let ver = |k: &str| v[k].as_str().unwrap_or("absent").to_string();
+            out.push_str(&format!(
+                "- peers (`scripts/bench_peers.py`, {}): torch {} ({} threads{}), transformers {}, numpy {} \
+                 (its bundled OpenBLAS, with OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset), tiktoken {}, safetensors {}\n",
+                p.python,
+                ver("torch"),
+                v["torch_threads"],
+                if v["torch_mkl"] == true { ", MKL" } else { "" },
+                ver("transformers"),
+                ver("numpy"),
+                ver("tiktoken"),
+                ver("safetensors"),
+            ));
+        }
+        (None, Some(why)) => out.push_str(&format!("- peers skipped: {why}\n")),
+        (None, None) => {}
+    }
+    out.push_str(
+        "- median over the repetitions after warm-up, with min–max; rate = work of one repetition \
+         (FLOPs, bytes read + written, tokens) / median. Ratios are our rate / the peer's: above 1 we are faster. \
+         Peak RSS is the row's process high-water mark (VmHWM, model initialisation included); \
+         the PyTorch GPT-2 training step's is measured the same way.\n\n",
+    );
+    out.push_str(s.table);
+    out
+}
