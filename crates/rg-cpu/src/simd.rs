@@ -1,10 +1,11 @@
 //! Runtime choice of vector instructions.
 //!
 //! The crate is compiled for the baseline x86-64 target (SSE2), where the compiler's
-//! auto-vectorised loops are 4 f32 wide. [`vectorized`] runs a closure through a copy
-//! of itself compiled with AVX-512 or AVX2 when the CPU has them, so the hot loops that
-//! get inlined into it (elementwise runs, row kernels) use 16- or 8-wide registers.
+//! auto-vectorised loops are 4 f32 wide. Functions defined with [`multiversion!`] are
+//! compiled three times, for AVX-512, AVX2 and the baseline, and each call runs the
+//! widest copy the CPU supports, so the hot loops in them use 16- or 8-wide registers.
 //! `RG_CPU_SIMD=base|avx2|avx512` caps the level (for benchmarking the difference).
+//! The AVX-512 copies need Rust 1.89+ (see `build.rs`); older compilers stop at AVX2.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -39,7 +40,8 @@ fn detect() -> Level {
     };
     #[cfg(target_arch = "x86_64")]
     {
-        let found = if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx2") {
+        let avx512 = cfg!(rg_cpu_avx512) && is_x86_feature_detected!("avx512f");
+        let found = if avx512 && is_x86_feature_detected!("avx2") {
             Level::Avx512
         } else if is_x86_feature_detected!("avx2") {
             Level::Avx2
@@ -83,7 +85,7 @@ macro_rules! multiversion {
             #[allow(clippy::too_many_arguments)]
             fn body $(<$($g),*>)? ( $($arg : $ty),* ) $(-> $ret)? $(where $($w)*)? $body
 
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
             #[target_feature(enable = "avx2,avx512f")]
             #[allow(clippy::too_many_arguments)]
             unsafe fn avx512 $(<$($g),*>)? ( $($arg : $ty),* ) $(-> $ret)? $(where $($w)*)? {
@@ -100,9 +102,10 @@ macro_rules! multiversion {
             #[cfg(target_arch = "x86_64")]
             match $crate::simd::level() {
                 // SAFETY: `level` only reports features the running CPU has.
+                #[cfg(rg_cpu_avx512)]
                 $crate::simd::Level::Avx512 => return unsafe { avx512($($arg),*) },
                 $crate::simd::Level::Avx2 => return unsafe { avx2($($arg),*) },
-                $crate::simd::Level::Base => {}
+                _ => {}
             }
             body($($arg),*)
         }
