@@ -369,6 +369,17 @@ fn single_file_conversion() {
     with_overwrite.push("--overwrite");
     ok(&with_overwrite);
     assert!(ok(&["inspect", s(&out_file)]).contains("transformer.wte.weight BF16"));
+    // A directory never replaces a file.
+    let out = rgrad(&[
+        "convert",
+        "--input",
+        s(&model),
+        "--output",
+        s(&out_file),
+        "--overwrite",
+    ]);
+    assert_one_line_error(&out, &["model-f16.safetensors", "is a file"]);
+    assert!(ok(&["inspect", s(&out_file)]).contains("transformer.wte.weight BF16"));
 }
 
 /// A small valid safetensors image (no fixture needed).

@@ -487,6 +487,12 @@ pub fn convert_model_dir(
         ));
     }
     check_output(input, output, options.overwrite)?;
+    if output.exists() && !output.is_dir() {
+        return Err(GptError::bad_file(
+            output,
+            "is a file; a directory --input converts into a directory",
+        ));
+    }
     let layout = options.layout.unwrap_or(KeyLayout::Hf);
 
     let config_path = input.join(CONFIG_FILE);
