@@ -134,3 +134,10 @@ fn absurd_shapes_are_errors_not_overflows() {
     let m = msg(t(&[2]).reshape([usize::MAX, 3]).unwrap_err());
     assert!(m.contains("reshape"), "{m}");
 }
+
+#[test]
+fn allocations_beyond_memory_are_errors() {
+    // 2^60 bytes: addressable, but no machine has it.
+    let m = msg(Tensor::zeros([1usize << 58], DType::F32, &Device::Cpu).unwrap_err());
+    assert!(m.contains("cannot allocate"), "{m}");
+}

@@ -2,7 +2,7 @@
 
 use half::{bf16, f16};
 use rg_core::backend::BoxStorage;
-use rg_core::{DType, Result};
+use rg_core::{DType, Device, Error, Result};
 
 use crate::storage::CpuElement;
 use crate::view::boxed;
@@ -13,17 +13,41 @@ pub fn zeros(dtype: DType, len: usize) -> Result<BoxStorage> {
 
 /// `value` converted to `dtype` the way a cast would (integers truncate and saturate).
 pub fn full(dtype: DType, len: usize, value: f64) -> Result<BoxStorage> {
-    fn run<T: CpuElement>(len: usize, value: f64) -> BoxStorage {
-        // `vec!` of a zero float or integer asks the allocator for zeroed pages rather
-        // than writing them.
-        boxed(vec![T::from_f64(value); len])
+    fn run<T: CpuElement>(len: usize, value: f64) -> Result<BoxStorage> {
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
+            .filter(|&b| b <= isize::MAX as usize);
+        let too_big = || {
+            Error::backend(
+                Device::Cpu,
+                "alloc",
+                format!("cannot allocate {len} elements of {}", T::DTYPE),
+            )
+        };
+        match bytes {
+            None => Err(too_big()),
+            // Small and medium buffers: `vec!` of a zero float or integer asks the
+            // allocator for zeroed pages rather than writing them.
+            Some(b) if b < LARGE_ALLOC => Ok(boxed(vec![T::from_f64(value); len])),
+            // Large ones may not fit in memory: ask first, so that failing is an error
+            // rather than an abort.
+            Some(_) => {
+                let mut v = Vec::new();
+                v.try_reserve_exact(len).map_err(|_| too_big())?;
+                v.resize(len, T::from_f64(value));
+                Ok(boxed(v))
+            }
+        }
     }
-    Ok(match dtype {
+    match dtype {
         DType::F32 => run::<f32>(len, value),
         DType::F64 => run::<f64>(len, value),
         DType::BF16 => run::<bf16>(len, value),
         DType::F16 => run::<f16>(len, value),
         DType::U32 => run::<u32>(len, value),
         DType::I64 => run::<i64>(len, value),
-    })
+    }
 }
+
+/// Allocations from this size on are checked before they are made.
+const LARGE_ALLOC: usize = 1 << 30;
