@@ -5,6 +5,7 @@ safetensors package, timed the same way as our runner (warm-up, then repetitions
 `min_reps` are done and `max_reps` or `budget_s` is reached).
 
     python3 scripts/bench_peers.py < rows.json        # or: bench_peers.py ROWS_JSON
+    python3 scripts/bench_peers.py --serve            # one row per stdin line (xtask)
     rows: [{"workload": "matmul", "size": "1024", "warmup": 1, "min_reps": 3,
             "max_reps": 10, "budget_s": 2.0, "isolate": false}, ...]
 
@@ -305,19 +306,31 @@ def tiktoken_encode(row):
     return repeat(row, lambda: enc.encode_ordinary(text)), float(len(text.encode())), "byte"
 
 
+def gpt2_shapes():
+    """GPT-2 124M's tensors as its safetensors files name and shape them (LM head tied)."""
+    c = 768
+    shapes = {"wte.weight": (50257, c), "wpe.weight": (1024, c), "ln_f.weight": (c,), "ln_f.bias": (c,)}
+    for i in range(12):
+        for name, shape in [
+            ("ln_1.weight", (c,)), ("ln_1.bias", (c,)), ("attn.c_attn.weight", (c, 3 * c)), ("attn.c_attn.bias", (3 * c,)),
+            ("attn.c_proj.weight", (c, c)), ("attn.c_proj.bias", (c,)), ("ln_2.weight", (c,)), ("ln_2.bias", (c,)),
+            ("mlp.c_fc.weight", (c, 4 * c)), ("mlp.c_fc.bias", (4 * c,)), ("mlp.c_proj.weight", (4 * c, c)), ("mlp.c_proj.bias", (c,)),
+        ]:
+            shapes[f"h.{i}.{name}"] = shape
+    return shapes
+
+
 def safetensors_open(row):
     import tempfile
 
     import torch
     from safetensors.torch import load_file, save_file
 
-    model = gpt_model(12, 12, 768, 50257, 1024)
-    # The tied LM head is stored once, as in GPT-2 files.
-    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    tensors = {k: torch.zeros(shape) for k, shape in gpt2_shapes().items()}
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "model.safetensors")
         save_file(tensors, path)
-        del model, tensors
+        del tensors
         return repeat(row, lambda: load_file(path, device="cpu")), float(os.path.getsize(path)), "byte"
 
 
@@ -394,6 +407,41 @@ def versions():
     return out
 
 
+def numpy_env():
+    return {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+
+
+def run_row(row, numpy_results=None):
+    """Every peer's result for one row. numpy runs in a child (its own environment),
+    isolated rows in a child each (their own peak RSS), the rest in this process."""
+    peers = PEERS.get(row["workload"])
+    if peers is None:
+        return [{"workload": row["workload"], "size": row["size"], "peer": None, "skipped": "no peer for this workload"}]
+    out = []
+    for peer, func in peers:
+        if peer == "numpy-openblas":
+            if numpy_results is None:
+                out.extend(run_child([row], peer, numpy_env()))
+            else:
+                out.extend(r for r in numpy_results if r["size"] == row["size"])
+        elif row.get("isolate"):
+            out.extend(run_child([row], peer))
+        else:
+            out.append(run_one(row, peer, func))
+    return out
+
+
+def serve():
+    """One row per input line, one line of results per row: lets `cargo xtask bench`
+    run each peer row right after ours, so both see the same machine load, while
+    paying for the imports once."""
+    setup_torch()
+    print(json.dumps({"versions": versions(), "threads": CORES}), flush=True)
+    for line in sys.stdin:
+        if line.strip():
+            print(json.dumps({"results": run_row(json.loads(line))}), flush=True)
+
+
 def main():
     args = sys.argv[1:]
     if args[:1] == ["--child"]:
@@ -403,24 +451,16 @@ def main():
         funcs = {w: dict(p) for w, p in PEERS.items()}
         print(json.dumps([run_one(r, peer, funcs[r["workload"]][peer]) for r in rows]))
         return
+    if args[:1] == ["--serve"]:
+        serve()
+        return
     rows = json.loads(args[0]) if args else json.load(sys.stdin)
     setup_torch()
-    numpy_env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    matmuls = [r for r in rows if r["workload"] == "matmul"]
+    numpy_results = run_child(matmuls, "numpy-openblas", numpy_env()) if matmuls else []
     results = []
-    numpy_rows = [r for r in rows if r["workload"] == "matmul"]
-    numpy_results = run_child(numpy_rows, "numpy-openblas", numpy_env) if numpy_rows else []
     for row in rows:
-        peers = PEERS.get(row["workload"])
-        if peers is None:
-            results.append({"workload": row["workload"], "size": row["size"], "peer": None, "skipped": "no peer for this workload"})
-            continue
-        for peer, func in peers:
-            if peer == "numpy-openblas":
-                results.extend(r for r in numpy_results if r["size"] == row["size"])
-            elif row.get("isolate"):
-                results.extend(run_child([row], peer))
-            else:
-                results.append(run_one(row, peer, func))
+        results.extend(run_row(row, numpy_results))
         print(f"peers: {row['workload']} {row['size']} done", file=sys.stderr, flush=True)
     print(json.dumps({"versions": versions(), "threads": CORES, "results": results}))
 

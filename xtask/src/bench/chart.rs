@@ -49,6 +49,8 @@ pub fn draw(path: &Path, results: &[RowResult], with_peers: bool, title: &str) -
         return Ok(());
     }
     let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", path.display());
+    // The segmented axis counts upwards: reverse so the table's first row is on top.
+    let bars: Vec<Bar> = bars.into_iter().rev().collect();
     let n = bars.len();
     let height = 90 + 24 * n as u32;
     let root = SVGBackend::new(path, (960, height)).into_drawing_area();

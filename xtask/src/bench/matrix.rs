@@ -113,6 +113,8 @@ struct Def {
     rss_matters: bool,
     in_quick: bool,
     in_full: bool,
+    /// Element type of the data; the tokenizer row has none ("-").
+    dtype: &'static str,
 }
 
 const GFLOPS: (&str, f64) = ("GFLOP/s", 1e9);
@@ -134,7 +136,13 @@ const fn def(
         rss_matters: false,
         in_quick: true,
         in_full: true,
+        dtype: "f32",
     }
+}
+
+const fn no_dtype(mut d: Def) -> Def {
+    d.dtype = "-";
+    d
 }
 
 const fn full_only(mut d: Def) -> Def {
@@ -183,8 +191,13 @@ const DEFS: &[Def] = &[
     rss(def("gpt2_prefill", "512", Weight::Heavy, TOKS)),
     rss(quick_only(def("gpt2_decode", "64+16", Weight::Heavy, TOKS))),
     rss(full_only(def("gpt2_decode", "64+64", Weight::Heavy, TOKS))),
-    def("tokenizer_encode", "tinyshakespeare", Weight::Medium, MBPS),
-    rss(def("safetensors_open", "124M", Weight::Light, GBPS)),
+    no_dtype(def(
+        "tokenizer_encode",
+        "tinyshakespeare",
+        Weight::Medium,
+        MBPS,
+    )),
+    def("safetensors_open", "124M", Weight::Light, GBPS),
 ];
 
 /// The rows of this run, in order, after `--quick`, `--blas` and `--filter`.
@@ -203,7 +216,7 @@ pub fn rows(quick: bool, blas: bool, filter: Option<&str>) -> Vec<Row> {
                 workload: d.workload,
                 size: d.size,
                 backend,
-                dtype: "f32",
+                dtype: d.dtype,
                 reps: d.weight.reps(quick),
                 rate_unit: d.rate.0,
                 rate_scale: d.rate.1,

@@ -1,9 +1,9 @@
 //! Running `scripts/bench_peers.py` (PyTorch, transformers, numpy, tiktoken,
-//! safetensors) over the same rows, in the same invocation.
+//! safetensors) over the same rows, in the same invocation, row by row after ours.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -11,11 +11,9 @@ use serde_json::Value;
 use super::matrix::Row;
 use super::stats::Stats;
 
-/// One peer's measurement of one (workload, size).
+/// One peer's measurement of one row's workload and size.
 #[derive(Clone)]
 pub struct PeerResult {
-    pub workload: String,
-    pub size: String,
     pub peer: String,
     pub stats: Option<Stats>,
     pub work: f64,
@@ -30,10 +28,11 @@ impl PeerResult {
     }
 }
 
+/// Which Python and peer libraries measured.
+#[derive(Clone)]
 pub struct PeerRun {
     pub python: String,
     pub versions: Value,
-    pub results: Vec<PeerResult>,
 }
 
 /// `--python PATH`, else `RG_PEERS_PYTHON`, else `python3`.
@@ -63,49 +62,73 @@ pub fn check(python: &str) -> Option<String> {
     }
 }
 
-/// Runs the peer script once for all distinct (workload, size) pairs of `rows`.
-pub fn run(python: &str, root: &Path, rows: &[Row], shared: &Path) -> Result<PeerRun> {
-    let mut specs: Vec<Value> = Vec::new();
-    for row in rows {
-        let spec = row.peer_spec();
-        if !specs
-            .iter()
-            .any(|s| s["workload"] == spec["workload"] && s["size"] == spec["size"])
-        {
-            specs.push(spec);
-        }
+/// The peer script in `--serve` mode: one row in, that row's peer results out, so each
+/// peer row runs right after ours under the same machine load, and Python's imports
+/// are paid once.
+pub struct PeerServer {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    pub info: PeerRun,
+}
+
+impl PeerServer {
+    pub fn start(python: &str, root: &Path, shared: &Path) -> Result<PeerServer> {
+        let script: PathBuf = root.join("scripts/bench_peers.py");
+        eprintln!(
+            "bench: starting peers: {python} {} --serve",
+            script.display()
+        );
+        let mut child = Command::new(python)
+            .arg(&script)
+            .arg("--serve")
+            .env("RG_SHARED_DIR", shared)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {python} {}", script.display()))?;
+        let stdin = child.stdin.take().context("peer script stdin")?;
+        let mut stdout = BufReader::new(child.stdout.take().context("peer script stdout")?);
+        let hello = read_json_line(&mut stdout).context("the peer script did not start")?;
+        Ok(PeerServer {
+            child,
+            stdin,
+            stdout,
+            info: PeerRun {
+                python: python.to_string(),
+                versions: hello["versions"].clone(),
+            },
+        })
     }
-    let script: PathBuf = root.join("scripts/bench_peers.py");
-    eprintln!("bench: running peers with {python} ({} rows)", specs.len());
-    let mut child = Command::new(python)
-        .arg(&script)
-        .env("RG_SHARED_DIR", shared)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("starting {python} {}", script.display()))?;
-    child
-        .stdin
-        .take()
-        .context("peer script stdin")?
-        .write_all(serde_json::to_string(&specs)?.as_bytes())?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!("{} failed ({})", script.display(), out.status);
+
+    /// The peers' results for `row`.
+    pub fn run(&mut self, row: &Row) -> Result<Vec<PeerResult>> {
+        writeln!(self.stdin, "{}", row.peer_spec())?;
+        self.stdin.flush()?;
+        let v = read_json_line(&mut self.stdout)
+            .with_context(|| format!("the peer script stopped at {}", row.label()))?;
+        Ok(v["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(parse_result)
+            .collect())
     }
-    let v: Value = serde_json::from_slice(&out.stdout).context("reading the peer script's JSON")?;
-    let results = v["results"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(parse_result)
-        .collect();
-    Ok(PeerRun {
-        python: python.to_string(),
-        versions: v["versions"].clone(),
-        results,
-    })
+
+    pub fn finish(mut self) -> Result<()> {
+        drop(self.stdin);
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+fn read_json_line(r: &mut impl BufRead) -> Result<Value> {
+    let mut line = String::new();
+    if r.read_line(&mut line)? == 0 {
+        bail!("no output (see its errors above)");
+    }
+    serde_json::from_str(&line).context("reading the peer script's JSON")
 }
 
 fn parse_result(r: &Value) -> PeerResult {
@@ -116,8 +139,6 @@ fn parse_result(r: &Value) -> PeerResult {
         .filter_map(Value::as_f64)
         .collect();
     PeerResult {
-        workload: r["workload"].as_str().unwrap_or_default().to_string(),
-        size: r["size"].as_str().unwrap_or_default().to_string(),
         peer: r["peer"].as_str().unwrap_or("none").to_string(),
         stats: Stats::of(&times),
         work: r["work"].as_f64().unwrap_or(0.0),

@@ -317,8 +317,8 @@ pub fn section_text(s: &SectionInfo) -> String {
     ));
     out.push_str(&format!(
         "- load average (1/5/15 min): {} at the start, {} at the end. Above the core count \
-         other processes were competing for the cores: absolute figures are then low and noisy; \
-         ours and the peers' ran minutes apart, so their ratios carry that noise too.\n",
+         other processes were competing for the cores: absolute figures are then low and noisy. \
+         Each row's peers ran right after it, so ratios are less affected than rates, but not immune.\n",
         fmt_load(s.load_start),
         fmt_load(s.load_end)
     ));
