@@ -60,7 +60,6 @@ pub struct Measured {
     pub times_s: Vec<f64>,
     pub work: f64,
     pub work_unit: &'static str,
-    pub note: Option<String>,
 }
 
 impl Measured {
@@ -69,7 +68,6 @@ impl Measured {
             times_s,
             work,
             work_unit,
-            note: None,
         }
     }
 }
@@ -143,8 +141,7 @@ fn main() -> Result<()> {
                 "times_s": m.times_s,
                 "work": m.work,
                 "work_unit": m.work_unit,
-                "note": m.note,
-                "peak_rss_bytes": peak_rss_bytes(),
+                    "peak_rss_bytes": peak_rss_bytes(),
                 "matmul": if cfg!(feature = "blas") { "openblas" } else { "matrixmultiply" },
             }),
         };
