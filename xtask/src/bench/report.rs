@@ -207,10 +207,10 @@ fn peer_cell(r: &RowResult, p: Option<&PeerResult>) -> (String, String) {
     if let Some(rss) = p.peak_rss_bytes {
         cell.push_str(&format!(", {}", fmt_bytes(rss)));
     }
-    let ratio = r
-        .ratio(p)
-        .map(|x| format!("{}×", sig3(x)))
-        .unwrap_or_default();
+    let ratio = match (r.ratio(p), r.ratio_best(p)) {
+        (Some(m), Some(b)) => format!("{}× ({}×)", sig3(m), sig3(b)),
+        _ => String::new(),
+    };
     (cell, ratio)
 }
 
