@@ -100,7 +100,7 @@ fn clipping_scales_to_max_norm() {
     let a = Var::parameter(tensor(vec![0.0, 0.0], &[2]));
     let mut grads = rg_autograd::Gradients::default();
     grads.insert(&a, tensor(vec![3.0, 4.0], &[2]));
-    let norm = clip_grad_norm(&mut grads, &[a.clone()], 1.0).unwrap();
+    let norm = clip_grad_norm(&mut grads, std::slice::from_ref(&a), 1.0).unwrap();
     assert!((norm - 5.0).abs() < 1e-12);
     let g = grads.get(&a).unwrap().to_vec::<f64>().unwrap();
     assert!(
@@ -108,7 +108,7 @@ fn clipping_scales_to_max_norm() {
         "{g:?}"
     );
     // Under the limit nothing changes.
-    let norm = clip_grad_norm(&mut grads, &[a.clone()], 10.0).unwrap();
+    let norm = clip_grad_norm(&mut grads, std::slice::from_ref(&a), 10.0).unwrap();
     assert!((norm - 1.0).abs() < 1e-5);
 }
 
