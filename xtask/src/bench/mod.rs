@@ -80,8 +80,14 @@ fn parse(args: &[String]) -> Result<Options> {
     Ok(o)
 }
 
+/// The workspace this run is for. `cargo run` sets `CARGO_MANIFEST_DIR` at run time;
+/// that, not the compile-time value, is right when two checkouts share one
+/// `CARGO_TARGET_DIR` (cargo may then run the other checkout's xtask binary).
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
         .parent()
         .expect("xtask lives in the workspace")
         .to_path_buf()
