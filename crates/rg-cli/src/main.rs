@@ -4,6 +4,7 @@
 mod convert;
 mod device;
 mod generate;
+mod input;
 mod inspect;
 mod tokenize;
 mod train;

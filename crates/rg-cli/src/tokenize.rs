@@ -69,25 +69,6 @@ fn tokenizer(path: &PathBuf) -> Result<Box<dyn Tokenizer>> {
     load_tokenizer(path).with_context(|| format!("--tokenizer {}", path.display()))
 }
 
-/// Files named on the command line, directories expanded to their *.txt files.
-fn text_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let mut inside: Vec<PathBuf> = std::fs::read_dir(p)
-                .with_context(|| format!("--data {}", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.extension().is_some_and(|e| e == "txt"))
-                .collect();
-            inside.sort();
-            files.extend(inside);
-        } else {
-            files.push(p.clone());
-        }
-    }
-    Ok(files)
-}
-
 pub fn run(command: TokenizeCommand) -> Result<()> {
     match command {
         TokenizeCommand::Train(a) => {
@@ -96,8 +77,12 @@ pub fn run(command: TokenizeCommand) -> Result<()> {
             }
             let specials: Vec<&str> = a.special.iter().map(String::as_str).collect();
             let start = std::time::Instant::now();
-            let tok = train_bpe_from_files(&text_files(&a.data)?, a.vocab_size, &specials)
-                .context("--data")?;
+            let tok = train_bpe_from_files(
+                &crate::input::text_files("--data", &a.data)?,
+                a.vocab_size,
+                &specials,
+            )
+            .context("--data")?;
             tok.save(&a.out)
                 .with_context(|| format!("--out {}", a.out.display()))?;
             eprintln!(
@@ -109,15 +94,7 @@ pub fn run(command: TokenizeCommand) -> Result<()> {
         }
         TokenizeCommand::Encode(a) => {
             let tok = tokenizer(&a.tokenizer)?;
-            let text = std::fs::read(&a.input)
-                .with_context(|| format!("--input {}", a.input.display()))?;
-            let text = String::from_utf8(text).map_err(|e| {
-                anyhow::anyhow!(
-                    "--input {}: not UTF-8 (invalid byte at offset {})",
-                    a.input.display(),
-                    e.utf8_error().valid_up_to()
-                )
-            })?;
+            let text = crate::input::read_utf8("--input", &a.input)?;
             let ids = tok.encode(&text);
             let mut out = std::io::stdout().lock();
             if a.format == "json" {

@@ -186,34 +186,9 @@ impl TrainArgs {
 
 /// The text of `--data`: a file, or a directory's *.txt files in name order, joined.
 fn read_text(path: &Path) -> Result<String> {
-    let files: Vec<PathBuf> = if path.is_dir() {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(path)
-            .with_context(|| format!("--data {}", path.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-            .collect();
-        v.sort();
-        if v.is_empty() {
-            bail!(
-                "--data {}: the directory has no *.txt files",
-                path.display()
-            );
-        }
-        v
-    } else {
-        vec![path.to_path_buf()]
-    };
     let mut text = String::new();
-    for f in files {
-        let bytes = std::fs::read(&f).with_context(|| format!("--data {}", f.display()))?;
-        let s = String::from_utf8(bytes).map_err(|e| {
-            anyhow::anyhow!(
-                "--data {}: not UTF-8 text (invalid byte at offset {})",
-                f.display(),
-                e.utf8_error().valid_up_to()
-            )
-        })?;
-        text.push_str(&s);
+    for f in crate::input::text_files("--data", &[path.to_path_buf()])? {
+        text.push_str(&crate::input::read_utf8("--data", &f)?);
     }
     Ok(text)
 }

@@ -6,8 +6,13 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
 pub fn to_json(rng: &ChaCha8Rng) -> Value {
-    let seed: String = rng.get_seed().iter().map(|b| format!("{b:02x}")).collect();
-    json!({ "seed": seed, "word_pos": rng.get_word_pos().to_string() })
+    parts_to_json(&rng.get_seed(), rng.get_word_pos())
+}
+
+/// The same form from a generator's seed and stream position.
+pub fn parts_to_json(seed: &[u8; 32], word_pos: u128) -> Value {
+    let seed: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+    json!({ "seed": seed, "word_pos": word_pos.to_string() })
 }
 
 pub fn from_json(value: &Value) -> Option<ChaCha8Rng> {

@@ -9,12 +9,12 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rg_autograd::no_grad;
 use rg_core::{Device, Tensor};
 use rg_tokenize::{CharTokenizer, Tokenizer};
 use serde_json::{json, Value};
 
 use crate::data::{Batch, DataSource};
+use crate::generate::{generate_batch, GenerateOptions, Sampling};
 use crate::{rng_state, Gpt, GptError, Result};
 
 /// Targets at prompt positions: not scored.
@@ -126,15 +126,25 @@ impl AdditionTask {
         if self.test.is_empty() {
             return Ok(0.0);
         }
-        let device = model.device();
-        let prompts: Vec<String> = self.test.iter().map(|&(a, b)| self.prompt(a, b)).collect();
-        let answers = greedy_batch(model, &self.tokenizer, &prompts, self.answer_len(), &device)?;
-        let correct = self
+        let prompts: Vec<Vec<u32>> = self
             .test
             .iter()
-            .zip(&answers)
-            .filter(|(&(a, b), got)| **got == self.answer(a, b))
-            .count();
+            .map(|&(a, b)| self.tokenizer.encode(&self.prompt(a, b)))
+            .collect();
+        let options = GenerateOptions {
+            max_new_tokens: self.answer_len(),
+            sampling: Sampling::greedy(),
+            stop_token: None,
+            truncate: false,
+        };
+        // All prompts have one length, so this is one batched prefill and decode.
+        let generations = generate_batch(model, &prompts, &options)?;
+        let mut correct = 0;
+        for (&(a, b), g) in self.test.iter().zip(&generations) {
+            if self.tokenizer.decode(&g.generated_ids)? == self.answer(a, b) {
+                correct += 1;
+            }
+        }
         Ok(correct as f64 / self.test.len() as f64)
     }
 }
@@ -145,41 +155,6 @@ fn is_held_out((a, b): (u64, u64)) -> bool {
     let h = (a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F))
         .rotate_left(29);
     h.wrapping_mul(0x1656_67B1_9E37_79F9) >> 60 < 2 // 2 of 16 buckets: 12.5 %
-}
-
-/// Greedy continuation of equally long prompts, `new_tokens` each, in one batch.
-pub fn greedy_batch(
-    model: &Gpt,
-    tok: &dyn Tokenizer,
-    prompts: &[String],
-    new_tokens: usize,
-    device: &Device,
-) -> Result<Vec<String>> {
-    let mut rows: Vec<Vec<u32>> = prompts.iter().map(|p| tok.encode(p)).collect();
-    let t0 = rows.first().map_or(0, Vec::len);
-    if rows.iter().any(|r| r.len() != t0) {
-        return Err(GptError::setting(
-            "prompts",
-            "batched greedy decoding needs prompts of equal length",
-        ));
-    }
-    no_grad(|| -> Result<()> {
-        for _ in 0..new_tokens {
-            let t = rows[0].len();
-            let ids = Tensor::from_vec(rows.concat(), [rows.len(), t], device)?;
-            let logits = model.forward(&ids, None)?;
-            let next = logits
-                .tensor()
-                .narrow(1, t - 1, 1)?
-                .argmax(-1, false)?
-                .to_vec::<u32>()?;
-            for (row, n) in rows.iter_mut().zip(next) {
-                row.push(n);
-            }
-        }
-        Ok(())
-    })?;
-    rows.iter().map(|r| Ok(tok.decode(&r[t0..])?)).collect()
 }
 
 impl DataSource for AdditionTask {

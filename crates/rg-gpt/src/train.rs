@@ -390,12 +390,11 @@ impl Trainer {
     /// Step, data position, RNG states and settings: what a resumed run needs.
     pub fn trainer_state(&self) -> Value {
         let (seed, pos) = self.dropout_rng.state();
-        let seed_hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
         json!({
             "step": self.step,
             "optimizer_step": self.optimizer.step_count(),
             "data": self.data.state(),
-            "dropout_rng": { "seed": seed_hex, "word_pos": pos.to_string() },
+            "dropout_rng": rng_state::parts_to_json(&seed, pos),
             "train_config": self.config,
             "dropout": self.model.config().dropout,
             "data_description": self.data.describe(),
