@@ -196,6 +196,17 @@ proptest! {
     }
 
     #[test]
+    fn fused_attention(b in 1usize..3, t in 1usize..5, extra in 0usize..3, h in 1usize..3, d in 1usize..5, seed in any::<u64>(), f in feed()) {
+        let mut rng = Rng::new(seed);
+        let s = t + extra;
+        let q = Input::new(rng.vec(b * t * h * d, -1.5, 1.5), &[b, t, h, d]).feed(f);
+        let k = Input::new(rng.vec(b * s * h * d, -1.5, 1.5), &[b, s, h, d]).feed(f);
+        let v = Input::new(rng.vec(b * s * h * d, -1.5, 1.5), &[b, s, h, d]).feed(f);
+        let scale = 1.0 / (d as f64).sqrt();
+        check_gradients(vec![q, k, v], seed, |x| x[0].attention(&x[1], &x[2], scale));
+    }
+
+    #[test]
     fn where_masked_fill_and_causal(t in 1usize..5, extra in 0usize..3, seed in any::<u64>(), f in feed()) {
         let mut rng = Rng::new(seed);
         let s = t + extra;
@@ -211,6 +222,48 @@ proptest! {
             let causal = v[0].causal_fill(f64::NEG_INFINITY)?.exp()?;
             w.add(&masked)?.add(&causal)
         });
+    }
+}
+
+/// The fused op against attention composed from matmul, causal fill and softmax.
+#[test]
+fn fused_attention_matches_the_composed_ops() {
+    let (b, t, s, h, d) = (2, 5, 7, 3, 4);
+    let mut rng = Rng::new(11);
+    let mut input = |n: usize, dims: [usize; 4]| {
+        Var::parameter(Tensor::from_vec(rng.vec(n, -2.0, 2.0), dims, &Device::Cpu).unwrap())
+    };
+    let q = input(b * t * h * d, [b, t, h, d]);
+    let k = input(b * s * h * d, [b, s, h, d]);
+    let v = input(b * s * h * d, [b, s, h, d]);
+    let scale = 0.7;
+    let fused = q.attention(&k, &v, scale).unwrap();
+    let heads = |x: &Var| x.permute(&[0, 2, 1, 3]).unwrap();
+    let probs = heads(&q)
+        .matmul(&heads(&k).t().unwrap())
+        .unwrap()
+        .scale(scale)
+        .unwrap()
+        .causal_fill(f64::NEG_INFINITY)
+        .unwrap()
+        .softmax_last()
+        .unwrap();
+    let composed = probs
+        .matmul(&heads(&v))
+        .unwrap()
+        .permute(&[0, 2, 1, 3])
+        .unwrap();
+    let (a, c) = (
+        fused.tensor().to_vec::<f64>().unwrap(),
+        composed
+            .tensor()
+            .contiguous()
+            .unwrap()
+            .to_vec::<f64>()
+            .unwrap(),
+    );
+    for (x, y) in a.iter().zip(&c) {
+        assert!((x - y).abs() < 1e-12, "{x} vs {y}");
     }
 }
 

@@ -81,6 +81,21 @@ pub struct CrossEntropyOutput {
     pub lse: BoxStorage,
 }
 
+/// Outputs of fused causal attention: `out` (`[b, t, h, d]`, contiguous) and the
+/// log-sum-exp of each query's scaled scores (`[b, h, t]`) that the backward pass uses
+/// to rebuild the probabilities without storing them.
+pub struct AttentionOutput {
+    pub out: BoxStorage,
+    pub lse: BoxStorage,
+}
+
+/// `dq` is contiguous `[b, t, h, d]`, `dk` and `dv` contiguous `[b, s, h, d]`.
+pub struct AttentionGrads {
+    pub dq: BoxStorage,
+    pub dk: BoxStorage,
+    pub dv: BoxStorage,
+}
+
 /// One AdamW update, decoupled weight decay: `p -= lr * (m_hat / (sqrt(v_hat) + eps) + wd * p)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamWParams {
@@ -192,6 +207,32 @@ pub trait Backend: Send + Sync {
         dloss: View<'_>,
         ignore_index: Option<i64>,
     ) -> Result<BoxStorage>;
+
+    /// Causal scaled dot-product attention. `q` is `[b, t, h, d]`, `k` and `v` are
+    /// `[b, s, h, d]` (any strides, so heads sliced out of a fused QKV projection need
+    /// no copy), `s >= t`; query `i` attends to keys `j <= i + (s - t)`, which covers
+    /// training (`s == t`) and decoding after `s - t` cached positions. `lse` is f32
+    /// for f32 and bf16 inputs, f64 for f64. No `[t, s]` matrix may be stored.
+    fn attention(
+        &self,
+        q: View<'_>,
+        k: View<'_>,
+        v: View<'_>,
+        scale: f64,
+    ) -> Result<AttentionOutput>;
+    /// Gradients of [`Backend::attention`] given its inputs, its `out` and `lse`, and
+    /// the gradient `dout` of `out`.
+    #[allow(clippy::too_many_arguments)]
+    fn attention_backward(
+        &self,
+        q: View<'_>,
+        k: View<'_>,
+        v: View<'_>,
+        out: View<'_>,
+        lse: View<'_>,
+        dout: View<'_>,
+        scale: f64,
+    ) -> Result<AttentionGrads>;
 
     // ---- indexing -------------------------------------------------------------------
     /// Picks entries `ids` (u32 or i64, 1-D) along `axis`; ids out of range are an error.

@@ -4,16 +4,16 @@
 use std::sync::{Arc, OnceLock};
 
 use rg_core::backend::{
-    AdamWParams, Backend, BackendStorage, BoxStorage, CrossEntropyOutput, LayerNormGrads,
-    LayerNormOutput, MatmulDims, View,
+    AdamWParams, AttentionGrads, AttentionOutput, Backend, BackendStorage, BoxStorage,
+    CrossEntropyOutput, LayerNormGrads, LayerNormOutput, MatmulDims, View,
 };
 use rg_core::{
     BinaryOp, CmpOp, DType, Device, HostBuffer, Layout, ReduceOp, Result, SharedBytes, UnaryOp,
 };
 
 use crate::kernels::{
-    adamw, binary, cast, cmp, copy, cross_entropy, fill, gelu, indexing, layer_norm, mask, matmul,
-    reduce, softmax, unary, where_cond,
+    adamw, attention, binary, cast, cmp, copy, cross_entropy, fill, gelu, indexing, layer_norm,
+    mask, matmul, reduce, softmax, unary, where_cond,
 };
 use crate::storage::CpuStorage;
 
@@ -143,6 +143,29 @@ impl Backend for CpuBackend {
         rstd: View<'_>,
     ) -> Result<LayerNormGrads> {
         layer_norm::layer_norm_backward(dy, x, gamma, mean, rstd)
+    }
+
+    fn attention(
+        &self,
+        q: View<'_>,
+        k: View<'_>,
+        v: View<'_>,
+        scale: f64,
+    ) -> Result<AttentionOutput> {
+        attention::attention(q, k, v, scale)
+    }
+
+    fn attention_backward(
+        &self,
+        q: View<'_>,
+        k: View<'_>,
+        v: View<'_>,
+        out: View<'_>,
+        lse: View<'_>,
+        dout: View<'_>,
+        scale: f64,
+    ) -> Result<AttentionGrads> {
+        attention::attention_backward(q, k, v, out, lse, dout, scale)
     }
 
     fn cross_entropy(

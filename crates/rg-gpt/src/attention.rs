@@ -31,21 +31,22 @@ impl CausalSelfAttention {
         let (b, t, c) = (x.dims()[0], x.dims()[1], x.dims()[2]);
         let (h, d) = (self.n_head, c / self.n_head);
         let qkv = self.c_attn.forward(x)?;
-        // [b, t, c] slices -> [b, h, t, d]
-        let head = |i: usize| -> Result<Var> {
-            qkv.narrow(2, i * c, c)?
-                .reshape([b, t, h, d])?
-                .permute(&[0, 2, 1, 3])
-        };
+        // Heads stay interleaved: [b, t, c] slices viewed as [b, t, h, d].
+        let head = |i: usize| qkv.narrow(2, i * c, c)?.reshape([b, t, h, d]);
         let (q, k, v) = (head(0)?, head(1)?, head(2)?);
-        let scores = q.matmul(&k.t()?)?.scale(1.0 / (d as f64).sqrt())?;
-        let probs = scores.causal_fill(f64::NEG_INFINITY)?.softmax_last()?;
-        let probs = self.dropout.forward(&probs, rng.as_deref_mut())?;
-        let y = probs
-            .matmul(&v)?
-            .permute(&[0, 2, 1, 3])?
-            .reshape([b, t, c])?;
-        let y = self.c_proj.forward(&y)?;
+        let scale = 1.0 / (d as f64).sqrt();
+        let y = if self.dropout.p() > 0.0 && rng.is_some() {
+            // Dropout on the attention probabilities needs them materialised.
+            let heads = |x: Var| x.permute(&[0, 2, 1, 3]);
+            let (q, k, v) = (heads(q)?, heads(k)?, heads(v)?);
+            let scores = q.matmul(&k.t()?)?.scale(scale)?;
+            let probs = scores.causal_fill(f64::NEG_INFINITY)?.softmax_last()?;
+            let probs = self.dropout.forward(&probs, rng.as_deref_mut())?;
+            probs.matmul(&v)?.permute(&[0, 2, 1, 3])?
+        } else {
+            q.attention(&k, &v, scale)?
+        };
+        let y = self.c_proj.forward(&y.reshape([b, t, c])?)?;
         self.dropout.forward(&y, rng)
     }
 }

@@ -1,5 +1,6 @@
 //! One backward-rule struct per op, next to the `Var` method that records it.
 
+mod attention;
 mod binary;
 mod concat;
 mod cross_entropy;

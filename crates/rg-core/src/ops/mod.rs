@@ -1,6 +1,7 @@
 //! Tensor ops: signatures, shape/dtype/device checks, and dispatch to the backend.
 //! One file per op family; the kernels live in the backend crates.
 
+mod attention;
 mod binary;
 mod cast;
 mod concat;
@@ -14,6 +15,7 @@ mod reduce;
 mod softmax;
 mod unary;
 
+pub use attention::{AttentionBackward, AttentionForward};
 pub use cross_entropy::CrossEntropy;
 pub use layer_norm::LayerNormForward;
 

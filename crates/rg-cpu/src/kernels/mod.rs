@@ -2,6 +2,7 @@
 //! `View`s, dispatch on dtype and return new storage (or write in place).
 
 pub mod adamw;
+pub mod attention;
 pub mod binary;
 pub mod cast;
 pub mod cmp;
