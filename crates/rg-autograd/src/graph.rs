@@ -64,7 +64,7 @@ impl Gradients {
     /// Adds `grad` to what is stored for `id` (the accumulation of a var used twice).
     fn accumulate(&mut self, id: VarId, grad: Tensor) -> Result<()> {
         let sum = match self.0.remove(&id) {
-            Some(previous) => previous.add(&grad)?,
+            Some(previous) => previous.add_into(&grad)?,
             None => grad,
         };
         self.0.insert(id, sum);
@@ -88,6 +88,10 @@ impl Var {
 
     /// Backward from this var with an explicit output gradient of its shape.
     pub fn backward_with(&self, seed: Tensor) -> Result<Gradients> {
+        rg_core::profile::phase("backward", || self.backward_impl(seed))
+    }
+
+    fn backward_impl(&self, seed: Tensor) -> Result<Gradients> {
         if seed.shape() != self.shape() {
             return Err(Error::ShapeMismatch {
                 op: "backward",

@@ -293,3 +293,20 @@ fn backward_needs_a_scalar() {
     let err = x.exp().unwrap().backward().unwrap_err().to_string();
     assert!(err.contains("backward") && err.contains("[2]"), "{err}");
 }
+
+#[test]
+fn add_into_never_writes_through_a_shared_buffer() {
+    let cpu = Device::Cpu;
+    let b = Tensor::from_vec(vec![10.0f32, 20.0], [2], &cpu).unwrap();
+    // A view shares the storage: the sum must be a new tensor.
+    let a = Tensor::from_vec(vec![1.0f32, 2.0], [2], &cpu).unwrap();
+    let view = a.reshape([1, 2]).unwrap();
+    let sum = a.add_into(&b).unwrap();
+    assert_eq!(sum.to_vec::<f32>().unwrap(), vec![11.0, 22.0]);
+    assert_eq!(view.to_vec::<f32>().unwrap(), vec![1.0, 2.0]);
+    // Sole owner: written in place, same values; a transposed rhs is read correctly.
+    let c = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], [2, 2], &cpu).unwrap();
+    let d = Tensor::from_vec(vec![10.0f32, 20.0, 30.0, 40.0], [2, 2], &cpu).unwrap();
+    let c = c.add_into(&d.t().unwrap()).unwrap();
+    assert_eq!(c.to_vec::<f32>().unwrap(), vec![11.0, 32.0, 23.0, 44.0]);
+}

@@ -106,6 +106,9 @@ pub struct AdamWParams {
     pub weight_decay: f64,
     /// 1-based step count, for bias correction.
     pub step: u64,
+    /// Multiplies the gradient before the update: gradient-norm clipping folded into
+    /// the step instead of a separate pass over every gradient (1.0 for none).
+    pub grad_scale: f64,
 }
 
 /// A compute device. All methods are object-safe so the tensor layer stays free of
@@ -147,6 +150,14 @@ pub trait Backend: Send + Sync {
     fn binary(&self, op: BinaryOp, lhs: View<'_>, rhs: View<'_>) -> Result<BoxStorage>;
     /// 1 where the comparison holds, else 0, as u32.
     fn cmp(&self, op: CmpOp, lhs: View<'_>, rhs: View<'_>) -> Result<BoxStorage>;
+    /// `dst += src` in place, `dst` being contiguous storage of `src`'s shape and dtype
+    /// (gradient accumulation without a new buffer). The default composes `binary` and
+    /// `copy_strided`; backends override it with one in-place pass.
+    fn add_assign(&self, dst: &mut dyn BackendStorage, src: View<'_>) -> Result<()> {
+        let layout = Layout::contiguous(crate::Shape::new(src.dims()));
+        let sum = self.binary(BinaryOp::Add, View::new(&*dst, &layout), src)?;
+        self.copy_strided(View::new(&*sum, &layout), dst, &layout)
+    }
     /// `cond != 0 ? on_true : on_false`, all views of the output's shape; `cond` is u32.
     fn where_cond(
         &self,
@@ -164,6 +175,22 @@ pub trait Backend: Send + Sync {
     /// Reduces `axis`; the output has the input's shape with that axis removed.
     /// `ArgMax` yields u32.
     fn reduce(&self, op: ReduceOp, src: View<'_>, axis: usize) -> Result<BoxStorage>;
+
+    /// `sum(x^2)` over every element, accumulated in f64 (gradient norms). The default
+    /// composes `unary` and `reduce`; backends override it with one fused pass.
+    fn sum_squares(&self, src: View<'_>) -> Result<f64> {
+        let squares = self.unary(UnaryOp::Square, src)?;
+        let flat = Layout::contiguous(crate::Shape::new([squares.len()]));
+        let sum = self.reduce(ReduceOp::Sum, View::new(&*squares, &flat), 0)?;
+        let host = self.to_host(View::new(&*sum, &Layout::contiguous(crate::Shape::new([]))))?;
+        host.to_f64_vec().into_iter().next().ok_or_else(|| {
+            Error::backend(
+                self.device(),
+                "sum_squares",
+                "reduction returned no element",
+            )
+        })
+    }
 
     // ---- matmul ---------------------------------------------------------------------
     fn matmul(&self, lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<BoxStorage>;
@@ -284,7 +311,12 @@ fn open_backend(device: Device) -> Result<Arc<dyn Backend>> {
                 Device::Cuda(_) => "this build has no CUDA backend: enable the `cuda` feature of `rusty-gradients` (or link `rg-cuda`)".into(),
             },
         })?;
-    (registration.open)(ordinal)
+    let backend = (registration.open)(ordinal)?;
+    Ok(if crate::profile::enabled() {
+        crate::profile::ProfilingBackend::wrap(backend)
+    } else {
+        backend
+    })
 }
 
 /// The backend for `device`, opened on first use and cached afterwards.

@@ -16,6 +16,7 @@ mod error;
 mod host;
 mod layout;
 pub mod ops;
+pub mod profile;
 mod shape;
 mod shared_bytes;
 pub mod shared_data;

@@ -403,7 +403,13 @@ impl Tensor {
         self.read()
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, BoxStorage> {
+    /// Whether no other tensor (clone or view) can see this tensor's storage, so
+    /// writing to it in place is unobservable.
+    pub(crate) fn is_sole_handle(&self) -> bool {
+        Arc::strong_count(&self.0) == 1 && Arc::strong_count(&self.0.storage) == 1
+    }
+
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, BoxStorage> {
         self.0.storage.read().unwrap_or_else(|p| p.into_inner())
     }
 

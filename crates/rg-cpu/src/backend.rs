@@ -13,7 +13,7 @@ use rg_core::{
 
 use crate::kernels::{
     adamw, attention, binary, cast, cmp, copy, cross_entropy, fill, gelu, indexing, layer_norm,
-    mask, matmul, reduce, softmax, unary, where_cond,
+    mask, matmul, norm, reduce, softmax, unary, where_cond,
 };
 use crate::storage::CpuStorage;
 
@@ -110,6 +110,14 @@ impl Backend for CpuBackend {
 
     fn reduce(&self, op: ReduceOp, src: View<'_>, axis: usize) -> Result<BoxStorage> {
         reduce::reduce(op, src, axis)
+    }
+
+    fn add_assign(&self, dst: &mut dyn BackendStorage, src: View<'_>) -> Result<()> {
+        binary::add_assign(dst, src)
+    }
+
+    fn sum_squares(&self, src: View<'_>) -> Result<f64> {
+        norm::sum_squares(src)
     }
 
     fn matmul(&self, lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<BoxStorage> {

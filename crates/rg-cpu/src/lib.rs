@@ -27,6 +27,7 @@ mod backend;
 mod kernels;
 mod math;
 mod parallel;
+pub mod pool;
 mod simd;
 mod storage;
 mod strided;

@@ -31,7 +31,7 @@ mod sealed {
 }
 
 /// Elements of one dtype, owned or borrowed from shared bytes.
-pub struct CpuBuffer<T> {
+pub struct CpuBuffer<T: CpuElement> {
     repr: Repr<T>,
 }
 
@@ -115,15 +115,23 @@ impl<T: CpuElement> CpuBuffer<T> {
     }
 
     /// The elements as an owned vector (moves when owned, copies when borrowed).
-    pub fn into_vec(self) -> Vec<T> {
-        match self.repr {
-            Repr::Owned(v) => v,
+    pub fn into_vec(mut self) -> Vec<T> {
+        match &mut self.repr {
+            Repr::Owned(v) => std::mem::take(v),
             Repr::Shared { .. } => self.as_slice().to_vec(),
         }
     }
 }
 
-impl<T> fmt::Debug for CpuBuffer<T> {
+impl<T: CpuElement> Drop for CpuBuffer<T> {
+    fn drop(&mut self) {
+        if let Repr::Owned(v) = &mut self.repr {
+            crate::pool::recycle(std::mem::take(v));
+        }
+    }
+}
+
+impl<T: CpuElement> fmt::Debug for CpuBuffer<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
             Repr::Owned(v) => write!(f, "owned({} elements)", v.len()),

@@ -7,6 +7,8 @@ use std::borrow::Cow;
 
 use rg_core::Layout;
 
+use crate::storage::CpuElement;
+
 /// `N` layouts of one shape, merged to the fewest axes. Element `i` (row-major) of the
 /// shape sits at `offsets[v] + sum(index[a] * strides[v][a])` in view `v`'s storage.
 #[derive(Debug, Clone)]
@@ -132,7 +134,7 @@ impl<const N: usize> Walk<N> {
 
 /// The elements of a view in row-major order: borrowed when the layout is contiguous,
 /// gathered into a new vector otherwise. Callers have checked the layout's bounds.
-pub fn contiguous<'a, T: Copy + Send + Sync>(data: &'a [T], layout: &Layout) -> Cow<'a, [T]> {
+pub fn contiguous<'a, T: CpuElement>(data: &'a [T], layout: &Layout) -> Cow<'a, [T]> {
     if let Some(range) = layout.contiguous_range() {
         return Cow::Borrowed(&data[range]);
     }
@@ -140,9 +142,9 @@ pub fn contiguous<'a, T: Copy + Send + Sync>(data: &'a [T], layout: &Layout) -> 
 }
 
 /// Copies a strided view into a new row-major vector.
-pub fn gather<T: Copy + Send + Sync>(data: &[T], layout: &Layout) -> Vec<T> {
+pub fn gather<T: CpuElement>(data: &[T], layout: &Layout) -> Vec<T> {
     let walk = Walk::new([layout]);
-    let mut out = Vec::with_capacity(walk.len());
+    let mut out = crate::pool::with_capacity(walk.len());
     let [stride] = walk.inner_strides();
     walk.for_runs(0, walk.len(), |_, [base], run| {
         if stride == 1 {

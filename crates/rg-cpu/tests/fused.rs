@@ -399,6 +399,7 @@ fn adamw_matches_reference() {
             for step in 1..=3u64 {
                 let g = rng.vec(n, 1.0);
                 let hp = AdamWParams {
+                    grad_scale: [1.0, 0.5, 0.25][step as usize - 1],
                     lr: 1e-2,
                     beta1: 0.9,
                     beta2: 0.95,
@@ -411,7 +412,10 @@ fn adamw_matches_reference() {
                 let gl = Layout::contiguous([1, n]).transpose(0, 1);
                 b.adamw_step(&mut *ps, View::new(&*gs, &gl), &mut *ms, &mut *vs, &hp)
                     .unwrap();
-                let g = rounded(&g, dtype);
+                let g: Vec<f64> = rounded(&g, dtype)
+                    .iter()
+                    .map(|g| g * hp.grad_scale)
+                    .collect();
                 let t = step as i32;
                 for i in 0..n {
                     m[i] = hp.beta1 * m[i] + (1.0 - hp.beta1) * g[i];
@@ -434,6 +438,7 @@ fn adamw_matches_reference() {
     let g = store(&[1.0; 3], DType::F32);
     let gl = Layout::contiguous([3]);
     let mut hp = AdamWParams {
+        grad_scale: 1.0,
         lr: 1e-2,
         beta1: 0.9,
         beta2: 0.95,
@@ -449,4 +454,28 @@ fn adamw_matches_reference() {
     assert!(b
         .adamw_step(&mut *p, View::new(&*g, &gl), &mut *m, &mut *v, &hp)
         .is_err());
+}
+
+#[test]
+fn sum_squares_matches_reference() {
+    let b = backend();
+    let mut rng = Lcg::new(46);
+    for n in [0usize, 1, 7, 4097, 300_001] {
+        for dtype in FLOATS {
+            let x = rounded(&rng.vec(n, 1.0), dtype);
+            let want: f64 = x.iter().map(|x| x * x).sum();
+            // Read through a transposed [n, 1] view as well as contiguously.
+            let xs = store(&x, dtype);
+            for layout in [
+                Layout::contiguous([n]),
+                Layout::contiguous([1, n]).transpose(0, 1),
+            ] {
+                let got = b.sum_squares(View::new(&*xs, &layout)).unwrap();
+                assert!(
+                    (got - want).abs() <= tol(dtype) * want.max(1.0),
+                    "n={n} {dtype}: {got} vs {want}"
+                );
+            }
+        }
+    }
 }

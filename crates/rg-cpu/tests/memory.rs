@@ -182,6 +182,7 @@ fn writing_zero_copy_storage_copies_first() {
     let g = store(&[1.0, 1.0, 1.0, 1.0], DType::F32);
     let l = Layout::contiguous([4]);
     let hp = AdamWParams {
+        grad_scale: 1.0,
         lr: 0.1,
         beta1: 0.9,
         beta2: 0.999,

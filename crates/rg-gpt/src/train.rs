@@ -9,7 +9,7 @@ use rg_autograd::{no_grad, Gradients, Var};
 use rg_core::Device;
 use rg_nn::optim::ParamGroup;
 use rg_nn::{
-    clip_grad_norm, grad_norm, AdamW, AdamWConfig, DropoutRng, LrSchedule, Module, Optimizer,
+    clip_coefficient, grad_norm, AdamW, AdamWConfig, DropoutRng, LrSchedule, Module, Optimizer,
 };
 use rg_tokenize::Tokenizer;
 use serde::{Deserialize, Serialize};
@@ -326,12 +326,16 @@ impl Trainer {
             };
             grads.accumulate_all(loss.backward()?)?;
         }
-        let norm = if self.config.grad_clip > 0.0 {
-            clip_grad_norm(&mut grads, &self.params, self.config.grad_clip)?
-        } else {
-            grad_norm(&grads, &self.params)?
-        };
-        self.optimizer.step(&grads)?;
+        let norm = rg_core::profile::phase("optimizer", || {
+            let norm = grad_norm(&grads, &self.params)?;
+            let scale = if self.config.grad_clip > 0.0 {
+                clip_coefficient(norm, self.config.grad_clip)
+            } else {
+                1.0
+            };
+            self.optimizer.step_with_grad_scale(&grads, scale)?;
+            Ok::<_, rg_core::Error>(norm)
+        })?;
         self.step += 1;
         let elapsed = start.elapsed().as_secs_f64();
         let report = StepReport {

@@ -6,7 +6,7 @@ pub fn grad_norm(grads: &Gradients, params: &[Var]) -> Result<f64> {
     let mut total = 0.0;
     for p in params {
         if let Some(g) = grads.get(p) {
-            total += g.sqr()?.sum_all()?.to_f64_vec()?[0];
+            total += g.sum_squares()?;
         }
     }
     Ok(total.sqrt())
@@ -16,7 +16,7 @@ pub fn grad_norm(grads: &Gradients, params: &[Var]) -> Result<f64> {
 /// `clip_grad_norm_`); returns the norm before clipping.
 pub fn clip_grad_norm(grads: &mut Gradients, params: &[Var], max_norm: f64) -> Result<f64> {
     let norm = grad_norm(grads, params)?;
-    let coeff = max_norm / (norm + 1e-6);
+    let coeff = clip_coefficient(norm, max_norm);
     if coeff < 1.0 {
         for p in params {
             if let Some(g) = grads.get(p) {
@@ -26,4 +26,12 @@ pub fn clip_grad_norm(grads: &mut Gradients, params: &[Var], max_norm: f64) -> R
         }
     }
     Ok(norm)
+}
+
+/// The factor `clip_grad_norm` scales gradients by: `max_norm / (norm + 1e-6)` when that
+/// is below 1, else 1 (PyTorch's rule). Pass it to
+/// [`Optimizer::step_with_grad_scale`](crate::Optimizer::step_with_grad_scale) to clip
+/// inside the update.
+pub fn clip_coefficient(norm: f64, max_norm: f64) -> f64 {
+    (max_norm / (norm + 1e-6)).min(1.0)
 }

@@ -22,7 +22,7 @@ mod params;
 mod schedule;
 
 pub use activation::Gelu;
-pub use clip::{clip_grad_norm, grad_norm};
+pub use clip::{clip_coefficient, clip_grad_norm, grad_norm};
 pub use dropout::{Dropout, DropoutRng};
 pub use embedding::Embedding;
 pub use layer_norm::LayerNorm;

@@ -67,6 +67,7 @@ fn adamw_matches_reference_update() {
     assert_eq!(b.tensor().to_vec::<f64>().unwrap(), vec![1.0, 1.0]);
     assert_eq!(opt.moments().len(), 1);
     let _ = AdamWParams {
+        grad_scale: 1.0,
         lr: 0.0,
         beta1: 0.0,
         beta2: 0.0,

@@ -6,7 +6,8 @@
 //! memory (VmHWM) is its own and one row's allocations cannot slow the next. Output:
 //! `{"times_s": [...], "work": W, "work_unit": "flop"|"byte"|"token", "peak_rss_bytes":
 //! N, "matmul": "matrixmultiply"|"openblas"}`, or `{"skipped": "why"}` (exit 0) when a
-//! row cannot run here (e.g. the shared data is absent).
+//! row cannot run here (e.g. the shared data is absent). With `RG_PROFILE=1` the time
+//! spent in each backend op over the measured repetitions goes to stderr.
 
 mod io;
 mod model;
@@ -35,6 +36,7 @@ impl Reps {
         for _ in 0..self.warmup {
             f()?;
         }
+        rusty_gradients::core::profile::reset();
         let start = Instant::now();
         let mut times = Vec::new();
         while times.len() < self.min_reps
@@ -146,5 +148,8 @@ fn main() -> Result<()> {
             }),
         };
     println!("{out}");
+    if rusty_gradients::core::profile::enabled() {
+        eprintln!("{}", rusty_gradients::core::profile::report());
+    }
     Ok(())
 }

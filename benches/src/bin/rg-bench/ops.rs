@@ -114,6 +114,7 @@ pub fn adamw(size: &str, reps: &Reps) -> Result<Measured> {
     let times = reps.run(|| {
         step += 1;
         let params = AdamWParams {
+            grad_scale: 1.0,
             lr: 6e-4,
             beta1: 0.9,
             beta2: 0.95,

@@ -45,6 +45,12 @@ impl Tensor {
         self.sum(axis, keepdim)?.scale(1.0 / n as f64)
     }
 
+    /// `sum(x^2)` over every element in one fused pass, accumulated in f64.
+    pub fn sum_squares(&self) -> Result<f64> {
+        self.check_float("sum_squares")?;
+        self.with_view(|b, v| b.sum_squares(v))
+    }
+
     /// Sum of every element, as a 0-dimensional tensor.
     pub fn sum_all(&self) -> Result<Tensor> {
         self.flatten_all()?.sum(0, false)

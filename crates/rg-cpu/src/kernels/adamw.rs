@@ -2,7 +2,7 @@
 //! decoupled weight decay:
 //! `m = b1 m + (1 - b1) g`, `v = b2 v + (1 - b2) g^2`,
 //! `p -= lr * (m_hat / (sqrt(v_hat) + eps) + wd * p)` where `m_hat = m / (1 - b1^t)`
-//! and `v_hat = v / (1 - b2^t)`.
+//! and `v_hat = v / (1 - b2^t)`; `g` is the gradient times `grad_scale` (clipping).
 
 use rayon::prelude::*;
 use rg_core::backend::{AdamWParams, BackendStorage, View};
@@ -102,6 +102,7 @@ struct Coefficients<T> {
     lr: T,
     eps: T,
     wd: T,
+    grad_scale: T,
 }
 
 impl<T: Real> Coefficients<T> {
@@ -118,6 +119,7 @@ impl<T: Real> Coefficients<T> {
             lr: c(hp.lr),
             eps: c(hp.eps),
             wd: c(hp.weight_decay),
+            grad_scale: c(hp.grad_scale),
         }
     }
 }
@@ -125,6 +127,7 @@ impl<T: Real> Coefficients<T> {
 multiversion! {
     fn update<T>(p: &mut [T], m: &mut [T], v: &mut [T], g: &[T], k: Coefficients<T>) where [T: Real] {
         for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(g) {
+            let g = g * k.grad_scale;
             *m = k.b1 * *m + k.one_b1 * g;
             *v = k.b2 * *v + k.one_b2 * g * g;
             let step = (*m * k.inv_bc1) / ((*v * k.inv_bc2).sqrt() + k.eps);

@@ -105,8 +105,8 @@ fn forward<T: Real>(
     let q = head_major(&typed::<T>(q, OP)?, false);
     let kt = head_major(&typed::<T>(k, OP)?, true);
     let v = head_major(&typed::<T>(v, OP)?, false);
-    let mut out = vec![T::zero(); b * h * t * d];
-    let mut lse = vec![T::zero(); b * h * t];
+    let mut out = crate::pool::zeroed(b * h * t * d);
+    let mut lse = crate::pool::zeroed(b * h * t);
     if out.is_empty() {
         return Ok(AttentionOutput {
             out: boxed(out),
@@ -118,7 +118,7 @@ fn forward<T: Real>(
         .zip(lse.par_chunks_mut(t))
         .enumerate()
         .for_each_init(
-            || vec![T::zero(); s],
+            || crate::pool::zeroed(s),
             |scores, (i, (out, lse))| {
                 let (qh, kh, vh) = (
                     &q[i * t * d..][..t * d],
@@ -233,9 +233,9 @@ fn backward<T: Real>(views: [View<'_>; 6], dims: Dims, scale: f64) -> Result<Att
     let (kt, vt) = (head_major(&k, true), head_major(&v, true));
     let (q, k) = (head_major(&q, false), head_major(&k, false));
     let (out, dout) = (head_major(&out, false), head_major(&dout, false));
-    let mut dq = vec![T::zero(); b * h * t * d];
-    let mut dk = vec![T::zero(); b * h * s * d];
-    let mut dv = vec![T::zero(); b * h * s * d];
+    let mut dq = crate::pool::zeroed(b * h * t * d);
+    let mut dk = crate::pool::zeroed(b * h * s * d);
+    let mut dv = crate::pool::zeroed(b * h * s * d);
     if !dq.is_empty() {
         let scale = T::from_f64(scale);
         dq.par_chunks_mut(t * d)
@@ -243,7 +243,7 @@ fn backward<T: Real>(views: [View<'_>; 6], dims: Dims, scale: f64) -> Result<Att
             .zip(dv.par_chunks_mut(s * d))
             .enumerate()
             .for_each_init(
-                || (vec![T::zero(); s], vec![T::zero(); s]),
+                || (crate::pool::zeroed(s), crate::pool::zeroed(s)),
                 |(p, dp), (i, ((dq, dk), dv))| {
                     let (qs, ks) = (i * t * d..(i + 1) * t * d, i * s * d..(i + 1) * s * d);
                     let head = Head {

@@ -72,8 +72,8 @@ pub fn cross_entropy(
     ) -> Result<CrossEntropyOutput> {
         let x = typed::<T>(logits, OP)?.contiguous();
         let rows = targets.len();
-        let mut loss = vec![T::zero(); rows];
-        let mut lse = vec![T::zero(); rows];
+        let mut loss = crate::pool::zeroed(rows);
+        let mut lse = crate::pool::zeroed(rows);
         if rows > 0 && cols > 0 {
             let per_task = rows_per_task(rows, cols);
             loss.par_chunks_mut(per_task)
@@ -122,7 +122,7 @@ pub fn cross_entropy_backward(
         let x = typed::<T>(logits, OP_BACKWARD)?.contiguous();
         let lse = typed::<T>(lse, OP_BACKWARD)?.contiguous();
         let dloss = typed::<T>(dloss, OP_BACKWARD)?.contiguous();
-        let mut dx = vec![T::zero(); x.len()];
+        let mut dx = crate::pool::zeroed(x.len());
         for_rows(&mut dx, cols, |first, dx| {
             let rows = first..first + dx.len() / cols;
             let x = &x[first * cols..first * cols + dx.len()];

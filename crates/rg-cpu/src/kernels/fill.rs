@@ -26,9 +26,11 @@ pub fn full(dtype: DType, len: usize, value: f64) -> Result<BoxStorage> {
         };
         match bytes {
             None => Err(too_big()),
-            // Small and medium buffers: `vec!` of a zero float or integer asks the
-            // allocator for zeroed pages rather than writing them.
-            Some(b) if b < LARGE_ALLOC => Ok(boxed(vec![T::from_f64(value); len])),
+            Some(b) if b < LARGE_ALLOC => {
+                let mut v = crate::pool::with_capacity(len);
+                v.resize(len, T::from_f64(value));
+                Ok(boxed(v))
+            }
             // Large ones may not fit in memory: ask first, so that failing is an error
             // rather than an abort.
             Some(_) => {

@@ -46,9 +46,9 @@ fn forward<T: Real>(
     let x = typed::<T>(x, OP)?.contiguous();
     let gamma = typed::<T>(gamma, OP)?.contiguous();
     let beta = typed::<T>(beta, OP)?.contiguous();
-    let mut y = vec![T::zero(); rows * cols];
-    let mut mean = vec![T::zero(); rows];
-    let mut rstd = vec![T::zero(); rows];
+    let mut y = crate::pool::zeroed(rows * cols);
+    let mut mean = crate::pool::zeroed(rows);
+    let mut rstd = crate::pool::zeroed(rows);
     if rows > 0 && cols > 0 {
         let per_task = rows_per_task(rows, cols);
         y.par_chunks_mut(per_task * cols)
@@ -125,8 +125,8 @@ fn backward<T: Real>(
     let gamma = typed::<T>(gamma, OP_BACKWARD)?.contiguous();
     let mean = typed::<T>(mean, OP_BACKWARD)?.contiguous();
     let rstd = typed::<T>(rstd, OP_BACKWARD)?.contiguous();
-    let mut dx = vec![T::zero(); rows * cols];
-    let zeros = || (vec![T::zero(); cols], vec![T::zero(); cols]);
+    let mut dx = crate::pool::zeroed(rows * cols);
+    let zeros = || (crate::pool::zeroed(cols), crate::pool::zeroed(cols));
     let (dgamma, dbeta) = if rows == 0 || cols == 0 {
         zeros()
     } else {

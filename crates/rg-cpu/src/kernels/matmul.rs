@@ -92,7 +92,7 @@ fn run<T: Real + Gemm>(lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result
     let b = typed::<T>(rhs, OP)?;
     let lhs_op = Operand::new(a.layout, batch, m, k, "lhs")?;
     let rhs_op = Operand::new(b.layout, batch, k, n, "rhs")?;
-    let mut out = vec![T::zero(); batch * m * n];
+    let mut out = crate::pool::zeroed(batch * m * n);
     if out.is_empty() || k == 0 {
         return Ok(boxed(out));
     }

@@ -18,6 +18,7 @@ pub mod mask;
 pub mod matmul;
 #[cfg(feature = "blas")]
 pub mod matmul_blas;
+pub mod norm;
 pub mod reduce;
 pub mod softmax;
 pub mod unary;

@@ -105,7 +105,7 @@ fn run<T: Real>(op: ReduceOp, src: Typed<'_, T>, axis: usize) -> Result<BoxStora
         ReduceOp::Max => Fold::Max,
         ReduceOp::Min => Fold::Min,
         ReduceOp::ArgMax if per_output => {
-            let mut out = vec![0u32; walk.len()];
+            let mut out = crate::pool::zeroed::<u32>(walk.len());
             drive_weighted(&walk, &mut out, len, |o, [b]| {
                 for (k, o) in o.iter_mut().enumerate() {
                     *o = argmax_run(data, b + k * out_stride, len, axis_stride);
@@ -116,7 +116,7 @@ fn run<T: Real>(op: ReduceOp, src: Typed<'_, T>, axis: usize) -> Result<BoxStora
         ReduceOp::ArgMax => return Ok(boxed(argmax_across(data, &walk, len, axis_stride))),
     };
     let result = if per_output {
-        let mut result = vec![T::zero(); walk.len()];
+        let mut result = crate::pool::zeroed(walk.len());
         drive_weighted(&walk, &mut result, len, |o, [b]| {
             for (k, o) in o.iter_mut().enumerate() {
                 *o = fold_run(fold, data, b + k * out_stride, len, axis_stride);
@@ -126,7 +126,7 @@ fn run<T: Real>(op: ReduceOp, src: Typed<'_, T>, axis: usize) -> Result<BoxStora
     } else if let Some(parts) = axis_split(walk.len(), len) {
         fold_across_split(fold, data, &walk, len, axis_stride, parts)
     } else {
-        let mut result = vec![T::zero(); walk.len()];
+        let mut result = crate::pool::zeroed(walk.len());
         drive_weighted(&walk, &mut result, len, |o, [b]| {
             fold_across(fold, data, o, b, out_stride, len, axis_stride)
         });
@@ -164,7 +164,7 @@ fn fold_across_split<T: Real>(
         .into_par_iter()
         .map(|p| {
             let (start, end) = (p * per_part, ((p + 1) * per_part).min(len));
-            let mut part = vec![T::zero(); walk.len()];
+            let mut part = crate::pool::zeroed(walk.len());
             walk.for_runs(0, walk.len(), |pos, [b], run| {
                 let o = &mut part[pos..pos + run];
                 fold_across(
@@ -181,7 +181,9 @@ fn fold_across_split<T: Real>(
         })
         .collect();
     let mut parts = partials.into_iter();
-    let mut acc = parts.next().unwrap_or_else(|| vec![T::zero(); walk.len()]);
+    let mut acc = parts
+        .next()
+        .unwrap_or_else(|| crate::pool::zeroed(walk.len()));
     for part in parts {
         accumulate(&mut acc, &part, fold);
     }
@@ -281,7 +283,7 @@ fn argmax_run<T: FloatDType>(data: &[T], base: usize, len: usize, stride: usize)
 
 fn argmax_across<T: Real>(data: &[T], walk: &Walk<1>, len: usize, axis_stride: usize) -> Vec<u32> {
     let [out_stride] = walk.inner_strides();
-    let mut out = vec![0u32; walk.len()];
+    let mut out = crate::pool::zeroed::<u32>(walk.len());
     drive_weighted(walk, &mut out, len, |o, [base]| {
         let mut best: Vec<T> = (0..o.len()).map(|k| data[base + k * out_stride]).collect();
         for j in 1..len {

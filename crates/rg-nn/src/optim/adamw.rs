@@ -106,7 +106,7 @@ impl AdamW {
 }
 
 impl Optimizer for AdamW {
-    fn step(&mut self, grads: &Gradients) -> Result<()> {
+    fn step_with_grad_scale(&mut self, grads: &Gradients, scale: f64) -> Result<()> {
         self.step += 1;
         no_grad(|| {
             for (group, moments) in self.groups.iter().zip(self.moments.iter_mut()) {
@@ -117,6 +117,7 @@ impl Optimizer for AdamW {
                     eps: self.config.eps,
                     weight_decay: group.weight_decay,
                     step: self.step,
+                    grad_scale: scale,
                 };
                 for ((_, p), slot) in group.params.iter().zip(moments.iter_mut()) {
                     let Some(g) = grads.get(p) else { continue };

@@ -12,7 +12,12 @@ use rg_core::Result;
 
 pub trait Optimizer {
     /// Applies one update from `grads`; parameters without a gradient are left alone.
-    fn step(&mut self, grads: &Gradients) -> Result<()>;
+    fn step(&mut self, grads: &Gradients) -> Result<()> {
+        self.step_with_grad_scale(grads, 1.0)
+    }
+    /// One update from `grads` multiplied by `scale` (see [`crate::clip_coefficient`]):
+    /// clipping applied inside the update, without rewriting every gradient first.
+    fn step_with_grad_scale(&mut self, grads: &Gradients, scale: f64) -> Result<()>;
     fn lr(&self) -> f64;
     fn set_lr(&mut self, lr: f64);
 }

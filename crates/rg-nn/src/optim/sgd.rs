@@ -31,13 +31,17 @@ impl Sgd {
 }
 
 impl Optimizer for Sgd {
-    fn step(&mut self, grads: &Gradients) -> Result<()> {
+    fn step_with_grad_scale(&mut self, grads: &Gradients, scale: f64) -> Result<()> {
         no_grad(|| {
             for (group, velocity) in self.groups.iter().zip(self.velocity.iter_mut()) {
                 for ((_, p), slot) in group.params.iter().zip(velocity.iter_mut()) {
                     let Some(g) = grads.get(p) else { continue };
                     let p = p.tensor();
-                    let mut d = g.clone();
+                    let mut d = if scale == 1.0 {
+                        g.clone()
+                    } else {
+                        g.scale(scale)?
+                    };
                     if group.weight_decay != 0.0 {
                         d = d.add(&p.scale(group.weight_decay)?)?;
                     }
