@@ -17,12 +17,12 @@ mod report;
 mod run;
 mod stats;
 
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
+use crate::paths::{shared_dir, workspace_root};
 use matrix::Backend;
 use report::RowResult;
 
@@ -78,26 +78,6 @@ fn parse(args: &[String]) -> Result<Options> {
         bail!("--device: {:?} is not one of: cpu, cuda", o.device);
     }
     Ok(o)
-}
-
-/// The workspace this run is for. `cargo run` sets `CARGO_MANIFEST_DIR` at run time;
-/// that, not the compile-time value, is right when two checkouts share one
-/// `CARGO_TARGET_DIR` (cargo may then run the other checkout's xtask binary).
-fn workspace_root() -> PathBuf {
-    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    manifest_dir
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
-}
-
-/// `RG_SHARED_DIR`, else `shared/` beside the workspace.
-fn shared_dir(root: &Path) -> PathBuf {
-    std::env::var_os("RG_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("../shared"))
 }
 
 pub fn run(args: &[String]) -> Result<()> {
