@@ -106,7 +106,10 @@ impl Pool {
             Err(_) => {
                 self.release_cached();
                 self.raw.alloc(size).map_err(|e| {
-                    format!("allocating {size} bytes ({} in use): {e}", self.stats().in_use)
+                    format!(
+                        "allocating {size} bytes ({} in use): {e}",
+                        self.stats().in_use
+                    )
                 })?
             }
         };
@@ -199,7 +202,12 @@ mod tests {
 
     impl Fake {
         fn new(limit: usize) -> Arc<Fake> {
-            Arc::new(Fake { next: AtomicU64::new(0x1000), live: Mutex::default(), limit, frees: AtomicU64::new(0) })
+            Arc::new(Fake {
+                next: AtomicU64::new(0x1000),
+                live: Mutex::default(),
+                limit,
+                frees: AtomicU64::new(0),
+            })
         }
     }
 
@@ -214,7 +222,11 @@ mod tests {
             Ok(p)
         }
         fn free(&self, ptr: u64) {
-            self.live.lock().unwrap().remove(&ptr).expect("freed a pointer never allocated");
+            self.live
+                .lock()
+                .unwrap()
+                .remove(&ptr)
+                .expect("freed a pointer never allocated");
             self.frees.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -241,7 +253,14 @@ mod tests {
         let a = DeviceBuffer::new(&pool, 1000).unwrap();
         let pa = a.ptr();
         drop(a);
-        assert_eq!(pool.stats(), PoolStats { in_use: 0, cached: 1024, driver_allocs: 1 });
+        assert_eq!(
+            pool.stats(),
+            PoolStats {
+                in_use: 0,
+                cached: 1024,
+                driver_allocs: 1
+            }
+        );
         let b = DeviceBuffer::new(&pool, 700).unwrap();
         assert_eq!(b.ptr(), pa, "same bucket, same block");
         let c = DeviceBuffer::new(&pool, 700).unwrap();
@@ -250,9 +269,20 @@ mod tests {
         let empty = DeviceBuffer::new(&pool, 0).unwrap();
         assert_eq!(empty.ptr(), 0);
         drop((b, c, empty));
-        assert_eq!(pool.stats(), PoolStats { in_use: 0, cached: 2048, driver_allocs: 2 });
+        assert_eq!(
+            pool.stats(),
+            PoolStats {
+                in_use: 0,
+                cached: 2048,
+                driver_allocs: 2
+            }
+        );
         drop(pool);
-        assert_eq!(fake.frees.load(Ordering::Relaxed), 2, "the pool frees its cache when dropped");
+        assert_eq!(
+            fake.frees.load(Ordering::Relaxed),
+            2,
+            "the pool frees its cache when dropped"
+        );
     }
 
     #[test]
@@ -262,9 +292,19 @@ mod tests {
         let a = DeviceBuffer::new(&pool, 2048).unwrap();
         drop(a); // 2048 cached
         let b = DeviceBuffer::new(&pool, 4000).unwrap(); // bucket 4096: needs the cache freed
-        assert_eq!(pool.stats(), PoolStats { in_use: 4096, cached: 0, driver_allocs: 2 });
+        assert_eq!(
+            pool.stats(),
+            PoolStats {
+                in_use: 4096,
+                cached: 0,
+                driver_allocs: 2
+            }
+        );
         let err = DeviceBuffer::new(&pool, 1).unwrap_err();
-        assert!(err.contains("OUT_OF_MEMORY") && err.contains("512 bytes"), "{err}");
+        assert!(
+            err.contains("OUT_OF_MEMORY") && err.contains("512 bytes"),
+            "{err}"
+        );
         drop(b);
     }
 }

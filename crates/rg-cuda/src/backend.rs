@@ -8,7 +8,9 @@ use rg_core::backend::{
     AdamWParams, AttentionGrads, AttentionOutput, Backend, BackendStorage, BoxStorage,
     CrossEntropyOutput, LayerNormGrads, LayerNormOutput, MatmulDims, View,
 };
-use rg_core::{BinaryOp, CmpOp, DType, Device, HostBuffer, Layout, ReduceOp, Result, SharedBytes, UnaryOp};
+use rg_core::{
+    BinaryOp, CmpOp, DType, Device, HostBuffer, Layout, ReduceOp, Result, SharedBytes, UnaryOp,
+};
 
 use crate::alloc::PoolStats;
 use crate::gpu::Gpu;
@@ -26,14 +28,19 @@ impl CudaBackend {
     /// Opens GPU `ordinal` (a new context stream, pool and cuBLAS handle), or says why
     /// it cannot: no driver, no such device, compute capability below 8.0, no cuBLAS.
     pub fn new(ordinal: usize) -> Result<Self> {
-        Ok(CudaBackend { gpu: Gpu::open(ordinal)? })
+        Ok(CudaBackend {
+            gpu: Gpu::open(ordinal)?,
+        })
     }
 
     /// The process-wide backend of GPU `ordinal`, the one `Device::cuda(ordinal)`
     /// tensors use.
     pub fn shared(ordinal: usize) -> Result<Arc<CudaBackend>> {
         static OPEN: OnceLock<Mutex<HashMap<usize, Arc<CudaBackend>>>> = OnceLock::new();
-        let mut map = OPEN.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = OPEN
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(b) = map.get(&ordinal) {
             return Ok(b.clone());
         }
@@ -108,7 +115,12 @@ impl Backend for CudaBackend {
         memory::to_host(&self.gpu, src)
     }
 
-    fn copy_strided(&self, src: View<'_>, dst: &mut dyn BackendStorage, dst_layout: &Layout) -> Result<()> {
+    fn copy_strided(
+        &self,
+        src: View<'_>,
+        dst: &mut dyn BackendStorage,
+        dst_layout: &Layout,
+    ) -> Result<()> {
         memory::copy_strided(&self.gpu, src, dst, dst_layout)
     }
 
@@ -140,7 +152,12 @@ impl Backend for CudaBackend {
         elementwise::cmp(&self.gpu, op, lhs, rhs)
     }
 
-    fn where_cond(&self, cond: View<'_>, on_true: View<'_>, on_false: View<'_>) -> Result<BoxStorage> {
+    fn where_cond(
+        &self,
+        cond: View<'_>,
+        on_true: View<'_>,
+        on_false: View<'_>,
+    ) -> Result<BoxStorage> {
         elementwise::where_cond(&self.gpu, cond, on_true, on_false)
     }
 
@@ -168,7 +185,13 @@ impl Backend for CudaBackend {
         softmax::softmax_last_backward(&self.gpu, y, dy, log)
     }
 
-    fn layer_norm(&self, x: View<'_>, gamma: View<'_>, beta: View<'_>, eps: f64) -> Result<LayerNormOutput> {
+    fn layer_norm(
+        &self,
+        x: View<'_>,
+        gamma: View<'_>,
+        beta: View<'_>,
+        eps: f64,
+    ) -> Result<LayerNormOutput> {
         layer_norm::layer_norm(&self.gpu, x, gamma, beta, eps)
     }
 
@@ -183,7 +206,12 @@ impl Backend for CudaBackend {
         layer_norm::layer_norm_backward(&self.gpu, dy, x, gamma, mean, rstd)
     }
 
-    fn cross_entropy(&self, logits: View<'_>, targets: View<'_>, ignore_index: Option<i64>) -> Result<CrossEntropyOutput> {
+    fn cross_entropy(
+        &self,
+        logits: View<'_>,
+        targets: View<'_>,
+        ignore_index: Option<i64>,
+    ) -> Result<CrossEntropyOutput> {
         cross_entropy::cross_entropy(&self.gpu, logits, targets, ignore_index)
     }
 
@@ -198,7 +226,13 @@ impl Backend for CudaBackend {
         cross_entropy::cross_entropy_backward(&self.gpu, logits, lse, targets, dloss, ignore_index)
     }
 
-    fn attention(&self, q: View<'_>, k: View<'_>, v: View<'_>, scale: f64) -> Result<AttentionOutput> {
+    fn attention(
+        &self,
+        q: View<'_>,
+        k: View<'_>,
+        v: View<'_>,
+        scale: f64,
+    ) -> Result<AttentionOutput> {
         attention::attention(&self.gpu, q, k, v, scale)
     }
 
@@ -219,7 +253,13 @@ impl Backend for CudaBackend {
         indexing::index_select(&self.gpu, src, axis, ids)
     }
 
-    fn index_add(&self, dst_dims: &[usize], axis: usize, ids: View<'_>, src: View<'_>) -> Result<BoxStorage> {
+    fn index_add(
+        &self,
+        dst_dims: &[usize],
+        axis: usize,
+        ids: View<'_>,
+        src: View<'_>,
+    ) -> Result<BoxStorage> {
         indexing::index_add(&self.gpu, dst_dims, axis, ids, src)
     }
 

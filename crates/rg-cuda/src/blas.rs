@@ -24,28 +24,28 @@ type GetVersionFn = unsafe extern "C" fn(Handle, *mut i32) -> Status;
 #[allow(clippy::type_complexity)]
 type GemmStridedBatchedExFn = unsafe extern "C" fn(
     Handle,
-    i32, // transa
-    i32, // transb
-    i32, // m
-    i32, // n
-    i32, // k
+    i32,           // transa
+    i32,           // transb
+    i32,           // m
+    i32,           // n
+    i32,           // k
     *const c_void, // alpha
     *const c_void, // A
-    i32, // Atype
-    i32, // lda
-    i64, // strideA
+    i32,           // Atype
+    i32,           // lda
+    i64,           // strideA
     *const c_void, // B
-    i32, // Btype
-    i32, // ldb
-    i64, // strideB
+    i32,           // Btype
+    i32,           // ldb
+    i64,           // strideB
     *const c_void, // beta
-    *mut c_void, // C
-    i32, // Ctype
-    i32, // ldc
-    i64, // strideC
-    i32, // batchCount
-    i32, // computeType
-    i32, // algo
+    *mut c_void,   // C
+    i32,           // Ctype
+    i32,           // ldc
+    i64,           // strideC
+    i32,           // batchCount
+    i32,           // computeType
+    i32,           // algo
 ) -> Status;
 
 // cublas_api.h / library_types.h values (stable across CUDA 11-13).
@@ -97,11 +97,17 @@ pub struct GemmOperand {
 pub fn gemm_operand(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<GemmOperand> {
     if (cs == 1 || cols <= 1) && (rows <= 1 || rs >= cols.max(1)) {
         let ld = if rows <= 1 { cols.max(1) } else { rs };
-        return Some(GemmOperand { transposed: false, ld });
+        return Some(GemmOperand {
+            transposed: false,
+            ld,
+        });
     }
     if (rs == 1 || rows <= 1) && (cols <= 1 || cs >= rows.max(1)) {
         let ld = if cols <= 1 { rows.max(1) } else { cs };
-        return Some(GemmOperand { transposed: true, ld });
+        return Some(GemmOperand {
+            transposed: true,
+            ld,
+        });
     }
     None
 }
@@ -130,7 +136,13 @@ impl Blas {
             // SAFETY: looking up a symbol; its type is fixed by the caller below.
             unsafe { libs.cublas.get::<*const c_void>(name.as_bytes()) }
                 .map(|s| *s)
-                .map_err(|e| Error::backend(device, OP, format!("{}: missing {name}: {e}", libs.path.display())))
+                .map_err(|e| {
+                    Error::backend(
+                        device,
+                        OP,
+                        format!("{}: missing {name}: {e}", libs.path.display()),
+                    )
+                })
         };
         // SAFETY: each symbol is cast to its documented C signature.
         let (create, destroy, set_stream, set_workspace, get_version, gemm) = unsafe {
@@ -140,25 +152,38 @@ impl Blas {
                 std::mem::transmute::<*const c_void, SetStreamFn>(sym("cublasSetStream_v2")?),
                 std::mem::transmute::<*const c_void, SetWorkspaceFn>(sym("cublasSetWorkspace_v2")?),
                 std::mem::transmute::<*const c_void, GetVersionFn>(sym("cublasGetVersion_v2")?),
-                std::mem::transmute::<*const c_void, GemmStridedBatchedExFn>(sym("cublasGemmStridedBatchedEx")?),
+                std::mem::transmute::<*const c_void, GemmStridedBatchedExFn>(sym(
+                    "cublasGemmStridedBatchedEx",
+                )?),
             )
         };
         let check = |what: &str, s: Status| -> Result<()> {
             if s == 0 {
                 Ok(())
             } else {
-                Err(Error::backend(device, OP, format!("{what} failed with cuBLAS status {s} ({})", libs.path.display())))
+                Err(Error::backend(
+                    device,
+                    OP,
+                    format!(
+                        "{what} failed with cuBLAS status {s} ({})",
+                        libs.path.display()
+                    ),
+                ))
             }
         };
         let mut handle: Handle = std::ptr::null_mut();
         // SAFETY: out-pointer to a handle.
         check("cublasCreate", unsafe { create(&mut handle) })?;
-        let workspace = DeviceBuffer::new(pool, WORKSPACE_BYTES).map_err(|e| Error::backend(device, OP, e))?;
+        let workspace =
+            DeviceBuffer::new(pool, WORKSPACE_BYTES).map_err(|e| Error::backend(device, OP, e))?;
         let mut version = 0;
         // SAFETY: a live handle, our stream and a workspace of the stated size.
         unsafe {
             check("cublasSetStream", set_stream(handle, stream))?;
-            check("cublasSetWorkspace", set_workspace(handle, workspace.ptr() as *mut c_void, WORKSPACE_BYTES))?;
+            check(
+                "cublasSetWorkspace",
+                set_workspace(handle, workspace.ptr() as *mut c_void, WORKSPACE_BYTES),
+            )?;
             check("cublasGetVersion", get_version(handle, &mut version))?;
         }
         let tf32 = std::env::var("RG_CUDA_TF32").is_ok_and(|v| v == "1");
@@ -186,23 +211,57 @@ impl Blas {
     /// the column-major `out^T = rhs^T . lhs^T`, so rhs is cuBLAS's A and lhs its B.
     pub fn gemm(&self, op: &'static str, g: &Gemm) -> Result<()> {
         let int = |v: usize, what: &str| {
-            i32::try_from(v).map_err(|_| Error::backend(self.device, op, format!("{what} = {v} exceeds cuBLAS's 32-bit sizes")))
+            i32::try_from(v).map_err(|_| {
+                Error::backend(
+                    self.device,
+                    op,
+                    format!("{what} = {v} exceeds cuBLAS's 32-bit sizes"),
+                )
+            })
         };
-        let (m, n, k, batch) = (int(g.n, "n")?, int(g.m, "m")?, int(g.k, "k")?, int(g.batch, "batch")?);
-        let (lda, ldb, ldc) = (int(g.rhs_op.ld, "ld")?, int(g.lhs_op.ld, "ld")?, int(g.n.max(1), "ld")?);
+        let (m, n, k, batch) = (
+            int(g.n, "n")?,
+            int(g.m, "m")?,
+            int(g.k, "k")?,
+            int(g.batch, "batch")?,
+        );
+        let (lda, ldb, ldc) = (
+            int(g.rhs_op.ld, "ld")?,
+            int(g.lhs_op.ld, "ld")?,
+            int(g.n.max(1), "ld")?,
+        );
         let transa = if g.rhs_op.transposed { OP_T } else { OP_N };
         let transb = if g.lhs_op.transposed { OP_T } else { OP_N };
         let (ty, compute) = match g.dtype {
-            DType::F32 => (R_32F, if self.tf32() { COMPUTE_32F_FAST_TF32 } else { COMPUTE_32F }),
+            DType::F32 => (
+                R_32F,
+                if self.tf32() {
+                    COMPUTE_32F_FAST_TF32
+                } else {
+                    COMPUTE_32F
+                },
+            ),
             DType::BF16 => (R_16BF, COMPUTE_32F),
             DType::F64 => (R_64F, COMPUTE_64F),
-            other => return Err(Error::UnsupportedDType { op, dtype: other, expected: "f32, bf16 or f64" }),
+            other => {
+                return Err(Error::UnsupportedDType {
+                    op,
+                    dtype: other,
+                    expected: "f32, bf16 or f64",
+                })
+            }
         };
         let (one_f, zero_f, one_d, zero_d) = (1f32, 0f32, 1f64, 0f64);
         let (alpha, beta) = if g.dtype == DType::F64 {
-            (&one_d as *const f64 as *const c_void, &zero_d as *const f64 as *const c_void)
+            (
+                &one_d as *const f64 as *const c_void,
+                &zero_d as *const f64 as *const c_void,
+            )
         } else {
-            (&one_f as *const f32 as *const c_void, &zero_f as *const f32 as *const c_void)
+            (
+                &one_f as *const f32 as *const c_void,
+                &zero_f as *const f32 as *const c_void,
+            )
         };
         let handle = self.handle.lock().unwrap_or_else(|p| p.into_inner());
         // SAFETY: pointers are live device buffers covering the strided batch (checked
@@ -238,7 +297,10 @@ impl Blas {
             return Err(Error::backend(
                 self.device,
                 op,
-                format!("cublasGemmStridedBatchedEx failed with status {status} ({}x{}x{} x{}, {})", g.m, g.n, g.k, g.batch, g.dtype),
+                format!(
+                    "cublasGemmStridedBatchedEx failed with status {status} ({}x{}x{} x{}, {})",
+                    g.m, g.n, g.k, g.batch, g.dtype
+                ),
             ));
         }
         Ok(())
@@ -260,14 +322,44 @@ mod tests {
     #[test]
     fn row_and_column_major_operands() {
         // A contiguous 3x4 matrix: row-major, ld 4.
-        assert_eq!(gemm_operand(3, 4, 4, 1), Some(GemmOperand { transposed: false, ld: 4 }));
+        assert_eq!(
+            gemm_operand(3, 4, 4, 1),
+            Some(GemmOperand {
+                transposed: false,
+                ld: 4
+            })
+        );
         // Its transpose view (4x3, strides [1, 4]): column-major, ld 4.
-        assert_eq!(gemm_operand(4, 3, 1, 4), Some(GemmOperand { transposed: true, ld: 4 }));
+        assert_eq!(
+            gemm_operand(4, 3, 1, 4),
+            Some(GemmOperand {
+                transposed: true,
+                ld: 4
+            })
+        );
         // A row of a wider matrix (narrowed columns): row-major, ld the full width.
-        assert_eq!(gemm_operand(3, 2, 10, 1), Some(GemmOperand { transposed: false, ld: 10 }));
+        assert_eq!(
+            gemm_operand(3, 2, 10, 1),
+            Some(GemmOperand {
+                transposed: false,
+                ld: 10
+            })
+        );
         // Single rows and columns take any stride on the unit axis.
-        assert_eq!(gemm_operand(1, 5, 0, 1), Some(GemmOperand { transposed: false, ld: 5 }));
-        assert_eq!(gemm_operand(5, 1, 1, 0), Some(GemmOperand { transposed: false, ld: 1 }));
+        assert_eq!(
+            gemm_operand(1, 5, 0, 1),
+            Some(GemmOperand {
+                transposed: false,
+                ld: 5
+            })
+        );
+        assert_eq!(
+            gemm_operand(5, 1, 1, 0),
+            Some(GemmOperand {
+                transposed: false,
+                ld: 1
+            })
+        );
         // Neither axis unit-stride, or a broadcast row: needs a copy.
         assert_eq!(gemm_operand(3, 4, 8, 2), None);
         assert_eq!(gemm_operand(3, 4, 0, 1), None);

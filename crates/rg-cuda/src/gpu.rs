@@ -45,7 +45,10 @@ unsafe impl Send for Function {}
 
 /// The driver's name for an error, with the call that failed.
 pub fn driver_error(device: Device, op: &'static str, what: &str, e: DriverError) -> Error {
-    let name = e.error_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|_| format!("{:?}", e.0));
+    let name = e
+        .error_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| format!("{:?}", e.0));
     Error::backend(device, op, format!("{what}: {name}"))
 }
 
@@ -56,7 +59,9 @@ impl RawMemory for DriverMemory {
         self.0.bind_to_thread().map_err(|e| format!("{e:?}"))?;
         // SAFETY: plain allocation in the bound context.
         unsafe { result::malloc_sync(bytes) }.map_err(|e| {
-            e.error_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|_| format!("{:?}", e.0))
+            e.error_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| format!("{:?}", e.0))
         })
     }
 
@@ -81,12 +86,18 @@ impl Gpu {
             )));
         }
         result::init().map_err(|e| unavailable(format!("cuInit failed: {}", err_name(e))))?;
-        let count = result::device::get_count().map_err(|e| unavailable(format!("cuDeviceGetCount failed: {}", err_name(e))))?;
+        let count = result::device::get_count()
+            .map_err(|e| unavailable(format!("cuDeviceGetCount failed: {}", err_name(e))))?;
         if ordinal >= count as usize {
-            return Err(unavailable(format!("no CUDA device {ordinal}: the driver sees {count}")));
+            return Err(unavailable(format!(
+                "no CUDA device {ordinal}: the driver sees {count}"
+            )));
         }
-        let ctx = CudaContext::new(ordinal).map_err(|e| unavailable(format!("creating a context: {}", err_name(e))))?;
-        let (major, minor) = ctx.compute_capability().map_err(|e| driver_error(device, OP, "compute capability", e))?;
+        let ctx = CudaContext::new(ordinal)
+            .map_err(|e| unavailable(format!("creating a context: {}", err_name(e))))?;
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(|e| driver_error(device, OP, "compute capability", e))?;
         if major < 8 {
             return Err(unavailable(format!(
                 "compute capability {major}.{minor} is below 8.0 (Ampere), which the kernels (bf16) need"
@@ -95,7 +106,9 @@ impl Gpu {
         let sms = ctx
             .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
             .map_err(|e| driver_error(device, OP, "SM count", e))?;
-        let stream = ctx.new_stream().map_err(|e| driver_error(device, OP, "creating a stream", e))?;
+        let stream = ctx
+            .new_stream()
+            .map_err(|e| driver_error(device, OP, "creating a stream", e))?;
         let poison = std::env::var("RG_CUDA_POISON").is_ok_and(|v| v == "1");
         let pool = Pool::new(Box::new(DriverMemory(ctx.clone())), poison);
         let blas = Blas::open(device, &pool, stream.cu_stream()).map_err(|e| match e {
@@ -117,13 +130,16 @@ impl Gpu {
     }
 
     pub fn bind(&self, op: &'static str) -> Result<()> {
-        self.ctx.bind_to_thread().map_err(|e| driver_error(self.device, op, "binding the context", e))
+        self.ctx
+            .bind_to_thread()
+            .map_err(|e| driver_error(self.device, op, "binding the context", e))
     }
 
     /// Uninitialised device memory for `bytes` (poisoned when poisoning is on).
     pub fn alloc(&self, op: &'static str, bytes: usize) -> Result<DeviceBuffer> {
         self.bind(op)?;
-        let buf = DeviceBuffer::new(&self.pool, bytes).map_err(|e| Error::backend(self.device, op, e))?;
+        let buf =
+            DeviceBuffer::new(&self.pool, bytes).map_err(|e| Error::backend(self.device, op, e))?;
         if self.pool.poison() && bytes > 0 {
             // SAFETY: the buffer holds at least `bytes`.
             unsafe { result::memset_d8_async(buf.ptr(), 0xFF, bytes, self.stream.cu_stream()) }
@@ -157,12 +173,19 @@ impl Gpu {
     }
 
     pub fn synchronize(&self, op: &'static str) -> Result<()> {
-        self.stream.synchronize().map_err(|e| driver_error(self.device, op, "stream synchronize", e))
+        self.stream
+            .synchronize()
+            .map_err(|e| driver_error(self.device, op, "stream synchronize", e))
     }
 
     fn function(&self, op: &'static str, module: Module, name: &str) -> Result<CUfunction> {
         let key = (module, name.to_string());
-        if let Some(f) = self.functions.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        if let Some(f) = self
+            .functions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
             return Ok(f.0);
         }
         let m = {
@@ -173,19 +196,35 @@ impl Gpu {
                     let ptx = std::ffi::CString::new(module.ptx(self.major))
                         .map_err(|_| Error::backend(self.device, op, "PTX contains a NUL byte"))?;
                     // SAFETY: NUL-terminated PTX text, context bound by the caller.
-                    let m = unsafe { result::module::load_data(ptx.as_ptr() as *const c_void) }.map_err(|e| {
-                        driver_error(self.device, op, &format!("loading kernels/{}.cu's PTX", module.stem()), e)
-                    })?;
+                    let m = unsafe { result::module::load_data(ptx.as_ptr() as *const c_void) }
+                        .map_err(|e| {
+                            driver_error(
+                                self.device,
+                                op,
+                                &format!("loading kernels/{}.cu's PTX", module.stem()),
+                                e,
+                            )
+                        })?;
                     modules.insert(module, Loaded(m));
                     m
                 }
             }
         };
-        let cname = std::ffi::CString::new(name).map_err(|_| Error::backend(self.device, op, "bad kernel name"))?;
+        let cname = std::ffi::CString::new(name)
+            .map_err(|_| Error::backend(self.device, op, "bad kernel name"))?;
         // SAFETY: `m` is a loaded module.
-        let f = unsafe { result::module::get_function(m, cname) }
-            .map_err(|e| driver_error(self.device, op, &format!("kernel {name} in kernels/{}.cu", module.stem()), e))?;
-        self.functions.lock().unwrap_or_else(|p| p.into_inner()).insert(key, Function(f));
+        let f = unsafe { result::module::get_function(m, cname) }.map_err(|e| {
+            driver_error(
+                self.device,
+                op,
+                &format!("kernel {name} in kernels/{}.cu", module.stem()),
+                e,
+            )
+        })?;
+        self.functions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, Function(f));
         Ok(f)
     }
 
@@ -215,7 +254,12 @@ impl Drop for Gpu {
     fn drop(&mut self) {
         if self.ctx.bind_to_thread().is_ok() {
             let _ = self.stream.synchronize();
-            for (_, m) in self.modules.lock().unwrap_or_else(|p| p.into_inner()).drain() {
+            for (_, m) in self
+                .modules
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .drain()
+            {
                 // SAFETY: no launches remain queued (synchronised above).
                 let _ = unsafe { result::module::unload(m.0) };
             }
@@ -224,7 +268,9 @@ impl Drop for Gpu {
 }
 
 fn err_name(e: DriverError) -> String {
-    e.error_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|_| format!("{:?}", e.0))
+    e.error_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| format!("{:?}", e.0))
 }
 
 /// Kernel arguments, each boxed so its address is stable until the launch.
@@ -245,6 +291,9 @@ impl Args {
     }
 
     fn pointers(&self) -> Vec<*mut c_void> {
-        self.values.iter().map(|b| &**b as *const dyn std::any::Any as *const c_void as *mut c_void).collect()
+        self.values
+            .iter()
+            .map(|b| &**b as *const dyn std::any::Any as *const c_void as *mut c_void)
+            .collect()
     }
 }

@@ -20,8 +20,18 @@ pub enum Module {
 macro_rules! ptx {
     ($stem:literal) => {
         (
-            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../kernels/ptx/", $stem, ".sm_80.ptx")),
-            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../kernels/ptx/", $stem, ".sm_90.ptx")),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../kernels/ptx/",
+                $stem,
+                ".sm_80.ptx"
+            )),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../kernels/ptx/",
+                $stem,
+                ".sm_90.ptx"
+            )),
         )
     };
 }
@@ -85,7 +95,11 @@ mod tests {
             for (major, target) in [(8, "sm_80"), (9, "sm_90")] {
                 let ptx = m.ptx(major);
                 assert!(ptx.contains(".entry"), "{} {target}: no kernels", m.stem());
-                assert!(ptx.contains(&format!(".target {target}")), "{} {target}: wrong target", m.stem());
+                assert!(
+                    ptx.contains(&format!(".target {target}")),
+                    "{} {target}: wrong target",
+                    m.stem()
+                );
             }
         }
     }
@@ -93,7 +107,15 @@ mod tests {
     #[test]
     fn entry_points_named_by_the_rust_side_exist() {
         let has = |m: Module, name: &str| m.ptx(8).contains(&format!(".entry {name}("));
-        for name in ["unary_gelu_bf16", "binary_add_f32", "cmp_i64", "where_b2", "causal_fill_f64", "affine_bf16", "powf_f32"] {
+        for name in [
+            "unary_gelu_bf16",
+            "binary_add_f32",
+            "cmp_i64",
+            "where_b2",
+            "causal_fill_f64",
+            "affine_bf16",
+            "powf_f32",
+        ] {
             assert!(has(Module::Elementwise, name), "{name}");
         }
         for name in ["copy_b8", "fill_b2", "cast_f32_bf16", "cast_i64_u32"] {

@@ -166,8 +166,19 @@ mod tests {
         let a = Layout::contiguous_with_offset(Shape::new(&[4, 5, 6][..]), 7);
         let b = Layout::new(Shape::new(&[4, 5, 6][..]), vec![0, 6, 1], 3);
         let [ka, kb] = kernel_layouts("test", [&a, &b]).unwrap();
-        assert_eq!((ka.rank, ka.dims[..2].to_vec(), ka.strides[..2].to_vec(), ka.offset), (2, vec![4, 30], vec![30, 1], 7));
-        assert_eq!((kb.rank, kb.strides[..2].to_vec(), kb.offset), (2, vec![0, 1], 3));
+        assert_eq!(
+            (
+                ka.rank,
+                ka.dims[..2].to_vec(),
+                ka.strides[..2].to_vec(),
+                ka.offset
+            ),
+            (2, vec![4, 30], vec![30, 1], 7)
+        );
+        assert_eq!(
+            (kb.rank, kb.strides[..2].to_vec(), kb.offset),
+            (2, vec![0, 1], 3)
+        );
     }
 
     #[test]

@@ -62,7 +62,12 @@ pub fn search_dirs(
     for n in versioned {
         push(Path::new("/usr/local").join(n).join("lib64"));
     }
-    for d in ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"] {
+    for d in [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+        "/usr/lib",
+    ] {
         push(PathBuf::from(d));
     }
     for prefix in ["VIRTUAL_ENV", "CONDA_PREFIX"]
@@ -120,13 +125,21 @@ pub fn open_cublas() -> Result<LoadedCublas, String> {
     let mut failures = Vec::new();
     for dir in &dirs {
         for major in CUBLAS_MAJORS {
-            let (lt, blas) = (dir.join(file_name("cublasLt", major)), dir.join(file_name("cublas", major)));
+            let (lt, blas) = (
+                dir.join(file_name("cublasLt", major)),
+                dir.join(file_name("cublas", major)),
+            );
             if !blas.exists() {
                 continue;
             }
             match open_pair(&lt, &blas) {
                 Ok((cublas_lt, cublas)) => {
-                    return Ok(LoadedCublas { cublas, cublas_lt, path: blas, major })
+                    return Ok(LoadedCublas {
+                        cublas,
+                        cublas_lt,
+                        path: blas,
+                        major,
+                    })
                 }
                 Err(e) => failures.push(e),
             }
@@ -136,7 +149,12 @@ pub fn open_cublas() -> Result<LoadedCublas, String> {
     for major in CUBLAS_MAJORS {
         let (lt, blas) = (file_name("cublasLt", major), file_name("cublas", major));
         if let Ok((cublas_lt, cublas)) = open_pair(Path::new(&lt), Path::new(&blas)) {
-            return Ok(LoadedCublas { cublas, cublas_lt, path: PathBuf::from(blas), major });
+            return Ok(LoadedCublas {
+                cublas,
+                cublas_lt,
+                path: PathBuf::from(blas),
+                major,
+            });
         }
     }
     Err(not_found_message(&dirs, &failures))
@@ -144,7 +162,9 @@ pub fn open_cublas() -> Result<LoadedCublas, String> {
 
 fn open_pair(lt: &Path, blas: &Path) -> Result<(libloading::Library, libloading::Library), String> {
     // SAFETY: loading a shared library runs its initialisers; cuBLAS's are sound.
-    let open = |p: &Path| unsafe { libloading::Library::new(p) }.map_err(|e| format!("{}: {e}", p.display()));
+    let open = |p: &Path| {
+        unsafe { libloading::Library::new(p) }.map_err(|e| format!("{}: {e}", p.display()))
+    };
     let lt = open(lt)?;
     let blas = open(blas)?;
     Ok((lt, blas))
@@ -164,14 +184,25 @@ pub fn not_found_message(dirs: &[PathBuf], failures: &[String]) -> String {
         dirs.join(", "),
     );
     if !failures.is_empty() {
-        msg.push_str(&format!("; found but failed to load: {}", failures.join("; ")));
+        msg.push_str(&format!(
+            "; found but failed to load: {}",
+            failures.join("; ")
+        ));
     }
     msg
 }
 
-/// The driver library names cudarc tries (for the error when none loads).
+/// The driver library names cudarc tries that exist on this platform (for the error
+/// when none loads), without repeats.
 pub fn driver_candidates() -> Vec<String> {
-    cudarc::get_lib_name_candidates("cuda")
+    let mut names: Vec<String> = Vec::new();
+    for n in cudarc::get_lib_name_candidates("cuda") {
+        let native = !cfg!(unix) || n.starts_with("libcuda.so");
+        if native && !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    names
 }
 
 /// Whether the NVIDIA driver library can be opened; cudarc's loader panics otherwise.

@@ -18,7 +18,12 @@ pub struct CudaStorage {
 
 impl CudaStorage {
     pub(crate) fn new(buf: DeviceBuffer, dtype: DType, len: usize, device: Device) -> Self {
-        CudaStorage { buf, dtype, len, device }
+        CudaStorage {
+            buf,
+            dtype,
+            len,
+            device,
+        }
     }
 
     /// The device address of element 0 (for interop, e.g. NCCL collectives on the

@@ -25,13 +25,25 @@ pub fn adamw_step(
     let dtype = param.dtype();
     for other in [grad.dtype(), m.dtype(), v.dtype()] {
         if other != dtype {
-            return Err(Error::DTypeMismatch { op: OP, lhs: dtype, rhs: other });
+            return Err(Error::DTypeMismatch {
+                op: OP,
+                lhs: dtype,
+                rhs: other,
+            });
         }
     }
     let len = param.len();
-    for (what, n) in [("grad", grad.layout.elem_count()), ("m", m.len()), ("v", v.len())] {
+    for (what, n) in [
+        ("grad", grad.layout.elem_count()),
+        ("m", m.len()),
+        ("v", v.len()),
+    ] {
         if n != len {
-            return Err(Error::backend(gpu.device, OP, format!("{what} has {n} elements, param has {len}")));
+            return Err(Error::backend(
+                gpu.device,
+                OP,
+                format!("{what} has {n} elements, param has {len}"),
+            ));
         }
     }
     let t = float_sfx(OP, dtype)?;

@@ -38,19 +38,27 @@ pub struct Dims {
 pub fn attention_dims(op: &'static str, q: &[usize], k: &[usize], v: &[usize]) -> Result<Dims> {
     let bad = |msg: String| Err(Error::invalid(op, msg));
     let (&[b, t, h, d], &[kb, s, kh, kd]) = (q, k) else {
-        return bad(format!("q must be [b, t, h, d] and k [b, s, h, d], got {q:?} and {k:?}"));
+        return bad(format!(
+            "q must be [b, t, h, d] and k [b, s, h, d], got {q:?} and {k:?}"
+        ));
     };
     if v != k {
         return bad(format!("v has shape {v:?}, k {k:?}"));
     }
     if (kb, kh, kd) != (b, h, d) {
-        return bad(format!("k {k:?} does not match q {q:?} in batch, heads or head dim"));
+        return bad(format!(
+            "k {k:?} does not match q {q:?} in batch, heads or head dim"
+        ));
     }
     if s < t {
-        return bad(format!("{s} keys for {t} queries: causal attention needs s >= t"));
+        return bad(format!(
+            "{s} keys for {t} queries: causal attention needs s >= t"
+        ));
     }
     if d == 0 || d > MAX_HEAD_DIM {
-        return bad(format!("head dim {d} is outside 1..={MAX_HEAD_DIM}, which the CUDA kernels take"));
+        return bad(format!(
+            "head dim {d} is outside 1..={MAX_HEAD_DIM}, which the CUDA kernels take"
+        ));
     }
     Ok(Dims { b, t, s, h, d })
 }
@@ -70,7 +78,11 @@ fn operand<'a>(gpu: &Gpu, v: View<'a>, op: &'static str) -> Result<Operand<'a>> 
         let s = storage(gpu, v, op)?;
         return Ok(Operand {
             ptr: s.ptr_at(v.layout.offset()),
-            strides: Strides { b: st[0] as u64, t: st[1] as u64, h: st[2] as u64 },
+            strides: Strides {
+                b: st[0] as u64,
+                t: st[1] as u64,
+                h: st[2] as u64,
+            },
             _copy: None,
         });
     }
@@ -78,7 +90,11 @@ fn operand<'a>(gpu: &Gpu, v: View<'a>, op: &'static str) -> Result<Operand<'a>> 
     let (t, h, d) = (dims[1], dims[2], dims[3]);
     Ok(Operand {
         ptr: c.ptr,
-        strides: Strides { b: (t * h * d) as u64, t: (h * d) as u64, h: d as u64 },
+        strides: Strides {
+            b: (t * h * d) as u64,
+            t: (h * d) as u64,
+            h: d as u64,
+        },
         _copy: Some(c),
     })
 }
@@ -87,11 +103,21 @@ fn float_only(op: &'static str, dtype: DType) -> Result<&'static str> {
     match dtype {
         DType::F32 => Ok("f32"),
         DType::BF16 => Ok("bf16"),
-        other => Err(Error::UnsupportedDType { op, dtype: other, expected: "f32 or bf16" }),
+        other => Err(Error::UnsupportedDType {
+            op,
+            dtype: other,
+            expected: "f32 or bf16",
+        }),
     }
 }
 
-pub fn attention(gpu: &Gpu, q: View<'_>, k: View<'_>, v: View<'_>, scale: f64) -> Result<AttentionOutput> {
+pub fn attention(
+    gpu: &Gpu,
+    q: View<'_>,
+    k: View<'_>,
+    v: View<'_>,
+    scale: f64,
+) -> Result<AttentionOutput> {
     const OP: &str = "attention";
     let dims = attention_dims(OP, q.dims(), k.dims(), v.dims())?;
     let dtype = common_dtype(OP, &[q, k, v])?;
@@ -100,14 +126,24 @@ pub fn attention(gpu: &Gpu, q: View<'_>, k: View<'_>, v: View<'_>, scale: f64) -
     let out = alloc(gpu, OP, dtype, b * t * h * d)?;
     let lse = alloc(gpu, OP, DType::F32, b * h * t)?;
     if b * t * h == 0 {
-        return Ok(AttentionOutput { out: boxed(out), lse: boxed(lse) });
+        return Ok(AttentionOutput {
+            out: boxed(out),
+            lse: boxed(lse),
+        });
     }
     check_count(OP, b * s * h * d)?;
-    let (qo, ko, vo) = (operand(gpu, q, OP)?, operand(gpu, k, OP)?, operand(gpu, v, OP)?);
+    let (qo, ko, vo) = (
+        operand(gpu, q, OP)?,
+        operand(gpu, k, OP)?,
+        operand(gpu, v, OP)?,
+    );
     let (b32, t32, s32, h32, d32) = (b as u32, t as u32, s as u32, h as u32, d as u32);
     let grid_bh = |x: usize| -> Result<(u32, u32, u32)> {
         if h > 65_535 || b > 65_535 {
-            return Err(Error::invalid(OP, format!("{b} batches of {h} heads exceed the launch grid")));
+            return Err(Error::invalid(
+                OP,
+                format!("{b} batches of {h} heads exceed the launch grid"),
+            ));
         }
         Ok((x as u32, h32, b32))
     };
@@ -127,10 +163,29 @@ pub fn attention(gpu: &Gpu, q: View<'_>, k: View<'_>, v: View<'_>, scale: f64) -
             .push(vo.strides)
             .push(ws.device_ptr())
             .push(scale as f32);
-        gpu.launch(OP, Module::Attention, &format!("attention_decode_{ty}"), grid_bh(splits)?, (128, 1, 1), &args)?;
+        gpu.launch(
+            OP,
+            Module::Attention,
+            &format!("attention_decode_{ty}"),
+            grid_bh(splits)?,
+            (128, 1, 1),
+            &args,
+        )?;
         let mut args = Args::new();
-        args.push(h32).push(d32).push(splits as u32).push(ws.device_ptr()).push(out.device_ptr()).push(lse.device_ptr());
-        gpu.launch(OP, Module::Attention, &format!("attention_decode_combine_{ty}"), (h32, b32, 1), (32, 1, 1), &args)?;
+        args.push(h32)
+            .push(d32)
+            .push(splits as u32)
+            .push(ws.device_ptr())
+            .push(out.device_ptr())
+            .push(lse.device_ptr());
+        gpu.launch(
+            OP,
+            Module::Attention,
+            &format!("attention_decode_combine_{ty}"),
+            (h32, b32, 1),
+            (32, 1, 1),
+            &args,
+        )?;
     } else {
         let mut args = Args::new();
         args.push(t32)
@@ -146,9 +201,19 @@ pub fn attention(gpu: &Gpu, q: View<'_>, k: View<'_>, v: View<'_>, scale: f64) -
             .push(out.device_ptr())
             .push(lse.device_ptr())
             .push(scale as f32);
-        gpu.launch(OP, Module::Attention, &format!("attention_fwd_{ty}"), grid_bh(t.div_ceil(16))?, (128, 1, 1), &args)?;
+        gpu.launch(
+            OP,
+            Module::Attention,
+            &format!("attention_fwd_{ty}"),
+            grid_bh(t.div_ceil(16))?,
+            (128, 1, 1),
+            &args,
+        )?;
     }
-    Ok(AttentionOutput { out: boxed(out), lse: boxed(lse) })
+    Ok(AttentionOutput {
+        out: boxed(out),
+        lse: boxed(lse),
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -169,35 +234,77 @@ pub fn attention_backward(
     let Dims { b, t, s, h, d } = dims;
     for (what, view) in [("out", out), ("dout", dout)] {
         if view.dims() != q.dims() {
-            return Err(Error::invalid(OP, format!("{what} has shape {:?}, q {:?}", view.dims(), q.dims())));
+            return Err(Error::invalid(
+                OP,
+                format!("{what} has shape {:?}, q {:?}", view.dims(), q.dims()),
+            ));
         }
     }
     if lse.dtype() != DType::F32 || lse.dims() != [b, h, t] {
-        return Err(Error::invalid(OP, format!("lse must be f32 [{b}, {h}, {t}], got {} {:?}", lse.dtype(), lse.dims())));
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "lse must be f32 [{b}, {h}, {t}], got {} {:?}",
+                lse.dtype(),
+                lse.dims()
+            ),
+        ));
     }
     let dq = alloc(gpu, OP, dtype, b * t * h * d)?;
     let dk = alloc(gpu, OP, dtype, b * s * h * d)?;
     let dv = alloc(gpu, OP, dtype, b * s * h * d)?;
     if b * h * s == 0 {
-        return Ok(AttentionGrads { dq: boxed(dq), dk: boxed(dk), dv: boxed(dv) });
+        return Ok(AttentionGrads {
+            dq: boxed(dq),
+            dk: boxed(dk),
+            dv: boxed(dv),
+        });
     }
     if t == 0 {
         // No queries: no gradient reaches the keys.
         let zero = |st: &CudaStorage| super::memory::full(gpu, dtype, st.len(), 0.0);
-        return Ok(AttentionGrads { dq: boxed(dq), dk: zero(&dk)?, dv: zero(&dv)? });
+        return Ok(AttentionGrads {
+            dq: boxed(dq),
+            dk: zero(&dk)?,
+            dv: zero(&dv)?,
+        });
     }
     check_count(OP, b * s * h * d)?;
-    let (qo, ko, vo) = (operand(gpu, q, OP)?, operand(gpu, k, OP)?, operand(gpu, v, OP)?);
-    let (oc, gc, lc) = (contiguous(gpu, out, OP)?, contiguous(gpu, dout, OP)?, contiguous(gpu, lse, OP)?);
+    let (qo, ko, vo) = (
+        operand(gpu, q, OP)?,
+        operand(gpu, k, OP)?,
+        operand(gpu, v, OP)?,
+    );
+    let (oc, gc, lc) = (
+        contiguous(gpu, out, OP)?,
+        contiguous(gpu, dout, OP)?,
+        contiguous(gpu, lse, OP)?,
+    );
     let delta = alloc(gpu, OP, DType::F32, b * h * t)?;
     let (b32, t32, s32, h32, d32) = (b as u32, t as u32, s as u32, h as u32, d as u32);
     if h > 65_535 || b > 65_535 {
-        return Err(Error::invalid(OP, format!("{b} batches of {h} heads exceed the launch grid")));
+        return Err(Error::invalid(
+            OP,
+            format!("{b} batches of {h} heads exceed the launch grid"),
+        ));
     }
     let rows = b * t * h;
     let mut args = Args::new();
-    args.push(b32).push(t32).push(h32).push(d32).push(oc.ptr).push(gc.ptr).push(delta.device_ptr());
-    gpu.launch(OP, Module::Attention, &format!("attention_bwd_delta_{ty}"), (check_count(OP, rows.div_ceil(4))?, 1, 1), (128, 1, 1), &args)?;
+    args.push(b32)
+        .push(t32)
+        .push(h32)
+        .push(d32)
+        .push(oc.ptr)
+        .push(gc.ptr)
+        .push(delta.device_ptr());
+    gpu.launch(
+        OP,
+        Module::Attention,
+        &format!("attention_bwd_delta_{ty}"),
+        (check_count(OP, rows.div_ceil(4))?, 1, 1),
+        (128, 1, 1),
+        &args,
+    )?;
     let common = |args: &mut Args| {
         args.push(t32)
             .push(s32)
@@ -216,12 +323,32 @@ pub fn attention_backward(
     let mut args = Args::new();
     common(&mut args);
     args.push(dq.device_ptr()).push(scale as f32);
-    gpu.launch(OP, Module::Attention, &format!("attention_bwd_dq_{ty}"), (t.div_ceil(8) as u32, h32, b32), (128, 1, 1), &args)?;
+    gpu.launch(
+        OP,
+        Module::Attention,
+        &format!("attention_bwd_dq_{ty}"),
+        (t.div_ceil(8) as u32, h32, b32),
+        (128, 1, 1),
+        &args,
+    )?;
     let mut args = Args::new();
     common(&mut args);
-    args.push(dk.device_ptr()).push(dv.device_ptr()).push(scale as f32);
-    gpu.launch(OP, Module::Attention, &format!("attention_bwd_dkv_{ty}"), (s.div_ceil(8) as u32, h32, b32), (128, 1, 1), &args)?;
-    Ok(AttentionGrads { dq: boxed(dq), dk: boxed(dk), dv: boxed(dv) })
+    args.push(dk.device_ptr())
+        .push(dv.device_ptr())
+        .push(scale as f32);
+    gpu.launch(
+        OP,
+        Module::Attention,
+        &format!("attention_bwd_dkv_{ty}"),
+        (s.div_ceil(8) as u32, h32, b32),
+        (128, 1, 1),
+        &args,
+    )?;
+    Ok(AttentionGrads {
+        dq: boxed(dq),
+        dk: boxed(dk),
+        dv: boxed(dv),
+    })
 }
 
 #[cfg(test)]
@@ -230,15 +357,28 @@ mod tests {
 
     #[test]
     fn shapes_are_checked() {
-        let d = attention_dims("attention", &[2, 3, 4, 64], &[2, 5, 4, 64], &[2, 5, 4, 64]).unwrap();
-        assert_eq!(d, Dims { b: 2, t: 3, s: 5, h: 4, d: 64 });
+        let d =
+            attention_dims("attention", &[2, 3, 4, 64], &[2, 5, 4, 64], &[2, 5, 4, 64]).unwrap();
+        assert_eq!(
+            d,
+            Dims {
+                b: 2,
+                t: 3,
+                s: 5,
+                h: 4,
+                d: 64
+            }
+        );
         for (q, k) in [
-            (vec![2, 6, 4, 64], vec![2, 5, 4, 64]), // s < t
+            (vec![2, 6, 4, 64], vec![2, 5, 4, 64]),   // s < t
             (vec![2, 3, 4, 256], vec![2, 5, 4, 256]), // head dim too large
-            (vec![2, 3, 4, 64], vec![2, 5, 2, 64]), // heads differ
-            (vec![3, 4, 64], vec![2, 5, 4, 64]), // rank
+            (vec![2, 3, 4, 64], vec![2, 5, 2, 64]),   // heads differ
+            (vec![3, 4, 64], vec![2, 5, 4, 64]),      // rank
         ] {
-            assert!(attention_dims("attention", &q, &k, &k).is_err(), "{q:?} {k:?}");
+            assert!(
+                attention_dims("attention", &q, &k, &k).is_err(),
+                "{q:?} {k:?}"
+            );
         }
     }
 

@@ -17,15 +17,28 @@ const OP_BACKWARD: &str = "cross_entropy_backward";
 const IGNORED: u32 = u32::MAX;
 
 /// Each row's target column, `IGNORED` where the target is `ignore`.
-pub fn row_targets(ids: &[i64], rows: usize, cols: usize, ignore: Option<i64>, op: &'static str) -> Result<Vec<u32>> {
+pub fn row_targets(
+    ids: &[i64],
+    rows: usize,
+    cols: usize,
+    ignore: Option<i64>,
+    op: &'static str,
+) -> Result<Vec<u32>> {
     if ids.len() != rows {
-        return Err(Error::invalid(op, format!("{} targets for {rows} rows of logits", ids.len())));
+        return Err(Error::invalid(
+            op,
+            format!("{} targets for {rows} rows of logits", ids.len()),
+        ));
     }
     ids.iter()
         .map(|&t| match usize::try_from(t) {
             _ if Some(t) == ignore => Ok(IGNORED),
             Ok(c) if c < cols && c < IGNORED as usize => Ok(c as u32),
-            _ => Err(Error::IndexOutOfRange { op, index: t, size: cols }),
+            _ => Err(Error::IndexOutOfRange {
+                op,
+                index: t,
+                size: cols,
+            }),
         })
         .collect()
 }
@@ -33,11 +46,20 @@ pub fn row_targets(ids: &[i64], rows: usize, cols: usize, ignore: Option<i64>, o
 fn logits_shape(gpu: &Gpu, logits: View<'_>, op: &'static str) -> Result<(usize, usize)> {
     match logits.dims() {
         &[n, v] => Ok((n, v)),
-        dims => Err(Error::backend(gpu.device, op, format!("logits must be [n, v], got {dims:?}"))),
+        dims => Err(Error::backend(
+            gpu.device,
+            op,
+            format!("logits must be [n, v], got {dims:?}"),
+        )),
     }
 }
 
-pub fn cross_entropy(gpu: &Gpu, logits: View<'_>, targets: View<'_>, ignore_index: Option<i64>) -> Result<CrossEntropyOutput> {
+pub fn cross_entropy(
+    gpu: &Gpu,
+    logits: View<'_>,
+    targets: View<'_>,
+    ignore_index: Option<i64>,
+) -> Result<CrossEntropyOutput> {
     let (rows, cols) = logits_shape(gpu, logits, OP)?;
     let t = float_sfx(OP, logits.dtype())?;
     let tgt = row_targets(&read_ids(gpu, targets, OP)?, rows, cols, ignore_index, OP)?;
@@ -57,9 +79,19 @@ pub fn cross_entropy(gpu: &Gpu, logits: View<'_>, targets: View<'_>, ignore_inde
             .push(loss.device_ptr())
             .push(lse.device_ptr());
         let grid = (grid_rows(rows, gpu.max_blocks * 4), 1, 1);
-        gpu.launch(OP, Module::CrossEntropy, &format!("cross_entropy_{t}"), grid, (row_threads(cols).min(512), 1, 1), &args)?;
+        gpu.launch(
+            OP,
+            Module::CrossEntropy,
+            &format!("cross_entropy_{t}"),
+            grid,
+            (row_threads(cols).min(512), 1, 1),
+            &args,
+        )?;
     }
-    Ok(CrossEntropyOutput { loss: boxed(loss), lse: boxed(lse) })
+    Ok(CrossEntropyOutput {
+        loss: boxed(loss),
+        lse: boxed(lse),
+    })
 }
 
 pub fn cross_entropy_backward(
@@ -71,10 +103,20 @@ pub fn cross_entropy_backward(
     ignore_index: Option<i64>,
 ) -> Result<BoxStorage> {
     let (rows, cols) = logits_shape(gpu, logits, OP_BACKWARD)?;
-    let tgt = row_targets(&read_ids(gpu, targets, OP_BACKWARD)?, rows, cols, ignore_index, OP_BACKWARD)?;
+    let tgt = row_targets(
+        &read_ids(gpu, targets, OP_BACKWARD)?,
+        rows,
+        cols,
+        ignore_index,
+        OP_BACKWARD,
+    )?;
     for (what, v) in [("lse", lse), ("dloss", dloss)] {
         if v.layout.elem_count() != rows {
-            return Err(Error::backend(gpu.device, OP_BACKWARD, format!("{what} has shape {:?}, expected [{rows}]", v.dims())));
+            return Err(Error::backend(
+                gpu.device,
+                OP_BACKWARD,
+                format!("{what} has shape {:?}, expected [{rows}]", v.dims()),
+            ));
         }
     }
     let dtype = common_dtype(OP_BACKWARD, &[logits, lse, dloss])?;
@@ -97,7 +139,14 @@ pub fn cross_entropy_backward(
             .push(dx.device_ptr())
             .push(recompute);
         let grid = (grid_rows(rows, gpu.max_blocks * 4), 1, 1);
-        gpu.launch(OP_BACKWARD, Module::CrossEntropy, &format!("cross_entropy_backward_{t}"), grid, (row_threads(cols).min(512), 1, 1), &args)?;
+        gpu.launch(
+            OP_BACKWARD,
+            Module::CrossEntropy,
+            &format!("cross_entropy_backward_{t}"),
+            grid,
+            (row_threads(cols).min(512), 1, 1),
+            &args,
+        )?;
     }
     Ok(boxed(dx))
 }
@@ -108,9 +157,19 @@ mod tests {
 
     #[test]
     fn targets_map_ignored_rows_and_reject_the_rest() {
-        assert_eq!(row_targets(&[0, -100, 4], 3, 5, Some(-100), OP).unwrap(), vec![0, IGNORED, 4]);
+        assert_eq!(
+            row_targets(&[0, -100, 4], 3, 5, Some(-100), OP).unwrap(),
+            vec![0, IGNORED, 4]
+        );
         let err = row_targets(&[5], 1, 5, None, OP).unwrap_err();
-        assert_eq!(err, Error::IndexOutOfRange { op: OP, index: 5, size: 5 });
+        assert_eq!(
+            err,
+            Error::IndexOutOfRange {
+                op: OP,
+                index: 5,
+                size: 5
+            }
+        );
         assert!(row_targets(&[0], 2, 5, None, OP).is_err());
     }
 }

@@ -17,7 +17,13 @@ use crate::storage::CudaStorage;
 pub fn read_ids(gpu: &Gpu, ids: View<'_>, op: &'static str) -> Result<Vec<i64>> {
     match ids.dtype() {
         DType::U32 | DType::I64 => {}
-        other => return Err(Error::UnsupportedDType { op, dtype: other, expected: "u32 or i64 indices" }),
+        other => {
+            return Err(Error::UnsupportedDType {
+                op,
+                dtype: other,
+                expected: "u32 or i64 indices",
+            })
+        }
     }
     Ok(match memory::to_host(gpu, ids)? {
         HostBuffer::U32(v) => v.into_iter().map(i64::from).collect(),
@@ -46,11 +52,24 @@ pub fn upload_u32(gpu: &Gpu, op: &'static str, v: &[u32]) -> Result<CudaStorage>
     Ok(s)
 }
 
-fn split_at_axis(gpu: &Gpu, dims: &[usize], axis: usize, op: &'static str) -> Result<(usize, usize, usize)> {
+fn split_at_axis(
+    gpu: &Gpu,
+    dims: &[usize],
+    axis: usize,
+    op: &'static str,
+) -> Result<(usize, usize, usize)> {
     if axis >= dims.len() {
-        return Err(Error::backend(gpu.device, op, format!("axis {axis} is out of range for shape {dims:?}")));
+        return Err(Error::backend(
+            gpu.device,
+            op,
+            format!("axis {axis} is out of range for shape {dims:?}"),
+        ));
     }
-    Ok((dims[..axis].iter().product(), dims[axis], dims[axis + 1..].iter().product()))
+    Ok((
+        dims[..axis].iter().product(),
+        dims[axis],
+        dims[axis + 1..].iter().product(),
+    ))
 }
 
 pub fn index_select(gpu: &Gpu, src: View<'_>, axis: usize, ids: View<'_>) -> Result<BoxStorage> {
@@ -73,7 +92,14 @@ pub fn index_select(gpu: &Gpu, src: View<'_>, axis: usize, ids: View<'_>) -> Res
         .push(dev_ids.device_ptr())
         .push(x.ptr)
         .push(out.device_ptr());
-    super::launch_1d(gpu, OP, Module::Indexing, &format!("index_select_{}", size_sfx(src.dtype())), total, &args)?;
+    super::launch_1d(
+        gpu,
+        OP,
+        Module::Indexing,
+        &format!("index_select_{}", size_sfx(src.dtype())),
+        total,
+        &args,
+    )?;
     Ok(boxed(out))
 }
 
@@ -96,7 +122,13 @@ pub fn buckets(ids: &[u32], size: usize) -> (Vec<u32>, Vec<u32>) {
     (starts, positions)
 }
 
-pub fn index_add(gpu: &Gpu, dst_dims: &[usize], axis: usize, ids: View<'_>, src: View<'_>) -> Result<BoxStorage> {
+pub fn index_add(
+    gpu: &Gpu,
+    dst_dims: &[usize],
+    axis: usize,
+    ids: View<'_>,
+    src: View<'_>,
+) -> Result<BoxStorage> {
     const OP: &str = "index_add";
     let (outer, size, inner) = split_at_axis(gpu, dst_dims, axis, OP)?;
     let ids = checked_ids(&read_ids(gpu, ids, OP)?, size, OP)?;
@@ -111,7 +143,10 @@ pub fn index_add(gpu: &Gpu, dst_dims: &[usize], axis: usize, ids: View<'_>, src:
     }
     let (starts, positions) = buckets(&ids, size);
     let x = contiguous(gpu, src, OP)?;
-    let (dev_starts, dev_positions) = (upload_u32(gpu, OP, &starts)?, upload_u32(gpu, OP, &positions)?);
+    let (dev_starts, dev_positions) = (
+        upload_u32(gpu, OP, &starts)?,
+        upload_u32(gpu, OP, &positions)?,
+    );
     let mut args = Args::new();
     args.push(check_count(OP, total)?)
         .push(check_count(OP, ids.len())?)
@@ -121,7 +156,14 @@ pub fn index_add(gpu: &Gpu, dst_dims: &[usize], axis: usize, ids: View<'_>, src:
         .push(dev_positions.device_ptr())
         .push(x.ptr)
         .push(out.device_ptr());
-    super::launch_1d(gpu, OP, Module::Indexing, &format!("index_add_{t}"), total, &args)?;
+    super::launch_1d(
+        gpu,
+        OP,
+        Module::Indexing,
+        &format!("index_add_{t}"),
+        total,
+        &args,
+    )?;
     Ok(boxed(out))
 }
 
@@ -140,7 +182,14 @@ mod tests {
     fn ids_out_of_range_are_errors() {
         assert_eq!(checked_ids(&[0, 3, 1], 4, "x").unwrap(), vec![0, 3, 1]);
         let err = checked_ids(&[0, 4], 4, "index_select").unwrap_err();
-        assert_eq!(err, Error::IndexOutOfRange { op: "index_select", index: 4, size: 4 });
+        assert_eq!(
+            err,
+            Error::IndexOutOfRange {
+                op: "index_select",
+                index: 4,
+                size: 4
+            }
+        );
         assert!(checked_ids(&[-1], 4, "x").is_err());
     }
 }

@@ -12,13 +12,23 @@ use crate::layout::{check_count, grid_rows, row_threads};
 const OP: &str = "layer_norm";
 const OP_BACKWARD: &str = "layer_norm_backward";
 
-pub fn layer_norm(gpu: &Gpu, x: View<'_>, gamma: View<'_>, beta: View<'_>, eps: f64) -> Result<LayerNormOutput> {
+pub fn layer_norm(
+    gpu: &Gpu,
+    x: View<'_>,
+    gamma: View<'_>,
+    beta: View<'_>,
+    eps: f64,
+) -> Result<LayerNormOutput> {
     let (rows, cols) = rows_cols(gpu, OP, x.dims())?;
     check_dims(gpu, OP, "gamma", gamma.dims(), &[cols])?;
     check_dims(gpu, OP, "beta", beta.dims(), &[cols])?;
     let dtype = common_dtype(OP, &[x, gamma, beta])?;
     let t = float_sfx(OP, dtype)?;
-    let (xc, gc, bc) = (contiguous(gpu, x, OP)?, contiguous(gpu, gamma, OP)?, contiguous(gpu, beta, OP)?);
+    let (xc, gc, bc) = (
+        contiguous(gpu, x, OP)?,
+        contiguous(gpu, gamma, OP)?,
+        contiguous(gpu, beta, OP)?,
+    );
     let y = alloc(gpu, OP, dtype, rows * cols)?;
     let mean = alloc(gpu, OP, dtype, rows)?;
     let rstd = alloc(gpu, OP, dtype, rows)?;
@@ -34,9 +44,20 @@ pub fn layer_norm(gpu: &Gpu, x: View<'_>, gamma: View<'_>, beta: View<'_>, eps: 
             .push(rstd.device_ptr())
             .push(eps);
         let grid = (grid_rows(rows, gpu.max_blocks * 4), 1, 1);
-        gpu.launch(OP, Module::LayerNorm, &format!("layer_norm_{t}"), grid, (row_threads(cols).min(512), 1, 1), &args)?;
+        gpu.launch(
+            OP,
+            Module::LayerNorm,
+            &format!("layer_norm_{t}"),
+            grid,
+            (row_threads(cols).min(512), 1, 1),
+            &args,
+        )?;
     }
-    Ok(LayerNormOutput { y: boxed(y), mean: boxed(mean), rstd: boxed(rstd) })
+    Ok(LayerNormOutput {
+        y: boxed(y),
+        mean: boxed(mean),
+        rstd: boxed(rstd),
+    })
 }
 
 pub fn layer_norm_backward(
@@ -66,12 +87,29 @@ pub fn layer_norm_backward(
     let dgamma = alloc(gpu, OP_BACKWARD, dtype, cols)?;
     let dbeta = alloc(gpu, OP_BACKWARD, dtype, cols)?;
     if cols > 0 {
-        let (r32, c32) = (check_count(OP_BACKWARD, rows)?, check_count(OP_BACKWARD, cols)?);
+        let (r32, c32) = (
+            check_count(OP_BACKWARD, rows)?,
+            check_count(OP_BACKWARD, cols)?,
+        );
         if rows > 0 {
             let mut args = Args::new();
-            args.push(r32).push(c32).push(dyc.ptr).push(xc.ptr).push(gc.ptr).push(mc.ptr).push(rc.ptr).push(dx.device_ptr());
+            args.push(r32)
+                .push(c32)
+                .push(dyc.ptr)
+                .push(xc.ptr)
+                .push(gc.ptr)
+                .push(mc.ptr)
+                .push(rc.ptr)
+                .push(dx.device_ptr());
             let grid = (grid_rows(rows, gpu.max_blocks * 4), 1, 1);
-            gpu.launch(OP_BACKWARD, Module::LayerNorm, &format!("layer_norm_dx_{t}"), grid, (row_threads(cols).min(512), 1, 1), &args)?;
+            gpu.launch(
+                OP_BACKWARD,
+                Module::LayerNorm,
+                &format!("layer_norm_dx_{t}"),
+                grid,
+                (row_threads(cols).min(512), 1, 1),
+                &args,
+            )?;
         }
         // With no rows the column sums are zeros: the kernel's loops just do not run.
         let mut args = Args::new();
@@ -83,7 +121,18 @@ pub fn layer_norm_backward(
             .push(rc.ptr)
             .push(dgamma.device_ptr())
             .push(dbeta.device_ptr());
-        gpu.launch(OP_BACKWARD, Module::LayerNorm, &format!("layer_norm_params_{t}"), (cols.div_ceil(32) as u32, 1, 1), (32, 8, 1), &args)?;
+        gpu.launch(
+            OP_BACKWARD,
+            Module::LayerNorm,
+            &format!("layer_norm_params_{t}"),
+            (cols.div_ceil(32) as u32, 1, 1),
+            (32, 8, 1),
+            &args,
+        )?;
     }
-    Ok(LayerNormGrads { dx: boxed(dx), dgamma: boxed(dgamma), dbeta: boxed(dbeta) })
+    Ok(LayerNormGrads {
+        dx: boxed(dx),
+        dgamma: boxed(dgamma),
+        dbeta: boxed(dbeta),
+    })
 }

@@ -24,7 +24,13 @@ pub struct Placed {
 
 /// Reads `layout` as `[.., rows, cols]` holding `batch` matrices (or one matrix
 /// broadcast over the batch). `Ok(None)`: valid, but cuBLAS cannot read it in place.
-pub fn place(layout: &Layout, batch: usize, rows: usize, cols: usize, what: &str) -> std::result::Result<Option<Placed>, String> {
+pub fn place(
+    layout: &Layout,
+    batch: usize,
+    rows: usize,
+    cols: usize,
+    what: &str,
+) -> std::result::Result<Option<Placed>, String> {
     let dims = layout.dims();
     let strides = layout.strides();
     let rank = dims.len();
@@ -42,13 +48,17 @@ pub fn place(layout: &Layout, batch: usize, rows: usize, cols: usize, what: &str
     } else if count == 1 {
         0
     } else {
-        return Err(format!("{what} has shape {dims:?}: {count} matrices for a batch of {batch}"));
+        return Err(format!(
+            "{what} has shape {dims:?}: {count} matrices for a batch of {batch}"
+        ));
     };
-    Ok(gemm_operand(rows, cols, strides[rank - 2], strides[rank - 1]).map(|op| Placed {
-        offset: layout.offset(),
-        op,
-        batch_stride,
-    }))
+    Ok(
+        gemm_operand(rows, cols, strides[rank - 2], strides[rank - 1]).map(|op| Placed {
+            offset: layout.offset(),
+            op,
+            batch_stride,
+        }),
+    )
 }
 
 pub fn matmul(gpu: &Gpu, lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<BoxStorage> {
@@ -63,9 +73,15 @@ pub fn matmul(gpu: &Gpu, lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Resu
     if k == 0 {
         return memory::full(gpu, dtype, len, 0.0);
     }
-    let prepare = |v: View<'_>, rows: usize, cols: usize, what: &str| -> Result<(u64, Placed, Option<CudaStorage>)> {
+    let prepare = |v: View<'_>,
+                   rows: usize,
+                   cols: usize,
+                   what: &str|
+     -> Result<(u64, Placed, Option<CudaStorage>)> {
         let s = storage(gpu, v, OP)?;
-        match place(v.layout, batch, rows, cols, what).map_err(|e| Error::backend(gpu.device, OP, e))? {
+        match place(v.layout, batch, rows, cols, what)
+            .map_err(|e| Error::backend(gpu.device, OP, e))?
+        {
             Some(p) => Ok((s.device_ptr(), p, None)),
             None => {
                 // Gathered as [batch', rows, cols] row-major.
@@ -74,7 +90,9 @@ pub fn matmul(gpu: &Gpu, lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Resu
                 let l = Layout::contiguous(Shape::new(vec![count, rows, cols]));
                 let p = place(&l, batch, rows, cols, what)
                     .map_err(|e| Error::backend(gpu.device, OP, e))?
-                    .ok_or_else(|| Error::backend(gpu.device, OP, "contiguous copy not readable by cuBLAS"))?;
+                    .ok_or_else(|| {
+                        Error::backend(gpu.device, OP, "contiguous copy not readable by cuBLAS")
+                    })?;
                 Ok((copy.device_ptr(), p, Some(copy)))
             }
         }
@@ -113,10 +131,24 @@ mod tests {
 
     #[test]
     fn contiguous_batches_and_broadcasts_go_in_place() {
-        let p = place(&layout(&[4, 3, 5], &[15, 5, 1], 2), 4, 3, 5, "lhs").unwrap().unwrap();
-        assert_eq!(p, Placed { offset: 2, op: GemmOperand { transposed: false, ld: 5 }, batch_stride: 15 });
+        let p = place(&layout(&[4, 3, 5], &[15, 5, 1], 2), 4, 3, 5, "lhs")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            p,
+            Placed {
+                offset: 2,
+                op: GemmOperand {
+                    transposed: false,
+                    ld: 5
+                },
+                batch_stride: 15
+            }
+        );
         // A weight broadcast over the batch.
-        let p = place(&layout(&[5, 7], &[7, 1], 0), 4, 5, 7, "rhs").unwrap().unwrap();
+        let p = place(&layout(&[5, 7], &[7, 1], 0), 4, 5, 7, "rhs")
+            .unwrap()
+            .unwrap();
         assert_eq!(p.batch_stride, 0);
         // Heads of attention: [b, h, t, d] from a [b, t, h, d] tensor, transposed.
         let (b, t, h, d) = (2, 8, 4, 16);
@@ -125,7 +157,13 @@ mod tests {
         assert_eq!(p, None, "batch axes b and h do not merge: copied");
         let kt = layout(&[b * h, d, t], &[t * d, 1, d], 0);
         let p = place(&kt, b * h, d, t, "rhs").unwrap().unwrap();
-        assert_eq!(p.op, GemmOperand { transposed: true, ld: d });
+        assert_eq!(
+            p.op,
+            GemmOperand {
+                transposed: true,
+                ld: d
+            }
+        );
     }
 
     #[test]

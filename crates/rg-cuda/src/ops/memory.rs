@@ -3,7 +3,9 @@
 use rg_core::backend::{BackendStorage, BoxStorage, View};
 use rg_core::{bf16, f16, DType, Error, HostBuffer, Layout, Result, SharedBytes};
 
-use super::{alloc, boxed, check_bounds, check_dims, launch_1d, layouts, sfx, size_sfx, storage, storage_mut};
+use super::{
+    alloc, boxed, check_bounds, check_dims, launch_1d, layouts, sfx, size_sfx, storage, storage_mut,
+};
 use crate::gpu::{Args, Gpu};
 use crate::kernels::Module;
 use crate::layout::check_count;
@@ -27,8 +29,17 @@ pub fn full(gpu: &Gpu, dtype: DType, len: usize, value: f64) -> Result<BoxStorag
     let out = alloc(gpu, OP, dtype, len)?;
     let n = check_count(OP, len)?;
     let mut args = Args::new();
-    args.push(n).push(fill_bits(dtype, value)).push(out.device_ptr());
-    launch_1d(gpu, OP, Module::Copy, &format!("fill_{}", size_sfx(dtype)), len, &args)?;
+    args.push(n)
+        .push(fill_bits(dtype, value))
+        .push(out.device_ptr());
+    launch_1d(
+        gpu,
+        OP,
+        Module::Copy,
+        &format!("fill_{}", size_sfx(dtype)),
+        len,
+        &args,
+    )?;
     Ok(boxed(out))
 }
 
@@ -56,7 +67,10 @@ pub fn from_shared_bytes(gpu: &Gpu, dtype: DType, bytes: SharedBytes) -> Result<
         return Err(Error::backend(
             gpu.device,
             OP,
-            format!("{} bytes are not a whole number of {dtype} elements", raw.len()),
+            format!(
+                "{} bytes are not a whole number of {dtype} elements",
+                raw.len()
+            ),
         ));
     }
     let out = alloc(gpu, OP, dtype, raw.len() / size)?;
@@ -74,11 +88,29 @@ pub fn gather(gpu: &Gpu, src: View<'_>, op: &'static str) -> Result<CudaStorage>
     Ok(out)
 }
 
-fn copy_kernel(gpu: &Gpu, op: &'static str, src: &CudaStorage, src_layout: &Layout, dst: u64, dst_layout: &Layout) -> Result<()> {
+fn copy_kernel(
+    gpu: &Gpu,
+    op: &'static str,
+    src: &CudaStorage,
+    src_layout: &Layout,
+    dst: u64,
+    dst_layout: &Layout,
+) -> Result<()> {
     let (n, [ls, ld]) = layouts(op, [src_layout, dst_layout])?;
     let mut args = Args::new();
-    args.push(n).push(ls).push(src.device_ptr()).push(ld).push(dst);
-    launch_1d(gpu, op, Module::Copy, &format!("copy_{}", size_sfx(src.dtype())), n as usize, &args)
+    args.push(n)
+        .push(ls)
+        .push(src.device_ptr())
+        .push(ld)
+        .push(dst);
+    launch_1d(
+        gpu,
+        op,
+        Module::Copy,
+        &format!("copy_{}", size_sfx(src.dtype())),
+        n as usize,
+        &args,
+    )
 }
 
 pub fn to_host(gpu: &Gpu, src: View<'_>) -> Result<HostBuffer> {
@@ -109,11 +141,20 @@ pub fn to_host(gpu: &Gpu, src: View<'_>) -> Result<HostBuffer> {
 
 /// Writes the view element by element into `dst` through `dst_layout`. A destination
 /// that repeats an element (stride 0) gets one of the values written to it.
-pub fn copy_strided(gpu: &Gpu, src: View<'_>, dst: &mut dyn BackendStorage, dst_layout: &Layout) -> Result<()> {
+pub fn copy_strided(
+    gpu: &Gpu,
+    src: View<'_>,
+    dst: &mut dyn BackendStorage,
+    dst_layout: &Layout,
+) -> Result<()> {
     const OP: &str = "copy_strided";
     check_dims(gpu, OP, "destination", dst_layout.dims(), src.dims())?;
     if dst.dtype() != src.dtype() {
-        return Err(Error::DTypeMismatch { op: OP, lhs: src.dtype(), rhs: dst.dtype() });
+        return Err(Error::DTypeMismatch {
+            op: OP,
+            lhs: src.dtype(),
+            rhs: dst.dtype(),
+        });
     }
     let s = storage(gpu, src, OP)?;
     let d = storage_mut(gpu, dst, OP)?;
@@ -131,8 +172,18 @@ pub fn cast(gpu: &Gpu, src: View<'_>, dtype: DType) -> Result<BoxStorage> {
     let (n, [l]) = layouts(OP, [src.layout])?;
     let out = alloc(gpu, OP, dtype, n as usize)?;
     let mut args = Args::new();
-    args.push(n).push(l).push(s.device_ptr()).push(out.device_ptr());
-    launch_1d(gpu, OP, Module::Copy, &format!("cast_{}_{}", sfx(src.dtype()), sfx(dtype)), n as usize, &args)?;
+    args.push(n)
+        .push(l)
+        .push(s.device_ptr())
+        .push(out.device_ptr());
+    launch_1d(
+        gpu,
+        OP,
+        Module::Copy,
+        &format!("cast_{}_{}", sfx(src.dtype()), sfx(dtype)),
+        n as usize,
+        &args,
+    )?;
     Ok(boxed(out))
 }
 
@@ -147,6 +198,9 @@ mod tests {
         assert_eq!(fill_bits(DType::U32, -3.0), 0);
         assert_eq!(fill_bits(DType::U32, 1e12), u32::MAX as u64);
         assert_eq!(fill_bits(DType::I64, -2.7), (-2i64) as u64);
-        assert_eq!(fill_bits(DType::F64, f64::NEG_INFINITY), f64::NEG_INFINITY.to_bits());
+        assert_eq!(
+            fill_bits(DType::F64, f64::NEG_INFINITY),
+            f64::NEG_INFINITY.to_bits()
+        );
     }
 }

@@ -22,31 +22,56 @@ pub fn reduce(gpu: &Gpu, op: ReduceOp, src: View<'_>, axis: usize) -> Result<Box
     let name = op.name();
     let dims = src.dims();
     if axis >= dims.len() {
-        return Err(Error::AxisOutOfRange { op: name, axis: axis as isize, rank: dims.len(), shape: Shape::new(dims) });
+        return Err(Error::AxisOutOfRange {
+            op: name,
+            axis: axis as isize,
+            rank: dims.len(),
+            shape: Shape::new(dims),
+        });
     }
     let len = dims[axis];
     if len == 0 && op != ReduceOp::Sum {
-        return Err(Error::backend(gpu.device, name, format!("axis {axis} of shape {dims:?} is empty")));
+        return Err(Error::backend(
+            gpu.device,
+            name,
+            format!("axis {axis} of shape {dims:?} is empty"),
+        ));
     }
     let t = float_sfx(name, src.dtype())?;
     let s = storage(gpu, src, name)?;
     let axis_stride = src.layout.strides()[axis];
     let out_layout = src.layout.squeeze(axis);
     let outputs = out_layout.elem_count();
-    let out_dtype = if op == ReduceOp::ArgMax { DType::U32 } else { src.dtype() };
+    let out_dtype = if op == ReduceOp::ArgMax {
+        DType::U32
+    } else {
+        src.dtype()
+    };
     let out = alloc(gpu, name, out_dtype, outputs)?;
     if outputs == 0 {
         return Ok(boxed(out));
     }
     let [lo] = kernel_layouts(name, [&out_layout])?;
-    let inner_stride = if lo.rank == 0 { usize::MAX } else { lo.strides[lo.rank as usize - 1] as usize };
+    let inner_stride = if lo.rank == 0 {
+        usize::MAX
+    } else {
+        lo.strides[lo.rank as usize - 1] as usize
+    };
     let row = per_output(axis_stride, inner_stride, outputs, len);
     let (n, len32) = (check_count(name, outputs)?, check_count(name, len)?);
     let mut args = Args::new();
-    args.push(n).push(len32).push(lo).push(axis_stride as u64).push(s.device_ptr()).push(out.device_ptr());
+    args.push(n)
+        .push(len32)
+        .push(lo)
+        .push(axis_stride as u64)
+        .push(s.device_ptr())
+        .push(out.device_ptr());
     let kernel = format!("reduce_{}_{name}_{t}", if row { "row" } else { "col" });
     let (grid, block) = if row {
-        ((grid_rows(outputs, gpu.max_blocks * 4), 1, 1), (row_threads(len).min(256), 1, 1))
+        (
+            (grid_rows(outputs, gpu.max_blocks * 4), 1, 1),
+            (row_threads(len).min(256), 1, 1),
+        )
     } else {
         ((outputs.div_ceil(32) as u32, 1, 1), (32, 8, 1))
     };

@@ -16,15 +16,35 @@ pub fn softmax_last(gpu: &Gpu, src: View<'_>, log: bool) -> Result<BoxStorage> {
     let out = alloc(gpu, op, src.dtype(), rows * cols)?;
     if rows * cols > 0 {
         let mut args = Args::new();
-        args.push(check_count(op, rows)?).push(check_count(op, cols)?).push(x.ptr).push(out.device_ptr()).push(log as i32);
+        args.push(check_count(op, rows)?)
+            .push(check_count(op, cols)?)
+            .push(x.ptr)
+            .push(out.device_ptr())
+            .push(log as i32);
         let grid = (grid_rows(rows, gpu.max_blocks * 4), 1, 1);
-        gpu.launch(op, Module::Softmax, &format!("softmax_{t}"), grid, (row_threads(cols).min(512), 1, 1), &args)?;
+        gpu.launch(
+            op,
+            Module::Softmax,
+            &format!("softmax_{t}"),
+            grid,
+            (row_threads(cols).min(512), 1, 1),
+            &args,
+        )?;
     }
     Ok(boxed(out))
 }
 
-pub fn softmax_last_backward(gpu: &Gpu, y: View<'_>, dy: View<'_>, log: bool) -> Result<BoxStorage> {
-    let op = if log { "log_softmax_backward" } else { "softmax_backward" };
+pub fn softmax_last_backward(
+    gpu: &Gpu,
+    y: View<'_>,
+    dy: View<'_>,
+    log: bool,
+) -> Result<BoxStorage> {
+    let op = if log {
+        "log_softmax_backward"
+    } else {
+        "softmax_backward"
+    };
     check_dims(gpu, op, "dy", dy.dims(), y.dims())?;
     let dtype = common_dtype(op, &[y, dy])?;
     let t = float_sfx(op, dtype)?;
@@ -40,7 +60,14 @@ pub fn softmax_last_backward(gpu: &Gpu, y: View<'_>, dy: View<'_>, log: bool) ->
             .push(out.device_ptr())
             .push(log as i32);
         let grid = (grid_rows(rows, gpu.max_blocks * 4), 1, 1);
-        gpu.launch(op, Module::Softmax, &format!("softmax_backward_{t}"), grid, (row_threads(cols).min(512), 1, 1), &args)?;
+        gpu.launch(
+            op,
+            Module::Softmax,
+            &format!("softmax_backward_{t}"),
+            grid,
+            (row_threads(cols).min(512), 1, 1),
+            &args,
+        )?;
     }
     Ok(boxed(out))
 }
