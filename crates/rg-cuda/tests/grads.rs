@@ -150,10 +150,15 @@ fn grads_of(
     (value, g)
 }
 
+/// Whole graphs: f32 at the op tolerance. A graph run entirely in bf16 rounds every
+/// intermediate result (each op is checked at 1e-2 above), and those roundings
+/// compound through a few layers, so the graph-level bound for bf16 is 5e-2.
+const GRAPH_TOLERANCES: [(DType, f64); 2] = [(DType::F32, 1e-5), (DType::BF16, 5e-2)];
+
 /// Compares a graph's loss and gradients on CUDA with the CPU, per float dtype (the
 /// CPU computing in f32 on the same rounded inputs).
 fn check_graph(name: &str, gpu: Device, inputs: &[Tensor], f: &dyn Fn(&[Var]) -> Var) {
-    for (dtype, tol) in FLOATS {
+    for (dtype, tol) in GRAPH_TOLERANCES {
         let rounded: Vec<Tensor> = inputs
             .iter()
             .map(|t| t.to_dtype(dtype).unwrap().to_dtype(DType::F32).unwrap())

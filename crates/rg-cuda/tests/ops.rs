@@ -179,12 +179,13 @@ fn reductions_along_every_axis() {
             }
         }
     }
-    // A long single row (one block reduces it) and a tall matrix summed over rows.
-    let long = randn(&mut r, &[100_000], 1.0);
+    // A long single row (one block reduces it) and a tall matrix summed over rows;
+    // positive values, so the sums are far from zero and rounding stays relative.
+    let long = positive(&mut r, &[100_000], 0.5, 1.5);
     check("sum of a long row", gpu, &[long], |t| {
         t[0].sum(0, false).unwrap()
     });
-    let tall = randn(&mut r, &[3000, 96], 1.0);
+    let tall = positive(&mut r, &[3000, 96], 0.5, 1.5);
     check("column sums", gpu, &[tall], |t| t[0].sum(0, false).unwrap());
 }
 
