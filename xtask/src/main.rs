@@ -4,6 +4,7 @@
 //! package registry). Each takes `--help`.
 
 mod bench;
+mod gpu_bundle;
 mod kernels;
 mod layering;
 mod paths;
@@ -18,8 +19,9 @@ fn run() -> Result<()> {
         Some("lint") => layering::check(),
         Some("bench") => bench::run(&args[1..]),
         Some("kernels") => kernels::run(&args[1..]),
-        Some(other) => bail!("unknown task {other:?}; available: lint, bench, kernels"),
-        None => bail!("usage: cargo xtask <lint|bench|kernels>"),
+        Some("gpu-bundle") => gpu_bundle::run(&args[1..]),
+        Some(other) => bail!("unknown task {other:?}; available: lint, bench, kernels, gpu-bundle"),
+        None => bail!("usage: cargo xtask <lint|bench|kernels|gpu-bundle>"),
     }
 }
 
