@@ -27,18 +27,21 @@ struct Layout {
     u64 offset;
 };
 
+// The outermost axis needs no division (i < dims[0] once the inner axes are peeled
+// off), so a contiguous run (rank 1) costs no division at all.
 __device__ __forceinline__ u64 at(const Layout& l, u32 i) {
     u64 off = l.offset;
-    for (int d = (int)l.rank - 1; d >= 0; --d) {
+    for (int d = (int)l.rank - 1; d > 0; --d) {
         u32 n = l.dims[d];
         u32 q = i / n;
         off += (u64)(i - q * n) * l.strides[d];
         i = q;
     }
-    return off;
+    return l.rank ? off + (u64)i * l.strides[0] : off;
 }
 
-// Grid-stride loop over `n` elements.
+// Grid-stride loop over `n` elements. The host keeps n below 2^31 (rg-cuda
+// `layout::check_count`), so `i + stride` cannot wrap around.
 #define FOR_EACH(i, n) \
     for (u32 i = blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += blockDim.x * gridDim.x)
 

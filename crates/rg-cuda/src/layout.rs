@@ -99,15 +99,22 @@ pub fn kernel_layouts<const N: usize>(
     Ok(out)
 }
 
-/// Element counts must fit the kernels' u32 indices.
+/// Most elements one launch may cover: the kernels index with u32, and grid-stride
+/// loops add up to about 2^20 to an index below this without wrapping.
+pub const MAX_ELEMENTS: usize = i32::MAX as usize;
+
+/// Element counts must fit the kernels' 32-bit indices (below [`MAX_ELEMENTS`]).
 pub fn check_count(op: &'static str, n: usize) -> Result<u32> {
-    u32::try_from(n).map_err(|_| too_many(op, n))
+    if n > MAX_ELEMENTS {
+        return Err(too_many(op, n));
+    }
+    Ok(n as u32)
 }
 
 fn too_many(op: &'static str, n: usize) -> Error {
     Error::invalid(
         op,
-        format!("CUDA: {n} elements in one launch exceed the kernels' 32-bit indices"),
+        format!("CUDA: {n} elements in one launch exceed the kernels' limit of {MAX_ELEMENTS}"),
     )
 }
 
@@ -208,6 +215,7 @@ mod tests {
         assert_eq!(row_threads(1), 32);
         assert_eq!(row_threads(100), 128);
         assert_eq!(row_threads(50257), 1024);
-        assert!(check_count("x", u32::MAX as usize + 1).is_err());
+        assert!(check_count("x", MAX_ELEMENTS + 1).is_err());
+        assert_eq!(check_count("x", MAX_ELEMENTS).unwrap(), i32::MAX as u32);
     }
 }
