@@ -74,13 +74,59 @@ __device__ void layer_norm_params(u32 rows, u32 cols, const T* dy, const T* x, c
     }
 }
 
+// The same sums over the rows of chunk blockIdx.y only, in f32/f64, into
+// pg/pb[y * cols + c]; `layer_norm_params_finish` adds the chunks up.
+template <class T>
+__device__ void layer_norm_params_part(u32 rows, u32 cols, const T* dy, const T* x, const T* mean, const T* rstd,
+                                       typename AccT<T>::type* pg, typename AccT<T>::type* pb, u32 chunk) {
+    typedef typename AccT<T>::type A;
+    __shared__ A sg[8][33], sb[8][33];
+    u32 c = blockIdx.x * 32 + threadIdx.x;
+    u32 begin = blockIdx.y * chunk, end = min(rows, begin + chunk);
+    A g = 0, b = 0;
+    if (c < cols) {
+        for (u32 r = begin + threadIdx.y; r < end; r += 8) {
+            u64 o = (u64)r * cols + c;
+            A d = to_acc(dy[o]);
+            g += d * (to_acc(x[o]) - to_acc(mean[r])) * to_acc(rstd[r]);
+            b += d;
+        }
+    }
+    sg[threadIdx.y][threadIdx.x] = g;
+    sb[threadIdx.y][threadIdx.x] = b;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < cols) {
+        for (int k = 1; k < 8; ++k) { g += sg[k][threadIdx.x]; b += sb[k][threadIdx.x]; }
+        pg[(u64)blockIdx.y * cols + c] = g;
+        pb[(u64)blockIdx.y * cols + c] = b;
+    }
+}
+
+template <class T>
+__device__ void layer_norm_params_finish(u32 cols, u32 splits, const typename AccT<T>::type* pg, const typename AccT<T>::type* pb,
+                                         T* dgamma, T* dbeta) {
+    typedef typename AccT<T>::type A;
+    FOR_EACH(c, cols) {
+        A g = 0, b = 0;
+        for (u32 s = 0; s < splits; ++s) { g += pg[(u64)s * cols + c]; b += pb[(u64)s * cols + c]; }
+        dgamma[c] = from_acc<T>(g);
+        dbeta[c] = from_acc<T>(b);
+    }
+}
+
 #define LAYER_NORM(T, sfx) \
     extern "C" __global__ void layer_norm_##sfx(u32 rows, u32 cols, const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd, double eps) { \
         layer_norm<T>(rows, cols, x, gamma, beta, y, mean, rstd, eps); } \
     extern "C" __global__ void layer_norm_dx_##sfx(u32 rows, u32 cols, const T* dy, const T* x, const T* gamma, const T* mean, const T* rstd, T* dx) { \
         layer_norm_dx<T>(rows, cols, dy, x, gamma, mean, rstd, dx); } \
     extern "C" __global__ void layer_norm_params_##sfx(u32 rows, u32 cols, const T* dy, const T* x, const T* mean, const T* rstd, T* dgamma, T* dbeta) { \
-        layer_norm_params<T>(rows, cols, dy, x, mean, rstd, dgamma, dbeta); }
+        layer_norm_params<T>(rows, cols, dy, x, mean, rstd, dgamma, dbeta); } \
+    extern "C" __global__ void layer_norm_params_part_##sfx(u32 rows, u32 cols, const T* dy, const T* x, const T* mean, const T* rstd, \
+                                                            AccT<T>::type* pg, AccT<T>::type* pb, u32 chunk) { \
+        layer_norm_params_part<T>(rows, cols, dy, x, mean, rstd, pg, pb, chunk); } \
+    extern "C" __global__ void layer_norm_params_finish_##sfx(u32 cols, u32 splits, const AccT<T>::type* pg, const AccT<T>::type* pb, \
+                                                              T* dgamma, T* dbeta) { \
+        layer_norm_params_finish<T>(cols, splits, pg, pb, dgamma, dbeta); }
 LAYER_NORM(float, f32)
 LAYER_NORM(double, f64)
 LAYER_NORM(bf16, bf16)

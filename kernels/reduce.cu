@@ -7,7 +7,10 @@
 // - `reduce_row_*`: one block per output, threads stride along the reduced run
 //   (unit-stride runs, e.g. the last axis);
 // - `reduce_col_*`: a block of 32 x 8 threads covers 32 neighbouring outputs, the 8 rows
-//   of threads split the run (summing the rows of a matrix reads coalesced lines).
+//   of threads split the run (summing the rows of a matrix reads coalesced lines);
+// - `reduce_part_*` + `reduce_finish_*`: the same, with the run also cut into
+//   `gridDim.y` chunks whose partial results (accumulation type) a second kernel folds,
+//   for few outputs over long runs (a bias gradient: 768 sums of 16K rows).
 #include "common.cuh"
 
 template <class A> struct SumOp {
@@ -66,6 +69,39 @@ __device__ void reduce_col(u32 outputs, u32 len, const Layout& lo, u64 axis_stri
     __syncthreads();
     if (threadIdx.y == 0 && o < outputs) {
         for (int r = 1; r < 8; ++r) acc = op.step(acc, part[r][threadIdx.x]);
+        y[o] = from_acc<T>(acc);
+    }
+}
+
+// Chunk blockIdx.y of the run ([y * chunk, (y + 1) * chunk)) into part[y * outputs + o].
+template <class T, class Op>
+__device__ void reduce_part(u32 outputs, u32 len, const Layout& lo, u64 axis_stride, const T* x,
+                            typename AccT<T>::type* part, u32 chunk, Op op) {
+    typedef typename AccT<T>::type A;
+    __shared__ A parts[8][33];
+    u32 o = blockIdx.x * 32 + threadIdx.x;
+    u32 begin = blockIdx.y * chunk;
+    u32 end = min(len, begin + chunk);
+    A acc = op.init();
+    if (o < outputs) {
+        u64 base = at(lo, o);
+        for (u32 j = begin + threadIdx.y; j < end; j += 8) acc = op.step(acc, to_acc(x[base + j * axis_stride]));
+    }
+    parts[threadIdx.y][threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.y == 0 && o < outputs) {
+        for (int r = 1; r < 8; ++r) acc = op.step(acc, parts[r][threadIdx.x]);
+        part[(u64)blockIdx.y * outputs + o] = acc;
+    }
+}
+
+// y[o] = fold of part[s * outputs + o] over the splits.
+template <class T, class Op>
+__device__ void reduce_finish(u32 outputs, u32 splits, const typename AccT<T>::type* part, T* y, Op op) {
+    typedef typename AccT<T>::type A;
+    FOR_EACH(o, outputs) {
+        A acc = part[o];
+        for (u32 s = 1; s < splits; ++s) acc = op.step(acc, part[(u64)s * outputs + o]);
         y[o] = from_acc<T>(acc);
     }
 }
@@ -135,6 +171,16 @@ __device__ void argmax_col(u32 outputs, u32 len, const Layout& lo, u64 axis_stri
     extern "C" __global__ void reduce_col_max_##sfx(u32 n, u32 len, Layout lo, u64 st, const T* x, T* y) { reduce_col<T>(n, len, lo, st, x, y, MaxOp<AccT<T>::type>()); } \
     extern "C" __global__ void reduce_col_min_##sfx(u32 n, u32 len, Layout lo, u64 st, const T* x, T* y) { reduce_col<T>(n, len, lo, st, x, y, MinOp<AccT<T>::type>()); } \
     extern "C" __global__ void reduce_col_argmax_##sfx(u32 n, u32 len, Layout lo, u64 st, const T* x, u32* y) { argmax_col<T>(n, len, lo, st, x, y); }
+#define REDUCE_SPLIT(T, sfx, name, OP) \
+    extern "C" __global__ void reduce_part_##name##_##sfx(u32 n, u32 len, Layout lo, u64 st, const T* x, AccT<T>::type* part, u32 chunk) { \
+        reduce_part<T>(n, len, lo, st, x, part, chunk, OP<AccT<T>::type>()); } \
+    extern "C" __global__ void reduce_finish_##name##_##sfx(u32 n, u32 splits, const AccT<T>::type* part, T* y) { \
+        reduce_finish<T>(n, splits, part, y, OP<AccT<T>::type>()); }
+#define REDUCE_SPLITS(T, sfx) REDUCE_SPLIT(T, sfx, sum, SumOp) REDUCE_SPLIT(T, sfx, max, MaxOp) REDUCE_SPLIT(T, sfx, min, MinOp)
+REDUCE_SPLITS(float, f32)
+REDUCE_SPLITS(double, f64)
+REDUCE_SPLITS(bf16, bf16)
+
 REDUCE(float, f32)
 REDUCE(double, f64)
 REDUCE(bf16, bf16)

@@ -28,6 +28,8 @@ pub struct Gpu {
     pub blas: Blas,
     pub major: i32,
     pub minor: i32,
+    /// Streaming multiprocessors.
+    pub sms: u32,
     /// Blocks for grid-stride loops: a few waves over the SMs.
     pub max_blocks: u32,
     modules: Mutex<HashMap<Module, Loaded>>,
@@ -123,6 +125,7 @@ impl Gpu {
             blas,
             major,
             minor,
+            sms: sms.max(1) as u32,
             max_blocks: (sms.max(1) as u32) * 16,
             modules: Mutex::default(),
             functions: Mutex::default(),

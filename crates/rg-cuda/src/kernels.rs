@@ -122,6 +122,10 @@ mod tests {
             assert!(has(Module::Copy, name), "{name}");
         }
         assert!(has(Module::Reduce, "reduce_col_argmax_bf16"));
+        assert!(has(Module::Reduce, "reduce_part_sum_f64"));
+        assert!(has(Module::Reduce, "reduce_finish_min_bf16"));
+        assert!(has(Module::LayerNorm, "layer_norm_params_part_bf16"));
+        assert!(has(Module::LayerNorm, "layer_norm_params_finish_f32"));
         assert!(has(Module::Attention, "attention_decode_combine_bf16"));
     }
 }

@@ -139,6 +139,21 @@ pub fn row_threads(cols: usize) -> u32 {
     (cols.div_ceil(32) * 32).clamp(32, 1024) as u32
 }
 
+/// How to cut the runs of a column reduction (`outputs` neighbouring sums over `len`
+/// rows, blocks of 32 outputs) so that enough blocks run at once on `sms`
+/// multiprocessors: `(splits, chunk)` with `splits * chunk >= len`; one split when the
+/// outputs alone fill the GPU or the runs are short (at least 256 rows per chunk).
+pub fn column_splits(outputs: usize, len: usize, sms: u32) -> (usize, usize) {
+    let col_blocks = outputs.div_ceil(32).max(1);
+    let target = 4 * sms.max(1) as usize;
+    if col_blocks >= target || len < 512 {
+        return (1, len.max(1));
+    }
+    let splits = (target / col_blocks).clamp(1, len / 256);
+    let chunk = len.div_ceil(splits);
+    (len.div_ceil(chunk), chunk)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +231,18 @@ mod tests {
         assert_eq!(row_threads(100), 128);
         assert_eq!(row_threads(50257), 1024);
         assert!(check_count("x", MAX_ELEMENTS + 1).is_err());
+        // A bias gradient on an H100 (132 SMs): 768 sums of 16K rows.
+        let (splits, chunk) = column_splits(768, 16_384, 132);
+        assert_eq!((splits, chunk), (22, 745));
+        assert!(splits * chunk >= 16_384 && (splits - 1) * chunk < 16_384);
+        assert_eq!(
+            column_splits(50_257, 16_384, 132),
+            (1, 16_384),
+            "outputs fill the GPU"
+        );
+        assert_eq!(column_splits(96, 300, 132), (1, 300), "short runs");
+        let (splits, chunk) = column_splits(96, 3000, 132);
+        assert!(splits > 1 && chunk >= 256 && splits * chunk >= 3000);
         assert_eq!(check_count("x", MAX_ELEMENTS).unwrap(), i32::MAX as u32);
     }
 }

@@ -2,12 +2,12 @@
 //! backward dx one block per row, dgamma and dbeta as column sums.
 
 use rg_core::backend::{LayerNormGrads, LayerNormOutput, View};
-use rg_core::Result;
+use rg_core::{DType, Result};
 
-use super::{alloc, boxed, check_dims, common_dtype, contiguous, float_sfx, rows_cols};
+use super::{alloc, boxed, check_dims, common_dtype, contiguous, float_sfx, launch_1d, rows_cols};
 use crate::gpu::{Args, Gpu};
 use crate::kernels::Module;
-use crate::layout::{check_count, grid_rows, row_threads};
+use crate::layout::{check_count, column_splits, grid_rows, row_threads};
 
 const OP: &str = "layer_norm";
 const OP_BACKWARD: &str = "layer_norm_backward";
@@ -111,24 +111,69 @@ pub fn layer_norm_backward(
                 &args,
             )?;
         }
-        // With no rows the column sums are zeros: the kernel's loops just do not run.
-        let mut args = Args::new();
-        args.push(r32)
-            .push(c32)
-            .push(dyc.ptr)
-            .push(xc.ptr)
-            .push(mc.ptr)
-            .push(rc.ptr)
-            .push(dgamma.device_ptr())
-            .push(dbeta.device_ptr());
-        gpu.launch(
-            OP_BACKWARD,
-            Module::LayerNorm,
-            &format!("layer_norm_params_{t}"),
-            (cols.div_ceil(32) as u32, 1, 1),
-            (32, 8, 1),
-            &args,
-        )?;
+        let (splits, chunk) = column_splits(cols, rows, gpu.sms);
+        if splits > 1 {
+            // Partial sums per chunk of rows in the accumulation type, then added up.
+            let acc = if dtype == DType::F64 {
+                DType::F64
+            } else {
+                DType::F32
+            };
+            let pg = alloc(gpu, OP_BACKWARD, acc, splits * cols)?;
+            let pb = alloc(gpu, OP_BACKWARD, acc, splits * cols)?;
+            let mut args = Args::new();
+            args.push(r32)
+                .push(c32)
+                .push(dyc.ptr)
+                .push(xc.ptr)
+                .push(mc.ptr)
+                .push(rc.ptr)
+                .push(pg.device_ptr())
+                .push(pb.device_ptr())
+                .push(chunk as u32);
+            gpu.launch(
+                OP_BACKWARD,
+                Module::LayerNorm,
+                &format!("layer_norm_params_part_{t}"),
+                (cols.div_ceil(32) as u32, splits as u32, 1),
+                (32, 8, 1),
+                &args,
+            )?;
+            let mut args = Args::new();
+            args.push(c32)
+                .push(splits as u32)
+                .push(pg.device_ptr())
+                .push(pb.device_ptr())
+                .push(dgamma.device_ptr())
+                .push(dbeta.device_ptr());
+            launch_1d(
+                gpu,
+                OP_BACKWARD,
+                Module::LayerNorm,
+                &format!("layer_norm_params_finish_{t}"),
+                cols,
+                &args,
+            )?;
+        } else {
+            // With no rows the column sums are zeros: the kernel's loops just do not run.
+            let mut args = Args::new();
+            args.push(r32)
+                .push(c32)
+                .push(dyc.ptr)
+                .push(xc.ptr)
+                .push(mc.ptr)
+                .push(rc.ptr)
+                .push(dgamma.device_ptr())
+                .push(dbeta.device_ptr());
+            gpu.launch(
+                OP_BACKWARD,
+                Module::LayerNorm,
+                &format!("layer_norm_params_{t}"),
+                (cols.div_ceil(32) as u32, 1, 1),
+                (32, 8, 1),
+                &args,
+            )?;
+        }
     }
     Ok(LayerNormGrads {
         dx: boxed(dx),

@@ -5,10 +5,10 @@
 use rg_core::backend::{BoxStorage, View};
 use rg_core::{DType, Error, ReduceOp, Result, Shape};
 
-use super::{alloc, boxed, float_sfx, storage};
+use super::{alloc, boxed, float_sfx, launch_1d, storage};
 use crate::gpu::{Args, Gpu};
 use crate::kernels::Module;
-use crate::layout::{check_count, grid_rows, kernel_layouts, row_threads};
+use crate::layout::{check_count, column_splits, grid_rows, kernel_layouts, row_threads};
 
 /// Whether each output reduces its own run with a whole block (`true`), or blocks of
 /// 32 neighbouring outputs walk the axis together (`false`): the first when the
@@ -59,6 +59,47 @@ pub fn reduce(gpu: &Gpu, op: ReduceOp, src: View<'_>, axis: usize) -> Result<Box
     };
     let row = per_output(axis_stride, inner_stride, outputs, len);
     let (n, len32) = (check_count(name, outputs)?, check_count(name, len)?);
+    let (splits, chunk) = column_splits(outputs, len, gpu.sms);
+    if !row && splits > 1 && op != ReduceOp::ArgMax {
+        // Partial folds of each chunk in the accumulation type, then one pass over them.
+        let acc = if src.dtype() == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let part = alloc(gpu, name, acc, splits * outputs)?;
+        let mut args = Args::new();
+        args.push(n)
+            .push(len32)
+            .push(lo)
+            .push(axis_stride as u64)
+            .push(s.device_ptr())
+            .push(part.device_ptr())
+            .push(chunk as u32);
+        let grid = (outputs.div_ceil(32) as u32, splits as u32, 1);
+        gpu.launch(
+            name,
+            Module::Reduce,
+            &format!("reduce_part_{name}_{t}"),
+            grid,
+            (32, 8, 1),
+            &args,
+        )?;
+        let mut args = Args::new();
+        args.push(n)
+            .push(splits as u32)
+            .push(part.device_ptr())
+            .push(out.device_ptr());
+        launch_1d(
+            gpu,
+            name,
+            Module::Reduce,
+            &format!("reduce_finish_{name}_{t}"),
+            outputs,
+            &args,
+        )?;
+        return Ok(boxed(out));
+    }
     let mut args = Args::new();
     args.push(n)
         .push(len32)
