@@ -320,7 +320,7 @@ fn cross_entropy_forward_with_ignored_rows() {
 fn bad_indices_are_errors_not_crashes() {
     let Some(gpu) = cuda_or_skip() else { return };
     let x = Tensor::from_vec(vec![1f32; 12], [3, 4], &gpu).unwrap();
-    let bad = Tensor::from_vec(vec![0u32, 4], [2], &gpu).unwrap();
+    let bad = Tensor::from_vec(vec![0u32, 4, 1], [3], &gpu).unwrap();
     let e = x.cross_entropy(&bad, None).unwrap_err();
     assert!(
         matches!(
