@@ -94,11 +94,16 @@ if torch.cuda.is_available():
 " 2>&1 || echo "PyTorch: not usable (the PyTorch peers will be skipped)"
 fi
 command -v nvcc >/dev/null && nvcc --version | tail -2
+# What rg-cuda will find to load (it opens the driver and cuBLAS at run time).
+echo "libraries:"; ldconfig -p 2>/dev/null | grep -E 'libcuda\.so|libcublas(Lt)?\.so' | sed 's/^/  /' | head -8
 
 step "CUDA tests"
 RESULTS=$OUT/tests.tsv
 printf 'binary\tresult\tpassed\tfailed\tignored\tseconds\n' >"$RESULTS"
-if [ -n "$GPU" ]; then export RG_REQUIRE_CUDA=1; else unset RG_REQUIRE_CUDA; fi
+# Without a GPU the tests must say they skipped; libtest shows what passing tests
+# print only with --nocapture.
+TEST_ARGS=()
+if [ -n "$GPU" ]; then export RG_REQUIRE_CUDA=1; else unset RG_REQUIRE_CUDA; TEST_ARGS=(--nocapture); fi
 TEST_END=$((SECONDS + TEST_BUDGET))
 while IFS=$'\t' read -r name pkgdir bin; do
   case "$name" in '#'*|'') continue ;; esac
@@ -115,7 +120,7 @@ while IFS=$'\t' read -r name pkgdir bin; do
   [ -d "$dir" ] || dir="$ROOT"
   tlog=$(mktemp)
   t0=$SECONDS
-  (cd "$dir" && CARGO_MANIFEST_DIR="$dir" timeout -k 5 "$t" "$UNPACKED/$bin" </dev/null) >"$tlog" 2>&1
+  (cd "$dir" && CARGO_MANIFEST_DIR="$dir" timeout -k 5 "$t" "$UNPACKED/$bin" "${TEST_ARGS[@]}" </dev/null) >"$tlog" 2>&1
   rc=$?
   secs=$((SECONDS - t0))
   # libtest's closing line: "test result: ok. 12 passed; 0 failed; 1 ignored; ..."
@@ -183,19 +188,26 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 # What the issue asks of each row: ours / PyTorch at least this much.
 targets = {"matmul": 0.9, "gpt2_train_step": 1.0}
+
+
+def short(why):
+    why = str(why)
+    return why if len(why) <= 90 else why[:87] + "..."
+
+
 print("| bench row | ours | PyTorch | ours/PyTorch | target |")
 print("| --- | ---: | ---: | ---: | --- |")
 for row in r["rows"]:
     label = f"{row['name']} {row['size']} {row['dtype']}"
     unit = row["rate_unit"]
-    ours = f"{row['rate']:.4g} {unit}" if row.get("rate") else f"skipped: {row.get('skipped')}"
+    ours = f"{row['rate']:.4g} {unit}" if row.get("rate") else f"skipped: {short(row.get('skipped'))}"
     peer = next((p for p in row["peers"] if p["peer"] in ("torch", "transformers")), None)
     if peer is None:
         theirs, ratio = "", ""
     elif peer.get("rate"):
         theirs, ratio = f"{peer['rate']:.4g} {unit}", (f"{peer['ratio']:.3f}" if peer.get("ratio") else "")
     else:
-        theirs, ratio = f"skipped: {peer.get('skipped')}", ""
+        theirs, ratio = f"skipped: {short(peer.get('skipped'))}", ""
     goal = targets.get(row["name"])
     verdict = ""
     if goal is not None and ratio:

@@ -143,6 +143,11 @@ impl PeerServer {
             .collect())
     }
 
+    /// Whether the script was stopped after a row timed out.
+    pub fn is_dead(&self) -> bool {
+        self.dead.is_some()
+    }
+
     pub fn finish(mut self) -> Result<()> {
         drop(self.stdin.take());
         self.child.wait()?;
