@@ -35,8 +35,8 @@ const USAGE: &str =
 
 NVRTC, headers and ptxas come from pip wheels (or RG_NVRTC_LIB, RG_CUDA_INCLUDE, RG_PTXAS):
   python3 -m venv ~/.cache/rusty-gradients/cuda-venv
-  ~/.cache/rusty-gradients/cuda-venv/bin/pip install 'nvidia-cuda-nvrtc-cu12==12.4.*' \\
-      'nvidia-cuda-runtime-cu12==12.4.*' 'nvidia-cuda-nvcc-cu12==12.4.*'";
+  ~/.cache/rusty-gradients/cuda-venv/bin/pip install nvidia-cuda-nvrtc-cu12==12.4.127 \\
+      nvidia-cuda-runtime-cu12==12.4.127 nvidia-cuda-nvcc-cu12==12.4.131";
 
 struct Options {
     check: bool,

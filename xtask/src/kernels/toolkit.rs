@@ -16,10 +16,11 @@ use std::process::Command;
 use anyhow::{bail, Result};
 use serde_json::Value;
 
-/// The one command that installs everything `cargo xtask kernels --ptxas` needs.
+/// The one command that installs everything `cargo xtask kernels --ptxas` needs: the
+/// exact builds `.ci/run` uses, since the committed PTX is compared byte for byte.
 pub const PIP_HINT: &str = "python3 -m venv ~/.cache/rusty-gradients/cuda-venv && \
-~/.cache/rusty-gradients/cuda-venv/bin/pip install 'nvidia-cuda-nvrtc-cu12==12.4.*' \
-'nvidia-cuda-runtime-cu12==12.4.*' 'nvidia-cuda-nvcc-cu12==12.4.*'";
+~/.cache/rusty-gradients/cuda-venv/bin/pip install nvidia-cuda-nvrtc-cu12==12.4.127 \
+nvidia-cuda-runtime-cu12==12.4.127 nvidia-cuda-nvcc-cu12==12.4.131";
 
 /// The venv `.ci/run` creates, relative to `$HOME`.
 pub const CI_VENV: &str = ".cache/rusty-gradients/cuda-venv";
