@@ -14,7 +14,10 @@ typedef long long i64;
 typedef __nv_bfloat16 bf16;
 typedef __half f16;
 
+// NVRTC has no <math.h>: +inf as a bit pattern.
+#ifndef INFINITY
 #define INFINITY __int_as_float(0x7f800000)
+#endif
 
 // A strided view, dims coalesced on the host (rg-cuda `layout.rs`): element `i` of the
 // row-major iteration order sits at `offset + sum(idx[d] * strides[d])`. Must match
