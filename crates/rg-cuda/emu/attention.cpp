@@ -65,6 +65,29 @@ int main() {
         bool ok = eo < 1e-5 && el < 1e-5 && eq < 1e-5 && ek < 1e-5 && ev < 1e-5;
         fails += !ok;
         printf("B%u T%u S%u H%u D%u: out %.2e lse %.2e dq %.2e dk %.2e dv %.2e %s\n", B, T, S, H, D, eo, el, eq, ek, ev, ok ? "ok" : "FAIL");
+        // bf16 storage, f32 compute: the same cases through the bf16 entry points,
+        // against the f32 results (the inputs here are not rounded, so the bound is
+        // bf16's rounding of inputs and outputs, 1e-2).
+        auto to_b = [](const std::vector<float>& a) { std::vector<bf16> r(a.size()); for (size_t i = 0; i < a.size(); ++i) r[i] = __float2bfloat16(a[i]); return r; };
+        auto to_f = [](const std::vector<bf16>& a) { std::vector<float> r(a.size()); for (size_t i = 0; i < a.size(); ++i) r[i] = __bfloat162float(a[i]); return r; };
+        auto qb = to_b(q), kb = to_b(k), vb = to_b(v), gb = to_b(dout), ob = to_b(fo);
+        std::vector<bf16> outb(q.size()), dqb(q.size()), dkb(k.size()), dvb(v.size());
+        std::vector<float> lseb(B * H * T, NAN), deltab(B * H * T, NAN);
+        if (T == 1) {
+            unsigned splits = (S + 255) / 256;
+            std::vector<float> ws(B * H * splits * (D + 2), NAN);
+            launch({splits, H, B}, {128, 1, 1}, [&] { attention_decode_bf16(S, H, D, splits, qb.data(), qs, kb.data(), ks, vb.data(), ks, ws.data(), scale); });
+            launch({H, B, 1}, {32, 1, 1}, [&] { attention_decode_combine_bf16(H, D, splits, ws.data(), outb.data(), lseb.data()); });
+        } else {
+            launch({(T + 15) / 16, H, B}, {128, 1, 1}, [&] { attention_fwd_bf16(T, S, H, D, qb.data(), qs, kb.data(), ks, vb.data(), ks, outb.data(), lseb.data(), scale); });
+        }
+        launch({(rows + 3) / 4, 1, 1}, {128, 1, 1}, [&] { attention_bwd_delta_bf16(B, T, H, D, ob.data(), gb.data(), deltab.data()); });
+        launch({(T + 7) / 8, H, B}, {128, 1, 1}, [&] { attention_bwd_dq_bf16(T, S, H, D, qb.data(), qs, kb.data(), ks, vb.data(), ks, gb.data(), fl.data(), deltab.data(), dqb.data(), scale); });
+        launch({(S + 7) / 8, H, B}, {128, 1, 1}, [&] { attention_bwd_dkv_bf16(T, S, H, D, qb.data(), qs, kb.data(), ks, vb.data(), ks, gb.data(), fl.data(), deltab.data(), dkb.data(), dvb.data(), scale); });
+        double bo = rel(to_f(outb), ro), bl = rel(lseb, rl), bq = rel(to_f(dqb), rdq), bk = rel(to_f(dkb), rdk), bv = rel(to_f(dvb), rdv);
+        bool okb = bo < 1e-2 && bl < 1e-2 && bq < 1e-2 && bk < 1e-2 && bv < 1e-2;
+        fails += !okb;
+        printf("  bf16: out %.2e lse %.2e dq %.2e dk %.2e dv %.2e %s\n", bo, bl, bq, bk, bv, okb ? "ok" : "FAIL");
     }
     return fails;
 }
