@@ -97,3 +97,61 @@ impl Target {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The CUDA rows' code paths (placement, dtype, inner repetitions, synchronisation)
+    //! run here on the CPU backend, which has the same public API; only the device
+    //! differs on a GPU machine.
+    use super::*;
+    use crate::{model, ops, Reps};
+
+    fn reps() -> Reps {
+        Reps {
+            warmup: 1,
+            min_reps: 2,
+            max_reps: 2,
+            budget_s: 0.0,
+        }
+    }
+
+    fn cpu(dtype: &str, inner: usize) -> Target {
+        Target::new("cpu", dtype, inner).unwrap()
+    }
+
+    #[test]
+    fn matmul_rows_report_per_product_times() {
+        let m = ops::matmul_on("64", &reps(), &cpu("f32", 3)).unwrap();
+        assert_eq!(m.times_s.len(), 2);
+        assert!(m.times_s.iter().all(|t| *t > 0.0));
+        assert_eq!(m.work, 2.0 * 64f64.powi(3));
+        // bf16 tensors are placed (cast on the host, then moved); the CPU backend has
+        // no bf16 matmul, so the product itself is the CUDA backend's to run.
+        let t = cpu("bf16", 1)
+            .place(ops::pattern(&[4, 4], 0).unwrap())
+            .unwrap();
+        assert_eq!(t.dtype(), DType::BF16);
+    }
+
+    #[test]
+    fn training_and_decode_rows_run_through_the_target() {
+        let m = model::train_step_on("nano", "B2xT16", &reps(), &cpu("f32", 1)).unwrap();
+        assert_eq!((m.times_s.len(), m.work), (2, 32.0));
+        let m = model::decode_on("4+3", &reps(), &cpu("f32", 1)).unwrap();
+        assert!(m.times_s.iter().all(|t| *t > 0.0 && t.is_finite()));
+    }
+
+    #[test]
+    fn unsupported_rows_say_why() {
+        assert!(Target::new("cpu", "tf32", 1).is_err());
+        assert!(Target::new("tpu", "f32", 1).is_err());
+        assert!(cpu("bf16", 1).unsupported("matmul").is_some());
+        assert!(cpu("f32", 1).unsupported("matmul").is_none());
+        // Without a CUDA backend linked (or a GPU), the reason is Device::cuda's.
+        if let Err(e) = Device::cuda(0) {
+            let t = Target::new("cuda", "f32", 1).unwrap();
+            let why = t.unsupported("matmul").unwrap();
+            assert!(why.starts_with("no CUDA device: ") && why.contains(&e.to_string()));
+        }
+    }
+}
