@@ -317,17 +317,18 @@ pub fn run(args: &[String]) -> Result<()> {
     };
     let section = report.write(&outs, &markers, true)?;
     println!("{section}");
+    let measured = results.iter().any(|r| r.ours.stats.is_some());
+    let mut wrote = vec![outs.json.display().to_string()];
+    if measured || !outs.in_docs {
+        wrote.push(outs.section.display().to_string());
+        wrote.extend(outs.chart.as_ref().map(|c| c.display().to_string()));
+    }
     eprintln!(
-        "bench: {} rows measured in {:.0} s (build {:.0} s before that); wrote {}, {}{}",
+        "bench: {} rows measured in {:.0} s (build {:.0} s before that); wrote {}",
         results.len(),
         wall_s,
         build_s,
-        outs.json.display(),
-        outs.section.display(),
-        outs.chart
-            .as_ref()
-            .map(|c| format!(", {}", c.display()))
-            .unwrap_or_default()
+        wrote.join(", ")
     );
     Ok(())
 }
@@ -400,7 +401,17 @@ impl Report<'_> {
                     .to_string(),
             },
         });
-        if outs.in_docs {
+        // A run that measured nothing (e.g. --device cuda without a GPU) must not
+        // replace the figures in the docs with a table of skips.
+        let measured = self.results.iter().any(|r| r.ours.stats.is_some());
+        if outs.in_docs && !measured {
+            if last {
+                eprintln!(
+                    "bench: no row was measured; {} and the chart are left as they were",
+                    outs.section.display()
+                );
+            }
+        } else if outs.in_docs {
             report::write_section(&outs.section, &section, markers)?;
         } else {
             if let Some(dir) = outs.section.parent() {
@@ -408,7 +419,7 @@ impl Report<'_> {
             }
             std::fs::write(&outs.section, &section)?;
         }
-        if let (true, Some(chart_path)) = (last, &outs.chart) {
+        if let (true, true, Some(chart_path)) = (last, measured, &outs.chart) {
             let title = format!(
                 "cargo xtask bench {} — {} — {}, load {}",
                 self.args.join(" "),
