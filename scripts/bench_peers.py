@@ -12,6 +12,11 @@ safetensors package, timed the same way as our runner (warm-up, then repetitions
 Prints one JSON object: {"versions": {...}, "threads": N, "results": [{"workload",
 "size", "peer", "times_s", "work", "work_unit", "peak_rss_bytes"} or {..., "skipped"}]}.
 
+Rows with "device": "cuda" run on the first GPU (matmul in f32, TF32 or bf16, the GPT-2
+training step in f32 or bf16 autocast, decode at batch 1); without one they are reported
+as skipped. GPU repetitions end with torch.cuda.synchronize(); matmul rows run "inner"
+products per repetition, like our runner.
+
 Nothing is downloaded: models are randomly initialised and tiktoken's GPT-2 encoding is
 built from the shared vocab.json. Rows with "isolate" run in a child process so that
 their peak RSS (VmHWM) is theirs alone. numpy always runs in a child process with
@@ -184,7 +189,7 @@ def gpt_model(n_layer, n_head, n_embd, vocab, block):
                     nn.init.normal_(m.weight, std=0.02)
 
         def forward(self, idx, targets):
-            pos = torch.arange(idx.shape[1])
+            pos = torch.arange(idx.shape[1], device=idx.device)
             x = self.wte(idx) + self.wpe(pos)
             for block in self.h:
                 x = block(x)
@@ -243,6 +248,8 @@ def hf_generate(model, prompt, new_tokens):
             do_sample=False,
             pad_token_id=50256,
         )
+        if prompt.is_cuda:
+            torch.cuda.synchronize()
         return time.perf_counter() - t
 
 
@@ -263,6 +270,113 @@ def hf_decode(row):
     # Ours decodes n tokens of which n - 1 need a forward pass.
     steps = max(1, n - 1)
     return repeat_timed(row, lambda: (hf_generate(model, prompt, 1 + steps) - hf_generate(model, prompt, 1)) / steps), 1.0, "token"
+
+
+# ---- CUDA rows (the same workloads on the first GPU) --------------------------------
+
+
+def cuda_ready():
+    """None when a GPU is usable, else why not."""
+    try:
+        import torch
+    except ImportError as e:
+        return f"torch: {e}"
+    if not torch.cuda.is_available():
+        return "no CUDA device (torch.cuda.is_available() is False)"
+    return None
+
+
+def set_tf32(on):
+    """TF32 matrix products on or off (PyTorch's default is off for matmul)."""
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = on
+    torch.backends.cudnn.allow_tf32 = on
+
+
+def cuda_matmul(row):
+    import torch
+
+    why = cuda_ready()
+    if why:
+        return why
+    n, inner, dtype = int(row["size"]), max(1, row.get("inner", 1)), row.get("dtype", "f32")
+    set_tf32(dtype == "tf32")
+    torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
+    a = pattern([n, n], 0).to("cuda", torch_dtype)
+    b = pattern([n, n], 1).to("cuda", torch_dtype)
+    torch.cuda.synchronize()
+
+    def rep():
+        for _ in range(inner):
+            a @ b
+        torch.cuda.synchronize()
+
+    try:
+        times = repeat(row, rep)
+    finally:
+        set_tf32(False)
+    return [t / inner for t in times], 2.0 * n**3, "flop"
+
+
+def cuda_train_step(row):
+    """GPT-2 124M in PyTorch eager on the GPU: f32 weights; "bf16" rows under
+    torch.autocast (bf16 matmuls, f32 master weights), as mixed-precision training runs."""
+    import contextlib
+
+    import torch
+
+    why = cuda_ready()
+    if why:
+        return why
+    set_tf32(False)
+    b, t = (int(p[1:]) for p in row["size"].split("x"))
+    torch.manual_seed(1337)
+    vocab = 50257
+    model = gpt_model(12, 12, 768, vocab, 1024).cuda()
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=6e-4, betas=(0.9, 0.95), eps=1e-8, fused=True,
+    )
+    bf16 = row.get("dtype") == "bf16"
+
+    def step():
+        x = torch.randint(vocab, (b, t), device="cuda")
+        y = torch.randint(vocab, (b, t), device="cuda")
+        ctx = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with ctx:
+            loss = model(x, y)
+        loss.item()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        torch.cuda.synchronize()
+
+    return repeat(row, step), float(b * t), "token"
+
+
+def cuda_decode(row):
+    """transformers' greedy generate of GPT-2 124M on the GPU, batch 1, seconds per
+    token after the first (like ours)."""
+    import torch
+
+    why = cuda_ready()
+    if why:
+        return why
+    set_tf32(False)
+    p, n = (int(x) for x in row["size"].split("+"))
+    model = hf_gpt2().cuda()
+    prompt = torch.randint(50257, (1, p)).cuda()
+    steps = max(1, n - 1)
+
+    def per_token():
+        torch.cuda.synchronize()
+        return (hf_generate(model, prompt, 1 + steps) - hf_generate(model, prompt, 1)) / steps
+
+    return repeat_timed(row, per_token), 1.0, "token"
 
 
 # ---- other peers ------------------------------------------------------------------
@@ -350,6 +464,17 @@ PEERS = {
     "safetensors_open": [("safetensors", safetensors_open)],
 }
 
+# The same for rows with "device": "cuda".
+CUDA_PEERS = {
+    "matmul": [("torch", cuda_matmul)],
+    "gpt2_train_step": [("torch", cuda_train_step)],
+    "gpt2_decode": [("transformers", cuda_decode)],
+}
+
+
+def peers_for(row):
+    return (CUDA_PEERS if row.get("device") == "cuda" else PEERS).get(row["workload"])
+
 
 def run_one(row, peer, func):
     out = {"workload": row["workload"], "size": row["size"], "peer": peer}
@@ -402,6 +527,9 @@ def versions():
 
         out["torch_threads"] = torch.get_num_threads()
         out["torch_mkl"] = torch.backends.mkl.is_available()
+        out["torch_cuda"] = torch.version.cuda
+        if torch.cuda.is_available():
+            out["gpu"] = torch.cuda.get_device_name(0)
     except Exception:
         pass
     return out
@@ -414,7 +542,7 @@ def numpy_env():
 def run_row(row, numpy_results=None):
     """Every peer's result for one row. numpy runs in a child (its own environment),
     isolated rows in a child each (their own peak RSS), the rest in this process."""
-    peers = PEERS.get(row["workload"])
+    peers = peers_for(row)
     if peers is None:
         return [{"workload": row["workload"], "size": row["size"], "peer": None, "skipped": "no peer for this workload"}]
     out = []
@@ -448,8 +576,7 @@ def main():
         peer, rows = args[1], json.load(sys.stdin)
         if peer != "numpy-openblas":
             setup_torch()
-        funcs = {w: dict(p) for w, p in PEERS.items()}
-        print(json.dumps([run_one(r, peer, funcs[r["workload"]][peer]) for r in rows]))
+        print(json.dumps([run_one(r, peer, dict(peers_for(r))[peer]) for r in rows]))
         return
     if args[:1] == ["--serve"]:
         serve()

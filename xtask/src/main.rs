@@ -1,9 +1,13 @@
-//! Project tasks: `cargo xtask lint` (crate layering) and `cargo xtask bench` (the
-//! benchmark matrix; `cargo xtask bench --help`). Further tasks (kernels) are added by
-//! the issues that need them.
+//! Project tasks: `cargo xtask lint` (crate layering), `cargo xtask bench` (the
+//! benchmark matrix), `cargo xtask kernels` (CUDA sources to committed PTX) and
+//! `cargo xtask gpu-bundle` (test and benchmark binaries for a GPU machine without a
+//! package registry). Each takes `--help`.
 
 mod bench;
+mod gpu_bundle;
+mod kernels;
 mod layering;
+mod paths;
 
 use std::process::ExitCode;
 
@@ -14,8 +18,10 @@ fn run() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("lint") => layering::check(),
         Some("bench") => bench::run(&args[1..]),
-        Some(other) => bail!("unknown task {other:?}; available: lint, bench"),
-        None => bail!("usage: cargo xtask <lint|bench>"),
+        Some("kernels") => kernels::run(&args[1..]),
+        Some("gpu-bundle") => gpu_bundle::run(&args[1..]),
+        Some(other) => bail!("unknown task {other:?}; available: lint, bench, kernels, gpu-bundle"),
+        None => bail!("usage: cargo xtask <lint|bench|kernels|gpu-bundle>"),
     }
 }
 

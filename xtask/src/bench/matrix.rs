@@ -10,6 +10,8 @@ pub enum Backend {
     Cpu,
     /// `--features blas`: matmul through the system OpenBLAS.
     CpuBlas,
+    /// `--features cuda`, rows on `Device::cuda(0)`.
+    Cuda,
 }
 
 impl Backend {
@@ -17,6 +19,15 @@ impl Backend {
         match self {
             Backend::Cpu => "cpu",
             Backend::CpuBlas => "cpu-blas",
+            Backend::Cuda => "cuda",
+        }
+    }
+
+    /// The runner's `--device`.
+    pub fn device(self) -> &'static str {
+        match self {
+            Backend::Cpu | Backend::CpuBlas => "cpu",
+            Backend::Cuda => "cuda",
         }
     }
 }
@@ -41,6 +52,12 @@ enum Weight {
     Medium,
     /// Seconds (GPT-2 124M steps and generation).
     Heavy,
+    /// GPU rows: each repetition ends with a synchronisation; warm-up also covers
+    /// module loading and library handles.
+    Gpu,
+    /// GPU training steps and generation: tenths of a second when fast, but a slow
+    /// backend must still finish within the row timeout, so few repetitions are required.
+    GpuHeavy,
 }
 
 impl Weight {
@@ -52,6 +69,10 @@ impl Weight {
             (Weight::Medium, true) => (1, 3, 6, 1.0),
             (Weight::Heavy, false) => (1, 5, 10, 40.0),
             (Weight::Heavy, true) => (1, 2, 2, 0.0),
+            (Weight::Gpu, false) => (3, 10, 50, 3.0),
+            (Weight::Gpu, true) => (2, 5, 10, 1.0),
+            (Weight::GpuHeavy, false) => (1, 3, 20, 8.0),
+            (Weight::GpuHeavy, true) => (1, 3, 5, 2.0),
         };
         Reps {
             warmup,
@@ -71,6 +92,9 @@ pub struct Row {
     pub backend: Backend,
     pub dtype: &'static str,
     pub reps: Reps,
+    /// Runs of the workload per timed repetition (GPU matmuls: many launches between
+    /// two synchronisations); 1 elsewhere.
+    pub inner: usize,
     /// Display unit of the derived rate and its scale from the runner's work unit
     /// (FLOPs, bytes or tokens per repetition).
     pub rate_unit: &'static str,
@@ -101,7 +125,18 @@ impl Row {
             "max_reps": self.reps.max_reps,
             "budget_s": self.reps.budget_s,
             "isolate": self.workload == "gpt2_train_step",
+            "device": self.backend.device(),
+            "dtype": self.dtype,
+            "inner": self.inner,
         })
+    }
+
+    /// Rows whose peers measure the same thing (cpu and cpu-blas share theirs).
+    pub fn same_peer_work(&self, other: &Row) -> bool {
+        self.workload == other.workload
+            && self.size == other.size
+            && self.dtype == other.dtype
+            && self.backend.device() == other.backend.device()
     }
 }
 
@@ -160,6 +195,11 @@ const fn rss(mut d: Def) -> Def {
     d
 }
 
+const fn dtype(mut d: Def, dtype: &'static str) -> Def {
+    d.dtype = dtype;
+    d
+}
+
 /// Every row, in table order. Matmul rows are repeated for the BLAS build with
 /// `--blas`; everything else runs on the default build only (matmul is the one kernel
 /// that `blas` changes). Sizes: row ops at GPT-2 small's width over 4096 rows (GELU at
@@ -200,6 +240,59 @@ const DEFS: &[Def] = &[
     def("safetensors_open", "124M", Weight::Light, GBPS),
 ];
 
+const TFLOPS: (&str, f64) = ("TFLOP/s", 1e12);
+
+/// The CUDA rows (`--device cuda`), on `Device::cuda(0)`: matmul in f32, TF32 (f32
+/// data, `RG_CUDA_TF32=1`) and bf16 at 4096^3 and 8192^3; the GPT-2 124M training step
+/// at batch 16 x 1024 (f32, and bf16 mixed precision once rg-nn has autocast); decode at
+/// batch 1 after a 64-token prompt. Training last: it is the longest and the most
+/// likely to run out of memory.
+const CUDA_DEFS: &[Def] = &[
+    dtype(def("matmul", "4096", Weight::Gpu, TFLOPS), "f32"),
+    dtype(def("matmul", "4096", Weight::Gpu, TFLOPS), "tf32"),
+    dtype(def("matmul", "4096", Weight::Gpu, TFLOPS), "bf16"),
+    dtype(def("matmul", "8192", Weight::Gpu, TFLOPS), "f32"),
+    dtype(def("matmul", "8192", Weight::Gpu, TFLOPS), "tf32"),
+    dtype(def("matmul", "8192", Weight::Gpu, TFLOPS), "bf16"),
+    rss(def("gpt2_decode", "64+128", Weight::GpuHeavy, TOKS)),
+    rss(def("gpt2_train_step", "B16xT1024", Weight::GpuHeavy, TOKS)),
+    rss(dtype(
+        def("gpt2_train_step", "B16xT1024", Weight::GpuHeavy, TOKS),
+        "bf16",
+    )),
+];
+
+/// Products per timed repetition of a GPU matmul row: about 2.2e12 FLOPs per
+/// repetition (16 at 4096^3, 2 at 8192^3), so that one synchronisation per repetition
+/// costs well under 1% at bf16 rates.
+fn inner(d: &Def) -> usize {
+    match (d.workload, d.size.parse::<f64>()) {
+        ("matmul", Ok(n)) => ((2.2e12 / (2.0 * n * n * n)).round() as usize).max(1),
+        _ => 1,
+    }
+}
+
+/// The CUDA rows of this run, after `--quick` and `--filter`.
+pub fn cuda_rows(quick: bool, filter: Option<&str>) -> Vec<Row> {
+    let mut out: Vec<Row> = CUDA_DEFS
+        .iter()
+        .filter(|d| if quick { d.in_quick } else { d.in_full })
+        .map(|d| Row {
+            workload: d.workload,
+            size: d.size,
+            backend: Backend::Cuda,
+            dtype: d.dtype,
+            reps: d.weight.reps(quick),
+            inner: inner(d),
+            rate_unit: d.rate.0,
+            rate_scale: d.rate.1,
+            rss_matters: d.rss_matters,
+        })
+        .collect();
+    out.retain(|r| filter.is_none_or(|f| r.label().contains(f)));
+    out
+}
+
 /// The rows of this run, in order, after `--quick`, `--blas` and `--filter`.
 pub fn rows(quick: bool, blas: bool, filter: Option<&str>) -> Vec<Row> {
     let mut out = Vec::new();
@@ -218,6 +311,7 @@ pub fn rows(quick: bool, blas: bool, filter: Option<&str>) -> Vec<Row> {
                 backend,
                 dtype: d.dtype,
                 reps: d.weight.reps(quick),
+                inner: 1,
                 rate_unit: d.rate.0,
                 rate_scale: d.rate.1,
                 rss_matters: d.rss_matters,
@@ -226,4 +320,51 @@ pub fn rows(quick: bool, blas: bool, filter: Option<&str>) -> Vec<Row> {
     }
     out.retain(|r| filter.is_none_or(|f| r.label().contains(f)));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cuda_rows_cover_the_acceptance_figures() {
+        let cuda = cuda_rows(false, None);
+        let labels: Vec<String> = cuda.iter().map(Row::label).collect();
+        for n in ["4096", "8192"] {
+            for dt in ["f32", "tf32", "bf16"] {
+                assert!(
+                    labels.contains(&format!("matmul {n} cuda {dt}")),
+                    "{labels:?}"
+                );
+            }
+        }
+        assert!(labels.contains(&"gpt2_train_step B16xT1024 cuda bf16".to_string()));
+        assert!(labels.contains(&"gpt2_decode 64+128 cuda f32".to_string()));
+        let m4 = cuda
+            .iter()
+            .find(|r| r.label() == "matmul 4096 cuda bf16")
+            .unwrap();
+        let m8 = cuda
+            .iter()
+            .find(|r| r.label() == "matmul 8192 cuda bf16")
+            .unwrap();
+        assert_eq!((m4.inner, m8.inner), (16, 2));
+        assert_eq!(m4.peer_spec()["dtype"], "bf16");
+        assert_eq!(m4.peer_spec()["device"], "cuda");
+        assert_eq!(m4.peer_spec()["inner"], 16);
+        // CPU rows stay as they were.
+        assert!(rows(false, false, None)
+            .iter()
+            .all(|r| r.inner == 1 && r.backend == Backend::Cpu));
+        assert_eq!(cuda_rows(true, Some("8192 cuda tf32")).len(), 1);
+    }
+
+    #[test]
+    fn peers_are_shared_only_by_identical_work() {
+        let all = rows(false, true, Some("matmul 1024"));
+        assert_eq!(all.len(), 2);
+        assert!(all[0].same_peer_work(&all[1]));
+        let cuda = cuda_rows(false, Some("matmul 4096"));
+        assert!(!cuda[0].same_peer_work(&cuda[1]));
+    }
 }

@@ -13,28 +13,39 @@
 mod chart;
 mod matrix;
 mod peers;
-mod report;
+pub mod report;
 mod run;
 mod stats;
 
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
+use crate::paths::{shared_dir, workspace_root};
 use matrix::Backend;
 use report::RowResult;
 
 const USAGE: &str = "usage: cargo xtask bench [--quick] [--filter SUBSTR] [--device cpu|cuda] [--peers] [--python PATH] [--blas]
+                         [--runner PATH] [--out DIR] [--row-timeout S] [--deadline-s S] [--section-from FILE]
 
-  --quick          fewer repetitions and sizes (the whole run in about 3 minutes on 2 cores)
-  --filter SUBSTR  only rows whose \"workload size backend dtype\" contains SUBSTR
-  --device D       cpu (default) or cuda (no CUDA backend exists yet: prints so and exits)
-  --peers          also run scripts/bench_peers.py (PyTorch, transformers, numpy, tiktoken)
-                   and add our/peer ratio columns
-  --python PATH    the Python with torch for --peers (else $RG_PEERS_PYTHON, else python3)
-  --blas           also build the runner with --features blas and add cpu-blas matmul rows";
+  --quick           fewer repetitions and sizes (the whole run in about 3 minutes on 2 cores)
+  --filter SUBSTR   only rows whose \"workload size backend dtype\" contains SUBSTR
+  --device D        cpu (default) or cuda: the CUDA rows (matmul f32/TF32/bf16 at 4096 and
+                    8192, GPT-2 124M training B16xT1024, decode at batch 1) on Device::cuda(0);
+                    without a GPU they are reported as skipped with the reason
+  --peers           also run scripts/bench_peers.py (PyTorch, transformers, numpy, tiktoken)
+                    and add our/peer ratio columns
+  --python PATH     the Python with torch for --peers (else $RG_PEERS_PYTHON, else python3)
+  --blas            also build the runner with --features blas and add cpu-blas matmul rows
+  --runner PATH     an rg-bench already built for the device (gpu-bundle's bin/rg-bench); no build
+  --out DIR         write results.json and bench.md (the section) into DIR, after every row,
+                    instead of target/bench and docs/
+  --row-timeout S   give up a row (ours, and each peer row) after S seconds
+  --deadline-s S    skip the rows that would start more than S seconds after the start
+  --section-from F  only copy F (a bench.md from --out, e.g. a GPU machine's) between this
+                    device's markers in docs/PERFORMANCE.md";
 
 struct Options {
     quick: bool,
@@ -43,6 +54,21 @@ struct Options {
     peers: bool,
     python: Option<String>,
     blas: bool,
+    runner: Option<PathBuf>,
+    out: Option<PathBuf>,
+    row_timeout: Option<Duration>,
+    deadline: Option<Duration>,
+    section_from: Option<PathBuf>,
+}
+
+fn seconds(flag: &str, v: &str) -> Result<Duration> {
+    let s: f64 = v
+        .parse()
+        .with_context(|| format!("{flag}: {v:?} is not a number of seconds"))?;
+    if !(s > 0.0 && s.is_finite()) {
+        bail!("{flag}: {v:?} must be positive");
+    }
+    Ok(Duration::from_secs_f64(s))
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -53,6 +79,11 @@ fn parse(args: &[String]) -> Result<Options> {
         peers: false,
         python: None,
         blas: false,
+        runner: None,
+        out: None,
+        row_timeout: None,
+        deadline: None,
+        section_from: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -67,6 +98,11 @@ fn parse(args: &[String]) -> Result<Options> {
             "--filter" => o.filter = Some(value()?.clone()),
             "--device" => o.device = value()?.clone(),
             "--python" => o.python = Some(value()?.clone()),
+            "--runner" => o.runner = Some(PathBuf::from(value()?)),
+            "--out" => o.out = Some(PathBuf::from(value()?)),
+            "--row-timeout" => o.row_timeout = Some(seconds(a, value()?)?),
+            "--deadline-s" => o.deadline = Some(seconds(a, value()?)?),
+            "--section-from" => o.section_from = Some(PathBuf::from(value()?)),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -77,42 +113,78 @@ fn parse(args: &[String]) -> Result<Options> {
     if !matches!(o.device.as_str(), "cpu" | "cuda") {
         bail!("--device: {:?} is not one of: cpu, cuda", o.device);
     }
+    if o.blas && o.device == "cuda" {
+        bail!("--blas adds CPU rows; it does not go with --device cuda");
+    }
     Ok(o)
 }
 
-/// The workspace this run is for. `cargo run` sets `CARGO_MANIFEST_DIR` at run time;
-/// that, not the compile-time value, is right when two checkouts share one
-/// `CARGO_TARGET_DIR` (cargo may then run the other checkout's xtask binary).
-fn workspace_root() -> PathBuf {
-    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    manifest_dir
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
+/// Where a run's outputs go.
+struct Outputs {
+    json: PathBuf,
+    /// `docs/PERFORMANCE.md` (between this device's markers), or `DIR/bench.md`.
+    section: PathBuf,
+    in_docs: bool,
+    chart: Option<PathBuf>,
 }
 
-/// `RG_SHARED_DIR`, else `shared/` beside the workspace.
-fn shared_dir(root: &Path) -> PathBuf {
-    std::env::var_os("RG_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("../shared"))
+fn outputs(root: &std::path::Path, o: &Options) -> Outputs {
+    let cuda = o.device == "cuda";
+    match &o.out {
+        Some(dir) => Outputs {
+            json: dir.join("results.json"),
+            section: dir.join("bench.md"),
+            in_docs: false,
+            chart: None,
+        },
+        None => Outputs {
+            json: root.join(if cuda {
+                "target/bench/results-cuda.json"
+            } else {
+                "target/bench/results.json"
+            }),
+            section: root.join("docs/PERFORMANCE.md"),
+            in_docs: true,
+            chart: Some(root.join(if cuda {
+                "docs/perf-cuda.svg"
+            } else {
+                "docs/perf.svg"
+            })),
+        },
+    }
 }
 
 pub fn run(args: &[String]) -> Result<()> {
     let o = parse(args)?;
-    if o.device == "cuda" {
-        println!("bench: no CUDA backend exists yet (crates/rg-cuda registers nothing); skipping the cuda matrix");
+    let root = workspace_root();
+    let markers = report::Markers::for_device(&o.device);
+    if let Some(file) = &o.section_from {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let docs = root.join("docs/PERFORMANCE.md");
+        report::write_section(&docs, &text, &markers)?;
+        println!(
+            "bench: copied {} into {} ({} section)",
+            file.display(),
+            docs.display(),
+            o.device
+        );
         return Ok(());
     }
-    let rows = matrix::rows(o.quick, o.blas, o.filter.as_deref());
+    let rows = if o.device == "cuda" {
+        matrix::cuda_rows(o.quick, o.filter.as_deref())
+    } else {
+        matrix::rows(o.quick, o.blas, o.filter.as_deref())
+    };
     if rows.is_empty() {
-        bail!("no row matches --filter {:?}", o.filter.unwrap_or_default());
+        bail!(
+            "no row matches --filter {:?}",
+            o.filter.clone().unwrap_or_default()
+        );
     }
-    let root = workspace_root();
     let shared = shared_dir(&root);
-    let out_dir = root.join("target/bench");
+    let outs = outputs(&root, &o);
+    let bin_dir = root.join("target/bench/bin");
     let python = peers::python(o.python.as_deref());
     let peers_off = if o.peers { peers::check(&python) } else { None };
     if let Some(why) = &peers_off {
@@ -121,12 +193,13 @@ pub fn run(args: &[String]) -> Result<()> {
 
     let build_start = Instant::now();
     let mut runners = Vec::new();
-    for backend in [Backend::Cpu, Backend::CpuBlas] {
+    for backend in [Backend::Cpu, Backend::CpuBlas, Backend::Cuda] {
         if rows.iter().any(|r| r.backend == backend) {
-            runners.push((
-                backend,
-                run::build_runner(&root, backend, &out_dir.join("bin"))?,
-            ));
+            let runner = match &o.runner {
+                Some(path) => path.clone(),
+                None => run::build_runner(&root, backend, &bin_dir)?,
+            };
+            runners.push((backend, runner));
         }
     }
     let build_s = build_start.elapsed().as_secs_f64();
@@ -137,7 +210,12 @@ pub fn run(args: &[String]) -> Result<()> {
         (true, None) => Some(peers::PeerServer::start(&python, &root, &shared)?),
         _ => None,
     };
+    let commit = report::commit(&root);
+    let machine = report::machine();
+    let date = report::now_utc(&root);
+    let mode = if o.quick { "quick" } else { "full" };
     let mut results: Vec<RowResult> = Vec::new();
+    let mut peer_restarts = 0;
     for (i, row) in rows.iter().enumerate() {
         let runner = &runners
             .iter()
@@ -145,20 +223,35 @@ pub fn run(args: &[String]) -> Result<()> {
             .expect("built")
             .1;
         eprint!("bench: [{}/{}] {} ... ", i + 1, rows.len(), row.label());
-        let ours = run::run_row(runner, row, &shared)?;
+        if let Some(deadline) = o.deadline.filter(|d| start.elapsed() >= *d) {
+            let why = format!("out of time (--deadline-s {:.0})", deadline.as_secs_f64());
+            eprintln!("skipped: {why}");
+            results.push(RowResult {
+                row: row.clone(),
+                ours: run::Ours::skipped(why),
+                peers: Vec::new(),
+            });
+            continue;
+        }
+        let ours = run::run_row(runner, row, &shared, o.row_timeout)?;
         match (&ours.skipped, ours.stats) {
             (Some(why), _) => eprintln!("skipped: {why}"),
             (None, Some(s)) => eprintln!("median {}", report::fmt_time(s.median)),
             (None, None) => eprintln!("no repetitions"),
         }
-        // Peers right after ours, so both see the same load; a workload and size
-        // measured already (matmul's second backend) reuses the peers' figures.
-        let done = results
-            .iter()
-            .find(|r| r.row.workload == row.workload && r.row.size == row.size);
+        // Peers right after ours, so both see the same load; the same work measured
+        // already (matmul's second CPU backend) reuses the peers' figures.
+        let done = results.iter().find(|r| r.row.same_peer_work(row));
+        // A peer script stopped after a timeout is started again (twice at most), so
+        // one hanging row does not cost the peers of all the rows after it.
+        if server.as_ref().is_some_and(|s| s.is_dead()) && peer_restarts < 2 {
+            peer_restarts += 1;
+            eprintln!("bench: restarting the peer script");
+            server = Some(peers::PeerServer::start(&python, &root, &shared)?);
+        }
         let peers = match (done, server.as_mut()) {
             (Some(r), _) => r.peers.clone(),
-            (None, Some(s)) => s.run(row)?,
+            (None, Some(s)) => s.run(row, o.row_timeout)?,
             (None, None) => Vec::new(),
         };
         for p in &peers {
@@ -177,6 +270,26 @@ pub fn run(args: &[String]) -> Result<()> {
             ours,
             peers,
         });
+        // With --out (a GPU machine, under a time limit), every row is saved as soon
+        // as it is measured.
+        if o.out.is_some() {
+            let partial = Report {
+                root: &root,
+                args,
+                o: &o,
+                commit: &commit,
+                date: &date,
+                machine: &machine,
+                mode,
+                load_start,
+                build_s,
+                wall_s: start.elapsed().as_secs_f64(),
+                peer_run: server.as_ref().map(|s| &s.info),
+                peers_off: peers_off.as_deref(),
+                results: &results,
+            };
+            partial.write(&outs, &markers, false)?;
+        }
     }
     let peer_run = match server {
         Some(s) => {
@@ -187,61 +300,137 @@ pub fn run(args: &[String]) -> Result<()> {
         None => None,
     };
     let wall_s = start.elapsed().as_secs_f64();
-    let load_end = report::load_average();
-
-    let commit = report::commit(&root);
-    let machine = report::machine();
-    let date = report::now_utc(&root);
-    let mode = if o.quick { "quick" } else { "full" };
-    let results_json = json!({
-        "commit": commit,
-        "date": date,
-        "mode": mode,
-        "filter": o.filter,
-        "blas": o.blas,
-        "machine": machine,
-        "load_average": { "start": load_start, "end": load_end },
-        "seconds": { "build": build_s, "measured": wall_s },
-        "peers": peer_run.as_ref().map(|p| json!({ "python": p.python, "versions": p.versions })),
-        "peers_skipped": peers_off,
-        "rows": results.iter().map(report::row_json).collect::<Vec<_>>(),
-    });
-    std::fs::create_dir_all(&out_dir)?;
-    let json_path = out_dir.join("results.json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&results_json)?)?;
-
-    let with_peers = peer_run.is_some();
-    let table = report::table(&results, with_peers);
-    let section = report::section_text(&report::SectionInfo {
+    let report = Report {
+        root: &root,
         args,
+        o: &o,
         commit: &commit,
         date: &date,
         machine: &machine,
+        mode,
         load_start,
-        load_end,
+        build_s,
         wall_s,
-        peers: peer_run.as_ref(),
-        peers_skipped: peers_off.as_deref(),
-        table: &table,
-    });
-    let docs = root.join("docs");
-    report::write_section(&docs.join("PERFORMANCE.md"), &section)?;
-    let title = format!(
-        "cargo xtask bench {} — {} — {}, load {}",
-        args.join(" "),
-        commit,
-        machine["cpu_model"].as_str().unwrap_or("?"),
-        load_start.map(|l| report::sig3(l[0])).unwrap_or_default()
-    );
-    chart::draw(&docs.join("perf.svg"), &results, with_peers, &title)?;
-
+        peer_run: peer_run.as_ref(),
+        peers_off: peers_off.as_deref(),
+        results: &results,
+    };
+    let section = report.write(&outs, &markers, true)?;
     println!("{section}");
+    let measured = results.iter().any(|r| r.ours.stats.is_some());
+    let mut wrote = vec![outs.json.display().to_string()];
+    if measured || !outs.in_docs {
+        wrote.push(outs.section.display().to_string());
+        wrote.extend(outs.chart.as_ref().map(|c| c.display().to_string()));
+    }
     eprintln!(
-        "bench: {} rows measured in {:.0} s (build {:.0} s before that); wrote {}, docs/PERFORMANCE.md, docs/perf.svg",
+        "bench: {} rows measured in {:.0} s (build {:.0} s before that); wrote {}",
         results.len(),
         wall_s,
         build_s,
-        json_path.display()
+        wrote.join(", ")
     );
     Ok(())
+}
+
+/// Everything one run writes.
+struct Report<'a> {
+    root: &'a std::path::Path,
+    args: &'a [String],
+    o: &'a Options,
+    commit: &'a str,
+    date: &'a str,
+    machine: &'a serde_json::Value,
+    mode: &'a str,
+    load_start: Option<[f64; 3]>,
+    build_s: f64,
+    wall_s: f64,
+    peer_run: Option<&'a peers::PeerRun>,
+    peers_off: Option<&'a str>,
+    results: &'a [RowResult],
+}
+
+impl Report<'_> {
+    /// Writes the JSON and the section (and, when `last`, the chart); returns the
+    /// section's text.
+    fn write(&self, outs: &Outputs, markers: &report::Markers, last: bool) -> Result<String> {
+        let load_end = report::load_average();
+        let results_json = json!({
+            "commit": self.commit,
+            "date": self.date,
+            "mode": self.mode,
+            "device": self.o.device,
+            "filter": self.o.filter,
+            "blas": self.o.blas,
+            "complete": last,
+            "machine": self.machine,
+            "load_average": { "start": self.load_start, "end": load_end },
+            "seconds": { "build": self.build_s, "measured": self.wall_s },
+            "peers": self.peer_run.map(|p| json!({ "python": p.python, "versions": p.versions })),
+            "peers_skipped": self.peers_off,
+            "rows": self.results.iter().map(report::row_json).collect::<Vec<_>>(),
+        });
+        if let Some(dir) = outs.json.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&outs.json, serde_json::to_string_pretty(&results_json)?)?;
+
+        let with_peers = self.peer_run.is_some();
+        let table = report::table(self.results, with_peers);
+        let section = report::section_text(&report::SectionInfo {
+            args: self.args,
+            commit: self.commit,
+            date: self.date,
+            machine: self.machine,
+            load_start: self.load_start,
+            load_end,
+            wall_s: self.wall_s,
+            peers: self.peer_run,
+            peers_skipped: self.peers_off,
+            table: &table,
+            files_note: &match &outs.chart {
+                Some(chart) => format!(
+                    "the raw figures are in `{}`, the chart in `{}`",
+                    outs.json
+                        .strip_prefix(self.root)
+                        .unwrap_or(&outs.json)
+                        .display(),
+                    chart.file_name().unwrap_or_default().to_string_lossy()
+                ),
+                None => "the raw figures are in the `results.json` written beside this section"
+                    .to_string(),
+            },
+        });
+        // A run that measured nothing (e.g. --device cuda without a GPU) must not
+        // replace the figures in the docs with a table of skips.
+        let measured = self.results.iter().any(|r| r.ours.stats.is_some());
+        if outs.in_docs && !measured {
+            if last {
+                eprintln!(
+                    "bench: no row was measured; {} and the chart are left as they were",
+                    outs.section.display()
+                );
+            }
+        } else if outs.in_docs {
+            report::write_section(&outs.section, &section, markers)?;
+        } else {
+            if let Some(dir) = outs.section.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&outs.section, &section)?;
+        }
+        if let (true, true, Some(chart_path)) = (last, measured, &outs.chart) {
+            let title = format!(
+                "cargo xtask bench {} — {} — {}, load {}",
+                self.args.join(" "),
+                self.commit,
+                report::machine_label(self.machine),
+                self.load_start
+                    .map(|l| report::sig3(l[0]))
+                    .unwrap_or_default()
+            );
+            chart::draw(chart_path, self.results, with_peers, &title)?;
+        }
+        Ok(section)
+    }
 }

@@ -3,7 +3,9 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -64,11 +66,14 @@ pub fn check(python: &str) -> Option<String> {
 
 /// The peer script in `--serve` mode: one row in, that row's peer results out, so each
 /// peer row runs right after ours under the same machine load, and Python's imports
-/// are paid once.
+/// are paid once. Its output lines arrive through a reader thread, so a row can be
+/// given up after a timeout (the script is then stopped and later rows are skipped).
 pub struct PeerServer {
     child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<std::io::Result<String>>,
+    /// Why the script no longer answers, once it does not.
+    dead: Option<String>,
     pub info: PeerRun,
 }
 
@@ -89,12 +94,21 @@ impl PeerServer {
             .spawn()
             .with_context(|| format!("starting {python} {}", script.display()))?;
         let stdin = child.stdin.take().context("peer script stdin")?;
-        let mut stdout = BufReader::new(child.stdout.take().context("peer script stdout")?);
-        let hello = read_json_line(&mut stdout).context("the peer script did not start")?;
+        let stdout = BufReader::new(child.stdout.take().context("peer script stdout")?);
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines() {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let hello = read_json_line(&lines, None).context("the peer script did not start")?;
         Ok(PeerServer {
             child,
-            stdin,
-            stdout,
+            stdin: Some(stdin),
+            lines,
+            dead: None,
             info: PeerRun {
                 python: python.to_string(),
                 versions: hello["versions"].clone(),
@@ -102,12 +116,25 @@ impl PeerServer {
         })
     }
 
-    /// The peers' results for `row`.
-    pub fn run(&mut self, row: &Row) -> Result<Vec<PeerResult>> {
-        writeln!(self.stdin, "{}", row.peer_spec())?;
-        self.stdin.flush()?;
-        let v = read_json_line(&mut self.stdout)
-            .with_context(|| format!("the peer script stopped at {}", row.label()))?;
+    /// The peers' results for `row`; with a `timeout`, a row that takes longer is
+    /// reported as skipped and the script is stopped.
+    pub fn run(&mut self, row: &Row, timeout: Option<Duration>) -> Result<Vec<PeerResult>> {
+        if let Some(why) = &self.dead {
+            return Ok(vec![skipped_result(why.clone())]);
+        }
+        let stdin = self.stdin.as_mut().context("peer script stdin")?;
+        writeln!(stdin, "{}", row.peer_spec())?;
+        stdin.flush()?;
+        let v = match read_json_line(&self.lines, timeout) {
+            Ok(v) => v,
+            Err(e) if timeout.is_some() => {
+                let why = format!("peer script stopped at {}: {e:#}", row.label());
+                let _ = self.child.kill();
+                self.dead = Some(why.clone());
+                return Ok(vec![skipped_result(why)]);
+            }
+            Err(e) => return Err(e.context(format!("the peer script stopped at {}", row.label()))),
+        };
         Ok(v["results"]
             .as_array()
             .into_iter()
@@ -116,18 +143,43 @@ impl PeerServer {
             .collect())
     }
 
+    /// Whether the script was stopped after a row timed out.
+    pub fn is_dead(&self) -> bool {
+        self.dead.is_some()
+    }
+
     pub fn finish(mut self) -> Result<()> {
-        drop(self.stdin);
+        drop(self.stdin.take());
         self.child.wait()?;
         Ok(())
     }
 }
 
-fn read_json_line(r: &mut impl BufRead) -> Result<Value> {
-    let mut line = String::new();
-    if r.read_line(&mut line)? == 0 {
-        bail!("no output (see its errors above)");
+fn skipped_result(why: String) -> PeerResult {
+    PeerResult {
+        peer: "torch".into(),
+        stats: None,
+        work: 0.0,
+        peak_rss_bytes: None,
+        skipped: Some(why),
     }
+}
+
+fn read_json_line(
+    lines: &Receiver<std::io::Result<String>>,
+    timeout: Option<Duration>,
+) -> Result<Value> {
+    let line = match timeout {
+        Some(t) => match lines.recv_timeout(t) {
+            Ok(line) => line?,
+            Err(RecvTimeoutError::Timeout) => bail!("no answer within {:.0} s", t.as_secs_f64()),
+            Err(RecvTimeoutError::Disconnected) => bail!("no output (see its errors above)"),
+        },
+        None => match lines.recv() {
+            Ok(line) => line?,
+            Err(_) => bail!("no output (see its errors above)"),
+        },
+    };
     serde_json::from_str(&line).context("reading the peer script's JSON")
 }
 

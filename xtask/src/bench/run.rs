@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -26,8 +27,14 @@ pub fn build_runner(root: &Path, backend: Backend, bin_dir: &Path) -> Result<Pat
         "rg-bench",
         "--message-format=json-render-diagnostics",
     ]);
-    if backend == Backend::CpuBlas {
-        cmd.args(["--features", "blas"]);
+    match backend {
+        Backend::CpuBlas => {
+            cmd.args(["--features", "blas"]);
+        }
+        Backend::Cuda => {
+            cmd.args(["--features", "cuda"]);
+        }
+        Backend::Cpu => {}
     }
     eprintln!("bench: building rg-bench ({}, release)", backend.name());
     let out = cmd
@@ -69,19 +76,46 @@ pub struct Ours {
     pub load_before: Option<[f64; 3]>,
 }
 
+impl Ours {
+    /// A row that was not run, and why.
+    pub fn skipped(why: String) -> Ours {
+        Ours {
+            stats: None,
+            times_s: Vec::new(),
+            work: 0.0,
+            work_unit: String::new(),
+            peak_rss_bytes: None,
+            matmul_path: None,
+            skipped: Some(why),
+            load_before: load_average(),
+        }
+    }
+}
+
 /// Runs one row in its own process. A failing row is reported as skipped with the
-/// runner's error, so one broken workload does not lose the rest of the table.
-pub fn run_row(runner: &Path, row: &Row, shared: &Path) -> Result<Ours> {
+/// runner's error, so one broken workload does not lose the rest of the table; so is
+/// a row still running after `timeout` (its process is killed).
+pub fn run_row(runner: &Path, row: &Row, shared: &Path, timeout: Option<Duration>) -> Result<Ours> {
     let load_before = load_average();
     let r = row.reps;
-    let out = Command::new(runner)
-        .args([row.workload, row.size])
+    let mut cmd = Command::new(runner);
+    cmd.args([row.workload, row.size])
         .args(["--warmup", &r.warmup.to_string()])
         .args(["--min-reps", &r.min_reps.to_string()])
         .args(["--max-reps", &r.max_reps.to_string()])
         .args(["--budget-s", &r.budget_s.to_string()])
-        .env("RG_SHARED_DIR", shared)
-        .output()
+        .env("RG_SHARED_DIR", shared);
+    if row.backend == Backend::Cuda {
+        cmd.args(["--device", "cuda", "--dtype", row.dtype])
+            .args(["--inner", &row.inner.to_string()]);
+        // rg-cuda's switch for TF32 matrix products; f32 rows must run without it.
+        if row.dtype == "tf32" {
+            cmd.env("RG_CUDA_TF32", "1");
+        } else {
+            cmd.env_remove("RG_CUDA_TF32");
+        }
+    }
+    let out = output_within(&mut cmd, timeout)
         .with_context(|| format!("starting {}", runner.display()))?;
     let mut ours = Ours {
         stats: None,
@@ -92,6 +126,13 @@ pub fn run_row(runner: &Path, row: &Row, shared: &Path) -> Result<Ours> {
         matmul_path: None,
         skipped: None,
         load_before,
+    };
+    let Some(out) = out else {
+        ours.skipped = Some(format!(
+            "runner killed after {:.0} s (row timeout)",
+            timeout.unwrap_or_default().as_secs_f64()
+        ));
+        return Ok(ours);
     };
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
@@ -116,4 +157,47 @@ pub fn run_row(runner: &Path, row: &Row, shared: &Path) -> Result<Ours> {
     ours.peak_rss_bytes = v["peak_rss_bytes"].as_u64();
     ours.matmul_path = v["matmul"].as_str().map(str::to_string);
     Ok(ours)
+}
+
+/// The command's output, or `None` if it was still running after `timeout` (then it
+/// is killed). Output goes to temporary files, so a chatty child cannot block on a
+/// full pipe while we wait.
+fn output_within(
+    cmd: &mut Command,
+    timeout: Option<Duration>,
+) -> Result<Option<std::process::Output>> {
+    let Some(timeout) = timeout else {
+        return Ok(Some(cmd.output()?));
+    };
+    let dir = std::env::temp_dir();
+    let tag = format!("rg-bench-row-{}", std::process::id());
+    let (out_path, err_path) = (
+        dir.join(format!("{tag}.out")),
+        dir.join(format!("{tag}.err")),
+    );
+    let mut child = cmd
+        .stdout(std::fs::File::create(&out_path)?)
+        .stderr(std::fs::File::create(&err_path)?)
+        .spawn()?;
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if start.elapsed() >= timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = std::fs::read(&out_path).unwrap_or_default();
+    let stderr = std::fs::read(&err_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_path);
+    let _ = std::fs::remove_file(&err_path);
+    Ok(status.map(|status| std::process::Output {
+        status,
+        stdout,
+        stderr,
+    }))
 }

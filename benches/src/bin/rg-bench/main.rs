@@ -1,22 +1,29 @@
 //! `rg-bench`: runs one row of the benchmark matrix and prints one JSON object.
 //!
 //!     rg-bench WORKLOAD SIZE [--warmup N] [--min-reps N] [--max-reps N] [--budget-s S]
+//!              [--device cpu|cuda] [--dtype f32|tf32|bf16] [--inner N]
 //!
 //! `cargo xtask bench` starts one process per row so that each row's peak resident
 //! memory (VmHWM) is its own and one row's allocations cannot slow the next. Output:
 //! `{"times_s": [...], "work": W, "work_unit": "flop"|"byte"|"token", "peak_rss_bytes":
 //! N, "matmul": "matrixmultiply"|"openblas"}`, or `{"skipped": "why"}` (exit 0) when a
-//! row cannot run here (e.g. the shared data is absent). With `RG_PROFILE=1` the time
-//! spent in each backend op over the measured repetitions goes to stderr.
+//! row cannot run here (e.g. the shared data is absent, or `--device cuda` finds no
+//! CUDA device). On CUDA every timed repetition ends with a device synchronisation, and
+//! `--inner N` runs the workload N times per repetition (reporting the mean), so short
+//! kernels are timed without one synchronisation per launch. With `RG_PROFILE=1` the
+//! time spent in each backend op over the measured repetitions goes to stderr.
 
 mod io;
 mod model;
 mod ops;
+mod target;
 
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
+
+use target::Target;
 
 /// How many times to run a workload. Repetitions continue until `min_reps` are done
 /// and either `max_reps` are done or `budget_s` has passed, so slow rows stay short
@@ -79,7 +86,19 @@ pub enum Outcome {
     Skipped(String),
 }
 
-fn run_workload(name: &str, size: &str, reps: &Reps) -> Result<Outcome> {
+fn run_workload(name: &str, size: &str, reps: &Reps, target: &Target) -> Result<Outcome> {
+    if let Some(why) = target.unsupported(name) {
+        return Ok(Outcome::Skipped(why));
+    }
+    if target.is_cuda() {
+        let m = match name {
+            "matmul" => ops::matmul_on(size, reps, target)?,
+            "gpt2_train_step" => model::train_step_on("gpt2", size, reps, target)?,
+            "gpt2_decode" => model::decode_on(size, reps, target)?,
+            other => bail!("workload {other:?} has no CUDA row"),
+        };
+        return Ok(Outcome::Measured(m));
+    }
     let m = match name {
         "matmul" => ops::matmul(size, reps)?,
         "softmax" => ops::softmax(size, reps)?,
@@ -106,11 +125,12 @@ fn peak_rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn parse_args() -> Result<(String, String, Reps)> {
+fn parse_args() -> Result<(String, String, Reps, Target)> {
     let mut args = std::env::args().skip(1);
     let (Some(name), Some(size)) = (args.next(), args.next()) else {
-        bail!("usage: rg-bench WORKLOAD SIZE [--warmup N] [--min-reps N] [--max-reps N] [--budget-s S]");
+        bail!("usage: rg-bench WORKLOAD SIZE [--warmup N] [--min-reps N] [--max-reps N] [--budget-s S] [--device cpu|cuda] [--dtype f32|tf32|bf16] [--inner N]");
     };
+    let (mut device, mut dtype, mut inner) = ("cpu".to_string(), "f32".to_string(), 1usize);
     let mut reps = Reps {
         warmup: 1,
         min_reps: 3,
@@ -127,26 +147,31 @@ fn parse_args() -> Result<(String, String, Reps)> {
             "--min-reps" => reps.min_reps = value.parse().with_context(bad)?,
             "--max-reps" => reps.max_reps = value.parse().with_context(bad)?,
             "--budget-s" => reps.budget_s = value.parse().with_context(bad)?,
+            "--device" => device = value,
+            "--dtype" => dtype = value,
+            "--inner" => inner = value.parse().with_context(bad)?,
             other => bail!("unknown flag {other:?}"),
         }
     }
     reps.min_reps = reps.min_reps.max(1);
-    Ok((name, size, reps))
+    let target = Target::new(&device, &dtype, inner)?;
+    Ok((name, size, reps, target))
 }
 
 fn main() -> Result<()> {
-    let (name, size, reps) = parse_args()?;
-    let out: Value =
-        match run_workload(&name, &size, &reps).with_context(|| format!("{name} {size}"))? {
-            Outcome::Skipped(why) => json!({ "skipped": why }),
-            Outcome::Measured(m) => json!({
-                "times_s": m.times_s,
-                "work": m.work,
-                "work_unit": m.work_unit,
-                    "peak_rss_bytes": peak_rss_bytes(),
-                "matmul": if cfg!(feature = "blas") { "openblas" } else { "matrixmultiply" },
-            }),
-        };
+    let (name, size, reps, target) = parse_args()?;
+    let out: Value = match run_workload(&name, &size, &reps, &target)
+        .with_context(|| format!("{name} {size} {}", target.label()))?
+    {
+        Outcome::Skipped(why) => json!({ "skipped": why }),
+        Outcome::Measured(m) => json!({
+            "times_s": m.times_s,
+            "work": m.work,
+            "work_unit": m.work_unit,
+                "peak_rss_bytes": peak_rss_bytes(),
+            "matmul": target.matmul_path(),
+        }),
+    };
     println!("{out}");
     if rusty_gradients::core::profile::enabled() {
         eprintln!("{}", rusty_gradients::core::profile::report());

@@ -9,6 +9,7 @@ use rusty_gradients::gpt::{Gpt, GptConfig, ScheduleKind, TrainConfig, Trainer};
 use rusty_gradients::tokenize::CharTokenizer;
 use rusty_gradients::Device;
 
+use crate::target::Target;
 use crate::{Measured, Reps};
 
 /// A reproducible token stream in `[0, vocab)` (a 64-bit LCG; quality is irrelevant).
@@ -46,10 +47,26 @@ fn batch_dims(size: &str) -> Result<(usize, usize)> {
 /// One optimizer step of `preset` ("gpt2" or "nano") at batch `BxT`, as `rgrad train`
 /// runs it: constant LR, weight decay on matrices, clipping at 1.0, no dropout.
 pub fn train_step(preset: &str, size: &str, reps: &Reps) -> Result<Measured> {
+    train_step_device(preset, size, reps, Device::Cpu, None)
+}
+
+/// The training step on `target`'s device, synchronised after each step. bf16 (mixed
+/// precision) is refused by `Target::unsupported` until rg-nn has autocast.
+pub fn train_step_on(preset: &str, size: &str, reps: &Reps, target: &Target) -> Result<Measured> {
+    train_step_device(preset, size, reps, target.device(), Some(target))
+}
+
+fn train_step_device(
+    preset: &str,
+    size: &str,
+    reps: &Reps,
+    device: Device,
+    sync: Option<&Target>,
+) -> Result<Measured> {
     let (b, t) = batch_dims(size)?;
     let config = GptConfig::preset(preset)?;
     let vocab = config.vocab_size;
-    let model = Gpt::init(config, 1337, Device::Cpu)?;
+    let model = Gpt::init(config, 1337, device)?;
     // Enough tokens that random batches never run short.
     let tokens = random_tokens((b * t + 1) * 64, vocab, 7);
     let data = TextData::new(tokens, 0.0, SamplerKind::Random, 7)?;
@@ -78,13 +95,20 @@ pub fn train_step(preset: &str, size: &str, reps: &Reps) -> Result<Measured> {
     let mut trainer = Trainer::new(model, Box::new(data), Box::new(tokenizer), train, None)?;
     let times = reps.run(|| {
         trainer.step()?;
-        Ok(())
+        match sync {
+            Some(target) => target.sync(),
+            None => Ok(()),
+        }
     })?;
     Ok(Measured::new(times, (b * t) as f64, "token"))
 }
 
 fn gpt2() -> Result<Gpt> {
-    Ok(Gpt::init(GptConfig::preset("gpt2")?, 1337, Device::Cpu)?)
+    gpt2_on(Device::Cpu)
+}
+
+fn gpt2_on(device: Device) -> Result<Gpt> {
+    Ok(Gpt::init(GptConfig::preset("gpt2")?, 1337, device)?)
 }
 
 fn options(max_new_tokens: usize) -> GenerateOptions {
@@ -112,11 +136,20 @@ pub fn prefill(size: &str, reps: &Reps) -> Result<Measured> {
 /// Decode at batch 1: `"64+32"` is a 64-token prompt then 32 new tokens; a repetition's
 /// time is the mean seconds per decoded token (generate's own decode timing).
 pub fn decode(size: &str, reps: &Reps) -> Result<Measured> {
+    decode_model(size, reps, gpt2()?)
+}
+
+/// Decode at batch 1 on `target`'s device (f32 weights). Each decoded token is read
+/// back to the host to pick the next, so the timing includes the device's work.
+pub fn decode_on(size: &str, reps: &Reps, target: &Target) -> Result<Measured> {
+    decode_model(size, reps, gpt2_on(target.device())?)
+}
+
+fn decode_model(size: &str, reps: &Reps, model: Gpt) -> Result<Measured> {
     let Some((p, n)) = size.split_once('+') else {
         bail!("decode size is PROMPT+NEW, got {size:?}");
     };
     let (p, n): (usize, usize) = (p.parse()?, n.parse()?);
-    let model = gpt2()?;
     let prompt = random_tokens(p, 50257, 5);
     let times = reps.run_timed(|| {
         let g = generate(&model, &prompt, &options(n), |_| Ok(true))?;

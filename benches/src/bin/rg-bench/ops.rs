@@ -5,6 +5,7 @@ use rusty_gradients::autograd::Var;
 use rusty_gradients::core::backend::AdamWParams;
 use rusty_gradients::{DType, Device, Tensor};
 
+use crate::target::Target;
 use crate::{Measured, Reps};
 
 /// `"4096x768"` -> `[4096, 768]`; a bare number is one dimension.
@@ -32,6 +33,25 @@ pub fn matmul(size: &str, reps: &Reps) -> Result<Measured> {
         Ok(())
     })?;
     Ok(Measured::new(times, 2.0 * (n as f64).powi(3), "flop"))
+}
+
+/// Square matmul on `target`'s device and dtype (`tf32`: f32 data, TF32 products).
+/// A repetition is `target.inner` products then one synchronisation; its time is the
+/// mean per product. Work is 2n^3 FLOPs.
+pub fn matmul_on(size: &str, reps: &Reps, target: &Target) -> Result<Measured> {
+    let n = size.parse::<usize>().context("matmul size is n")?;
+    let a = target.place(pattern(&[n, n], 0)?)?;
+    let b = target.place(pattern(&[n, n], 1)?)?;
+    target.sync()?;
+    let inner = target.inner;
+    let times = reps.run(|| {
+        for _ in 0..inner {
+            a.matmul(&b)?;
+        }
+        target.sync()
+    })?;
+    let per_product = times.iter().map(|t| t / inner as f64).collect();
+    Ok(Measured::new(per_product, 2.0 * (n as f64).powi(3), "flop"))
 }
 
 /// Forward row ops read their input and write their output once: work is those bytes.
