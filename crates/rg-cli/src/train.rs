@@ -88,6 +88,10 @@ pub struct TrainArgs {
     /// Keep only the newest N step checkpoints (the best one is kept as `best`).
     #[arg(long)]
     keep_last: Option<usize>,
+    /// Compute precision of matmuls and attention: f32, or bf16 (autocast; weights and
+    /// optimizer state stay f32).
+    #[arg(long, value_parser = ["f32", "bf16"])]
+    dtype: Option<String>,
     /// Output directory: checkpoints/, metrics.jsonl, loss.svg.
     #[arg(long, default_value = "out")]
     out: PathBuf,
@@ -129,6 +133,7 @@ fn task_defaults() -> (GptConfig, TrainConfig) {
         eval_iters: 4,
         save_every: 0,
         keep_last: 0,
+        precision: Default::default(),
     };
     (model, train)
 }
@@ -159,6 +164,9 @@ impl TrainArgs {
         );
         if let Some(s) = &self.lr_schedule {
             c.lr_schedule = s.parse()?;
+        }
+        if let Some(d) = &self.dtype {
+            c.precision = d.parse()?;
         }
         if self.lr.is_some() && self.min_lr.is_none() {
             c.min_lr = c.min_lr.min(c.lr);

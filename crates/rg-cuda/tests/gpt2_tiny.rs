@@ -165,6 +165,7 @@ fn train_config() -> rg_gpt::TrainConfig {
         eval_iters: 1,
         save_every: 0,
         keep_last: 0,
+        precision: Default::default(),
     }
 }
 

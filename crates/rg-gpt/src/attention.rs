@@ -44,7 +44,8 @@ impl CausalSelfAttention {
             let probs = self.dropout.forward(&probs, rng.as_deref_mut())?;
             probs.matmul(&v)?.permute(&[0, 2, 1, 3])?
         } else {
-            q.attention(&k, &v, scale)?
+            let c = rg_nn::autocast::for_compute;
+            rg_nn::autocast::to_f32(&c(&q)?.attention(&c(&k)?, &c(&v)?, scale)?)?
         };
         let y = self.c_proj.forward(&y.reshape([b, t, c])?)?;
         self.dropout.forward(&y, rng)

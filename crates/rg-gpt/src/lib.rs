@@ -24,4 +24,6 @@ pub use config::{GptConfig, PRESETS};
 pub use error::{GptError, Result};
 pub use kv_cache::KvCache;
 pub use model::Gpt;
-pub use train::{EvalReport, Event, ScheduleKind, StepReport, Summary, TrainConfig, Trainer};
+pub use train::{
+    EvalReport, Event, Precision, ScheduleKind, StepReport, Summary, TrainConfig, Trainer,
+};

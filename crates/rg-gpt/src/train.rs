@@ -28,6 +28,41 @@ pub enum ScheduleKind {
     Cosine,
 }
 
+/// The precision of matmuls and attention during training. Parameters, gradients and
+/// optimizer state are f32 either way (mixed precision with f32 master weights).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F32,
+    /// bf16 autocast: matmul and attention inputs rounded to bf16, f32 accumulation.
+    Bf16,
+}
+
+impl Precision {
+    pub fn compute_dtype(self) -> Option<rg_core::DType> {
+        match self {
+            Precision::F32 => None,
+            Precision::Bf16 => Some(rg_core::DType::BF16),
+        }
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = GptError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "bf16" => Ok(Precision::Bf16),
+            other => Err(GptError::setting(
+                "--dtype",
+                format!("{other:?} is not one of: f32, bf16"),
+            )),
+        }
+    }
+}
+
 impl std::str::FromStr for ScheduleKind {
     type Err = GptError;
 
@@ -69,6 +104,9 @@ pub struct TrainConfig {
     /// Step checkpoints to keep (0 keeps all); `best` is kept regardless.
     #[serde(default)]
     pub keep_last: usize,
+    /// Compute precision of matmuls and attention (`--dtype`).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl Default for TrainConfig {
@@ -92,6 +130,7 @@ impl Default for TrainConfig {
             eval_iters: 20,
             save_every: 0,
             keep_last: 0,
+            precision: Precision::F32,
         }
     }
 }
@@ -314,9 +353,10 @@ impl Trainer {
             } else {
                 None
             };
-            let loss = self
-                .model
-                .loss(&batch.ids, &batch.targets, batch.ignore_index, rng)?;
+            let loss = rg_nn::autocast(self.config.precision.compute_dtype(), || {
+                self.model
+                    .loss(&batch.ids, &batch.targets, batch.ignore_index, rng)
+            })?;
             loss_sum += loss.tensor().to_f64_vec()?[0];
             tokens += batch.tokens();
             let loss = if accum > 1 {
@@ -366,9 +406,10 @@ impl Trainer {
                 let Some(batch) = self.data.eval_batch(i, b, t, &device)? else {
                     break;
                 };
-                let loss = self
-                    .model
-                    .loss(&batch.ids, &batch.targets, batch.ignore_index, None)?;
+                let loss = rg_nn::autocast(self.config.precision.compute_dtype(), || {
+                    self.model
+                        .loss(&batch.ids, &batch.targets, batch.ignore_index, None)
+                })?;
                 total += loss.tensor().to_f64_vec()?[0];
                 count += 1;
             }

@@ -152,6 +152,7 @@ fn ten_fine_tuning_steps_match_pytorch() {
         eval_iters: 1,
         save_every: 0,
         keep_last: 0,
+        precision: Default::default(),
     };
     let tokenizer = rg_tokenize::load_tokenizer(fixture_dir(&shared).join("model")).unwrap();
     let mut trainer = Trainer::new(model, Box::new(data), tokenizer, config, None).unwrap();

@@ -10,6 +10,7 @@
 //!   ([`LrSchedule`]) and global gradient-norm clipping ([`clip_grad_norm`]).
 
 mod activation;
+pub mod autocast;
 mod clip;
 mod dropout;
 mod embedding;
@@ -22,6 +23,7 @@ mod params;
 mod schedule;
 
 pub use activation::Gelu;
+pub use autocast::{autocast, autocast_dtype};
 pub use clip::{clip_coefficient, clip_grad_norm, grad_norm};
 pub use dropout::{Dropout, DropoutRng};
 pub use embedding::Embedding;

@@ -41,7 +41,9 @@ impl Linear {
         } else {
             x.reshape([rows, d_in])?
         };
-        let mut y = x2.matmul(&self.weight)?;
+        let product = crate::autocast::for_compute(&x2)?
+            .matmul(&crate::autocast::for_compute(&self.weight)?)?;
+        let mut y = crate::autocast::to_f32(&product)?;
         if let Some(b) = &self.bias {
             y = y.add(b)?;
         }

@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 use rusty_gradients::gpt::data::{SamplerKind, TextData};
 use rusty_gradients::gpt::generate::{generate, GenerateOptions, Sampling};
-use rusty_gradients::gpt::{Gpt, GptConfig, ScheduleKind, TrainConfig, Trainer};
+use rusty_gradients::gpt::{Gpt, GptConfig, Precision, ScheduleKind, TrainConfig, Trainer};
 use rusty_gradients::tokenize::CharTokenizer;
 use rusty_gradients::Device;
 
@@ -47,13 +47,18 @@ fn batch_dims(size: &str) -> Result<(usize, usize)> {
 /// One optimizer step of `preset` ("gpt2" or "nano") at batch `BxT`, as `rgrad train`
 /// runs it: constant LR, weight decay on matrices, clipping at 1.0, no dropout.
 pub fn train_step(preset: &str, size: &str, reps: &Reps) -> Result<Measured> {
-    train_step_device(preset, size, reps, Device::Cpu, None)
+    train_step_device(preset, size, reps, Device::Cpu, None, Precision::F32)
 }
 
-/// The training step on `target`'s device, synchronised after each step. bf16 (mixed
-/// precision) is refused by `Target::unsupported` until rg-nn has autocast.
+/// The training step on `target`'s device, synchronised after each step; `bf16` is
+/// mixed precision (bf16 autocast of matmuls and attention, f32 master weights).
 pub fn train_step_on(preset: &str, size: &str, reps: &Reps, target: &Target) -> Result<Measured> {
-    train_step_device(preset, size, reps, target.device(), Some(target))
+    let precision = if target.dtype == "bf16" {
+        Precision::Bf16
+    } else {
+        Precision::F32
+    };
+    train_step_device(preset, size, reps, target.device(), Some(target), precision)
 }
 
 fn train_step_device(
@@ -62,6 +67,7 @@ fn train_step_device(
     reps: &Reps,
     device: Device,
     sync: Option<&Target>,
+    precision: Precision,
 ) -> Result<Measured> {
     let (b, t) = batch_dims(size)?;
     let config = GptConfig::preset(preset)?;
@@ -91,6 +97,7 @@ fn train_step_device(
         eval_iters: 1,
         save_every: 0,
         keep_last: 0,
+        precision,
     };
     let mut trainer = Trainer::new(model, Box::new(data), Box::new(tokenizer), train, None)?;
     let times = reps.run(|| {

@@ -57,12 +57,6 @@ impl Target {
             // rg-cuda reads the switch when the device is first used.
             return Some("tf32 rows need RG_CUDA_TF32=1 in the runner's environment".into());
         }
-        if workload == "gpt2_train_step" && self.dtype == "bf16" {
-            return Some(
-                "bf16 training needs mixed precision (autocast) in rg-nn, which this build lacks"
-                    .into(),
-            );
-        }
         None
     }
 

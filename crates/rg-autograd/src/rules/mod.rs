@@ -2,6 +2,7 @@
 
 mod attention;
 mod binary;
+mod cast;
 mod concat;
 mod cross_entropy;
 mod indexing;

@@ -8,10 +8,10 @@
 //! recomputes each probability from the stored log-sum-exp, as FlashAttention does.
 
 use rayon::prelude::*;
-use rg_core::backend::{AttentionGrads, AttentionOutput, View};
+use rg_core::backend::{AttentionGrads, AttentionOutput, BoxStorage, View};
 use rg_core::{DType, Device, Error, Layout, Result, Shape};
 
-use super::lanes;
+use super::{cast, lanes};
 use crate::math::Real;
 use crate::simd::multiversion;
 use crate::strided::gather;
@@ -90,8 +90,39 @@ pub fn attention(q: View<'_>, k: View<'_>, v: View<'_>, scale: f64) -> Result<At
     match common_dtype(OP, &[q, k, v])? {
         DType::F32 => forward::<f32>(q, k, v, dims, scale),
         DType::F64 => forward::<f64>(q, k, v, dims, scale),
-        other => Err(unsupported(OP, other, "f32 or f64")),
+        DType::BF16 => {
+            let ([q, k, v], layouts) = widen([q, k, v])?;
+            let [ql, kl, vl] = &layouts;
+            let out = forward::<f32>(view(&q, ql), view(&k, kl), view(&v, vl), dims, scale)?;
+            Ok(AttentionOutput {
+                out: narrow_bf16(out.out, &[dims.b, dims.t, dims.h, dims.d])?,
+                lse: out.lse,
+            })
+        }
+        other => Err(unsupported(OP, other, "f32, f64 or bf16")),
     }
+}
+
+/// bf16 inputs computed in f32 (the accumulation type): each view widened to a
+/// contiguous f32 copy, with its contiguous layout.
+fn widen<const N: usize>(views: [View<'_>; N]) -> Result<([BoxStorage; N], [Layout; N])> {
+    let layouts = views.map(|v| Layout::contiguous(Shape::new(v.dims())));
+    let mut out = Vec::with_capacity(N);
+    for v in views {
+        out.push(cast::cast(v, DType::F32)?);
+    }
+    let out: [BoxStorage; N] = out.try_into().unwrap_or_else(|_| unreachable!("N casts"));
+    Ok((out, layouts))
+}
+
+fn view<'a>(storage: &'a BoxStorage, layout: &'a Layout) -> View<'a> {
+    View::new(&**storage, layout)
+}
+
+/// An f32 result rounded to bf16 for the caller.
+fn narrow_bf16(x: BoxStorage, dims: &[usize]) -> Result<BoxStorage> {
+    let layout = Layout::contiguous(Shape::new(dims));
+    cast::cast(View::new(&*x, &layout), DType::BF16)
 }
 
 fn forward<T: Real>(
@@ -210,10 +241,37 @@ pub fn attention_backward(
             ),
         ));
     }
+    if q.dtype() == DType::BF16 {
+        common_dtype(OP_BACKWARD, &[q, k, v, out, dout])?;
+        if lse.dtype() != DType::F32 {
+            return Err(Error::DTypeMismatch {
+                op: OP_BACKWARD,
+                lhs: DType::F32,
+                rhs: lse.dtype(),
+            });
+        }
+        let ([q, k, v, out, dout], layouts) = widen([q, k, v, out, dout])?;
+        let [ql, kl, vl, ol, dl] = &layouts;
+        let views = [
+            view(&q, ql),
+            view(&k, kl),
+            view(&v, vl),
+            view(&out, ol),
+            lse,
+            view(&dout, dl),
+        ];
+        let grads = backward::<f32>(views, dims, scale)?;
+        let Dims { b, t, s, h, d } = dims;
+        return Ok(AttentionGrads {
+            dq: narrow_bf16(grads.dq, &[b, t, h, d])?,
+            dk: narrow_bf16(grads.dk, &[b, s, h, d])?,
+            dv: narrow_bf16(grads.dv, &[b, s, h, d])?,
+        });
+    }
     match common_dtype(OP_BACKWARD, &[q, k, v, out, lse, dout])? {
         DType::F32 => backward::<f32>([q, k, v, out, lse, dout], dims, scale),
         DType::F64 => backward::<f64>([q, k, v, out, lse, dout], dims, scale),
-        other => Err(unsupported(OP_BACKWARD, other, "f32 or f64")),
+        other => Err(unsupported(OP_BACKWARD, other, "f32, f64 or bf16")),
     }
 }
 
