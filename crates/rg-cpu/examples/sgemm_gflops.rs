@@ -22,20 +22,27 @@ fn data(n: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
-/// Nanoseconds the calling thread has spent on a CPU (Linux), so single-thread
-/// figures can discount time other processes took on a busy machine.
-fn thread_cpu_ns() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace().next()?.parse().ok()
+/// Nanoseconds all threads of this process have spent on a CPU (Linux), so figures
+/// can discount the time other processes took on a busy machine.
+fn process_cpu_ns() -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let s = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += s.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
 }
 
 /// Median seconds of `f` over enough runs to fill about a second (at least 3). With
-/// `RG_BENCH_CPU_TIME=1`, seconds on the calling thread's CPU instead of wall time.
+/// `RG_BENCH_CPU_TIME=1`: the process's CPU seconds divided by the pool's thread count,
+/// i.e. the wall time the work would take with every thread on a core of its own
+/// (threads spinning while they wait count as busy, so this errs on the slow side).
 fn time(mut f: impl FnMut()) -> f64 {
     let cpu = std::env::var("RG_BENCH_CPU_TIME").is_ok_and(|v| v == "1");
+    let threads = rayon::current_num_threads() as f64;
     let clock = || -> f64 {
-        match thread_cpu_ns() {
-            Some(ns) if cpu => ns as f64 * 1e-9,
+        match process_cpu_ns() {
+            Some(ns) if cpu => ns as f64 * 1e-9 / threads,
             _ => START.with(|s| s.elapsed().as_secs_f64()),
         }
     };
@@ -45,8 +52,8 @@ fn time(mut f: impl FnMut()) -> f64 {
     let once = t.elapsed().as_secs_f64().max(1e-6);
     let runs = ((1.0 / once) as usize).clamp(3, 2000);
     if cpu {
-        // The thread's CPU clock only advances at scheduler ticks: time the runs
-        // together rather than one by one.
+        // Threads' CPU clocks only advance at scheduler ticks: time the runs together
+        // rather than one by one.
         let t = clock();
         (0..runs).for_each(|_| f());
         return (clock() - t) / runs as f64;
