@@ -104,13 +104,21 @@ pub fn worth_threads(m: usize, n: usize, k: usize) -> bool {
     rayon::current_num_threads() > 1 && m.saturating_mul(n).saturating_mul(k) >= 1 << 20
 }
 
-/// The output tile pointer, shared by the tasks that write disjoint tiles.
+/// An output pointer shared by tasks that write disjoint parts of it.
 #[derive(Clone, Copy)]
 struct Out(*mut f32);
-// SAFETY: tasks write disjoint tiles of the caller's `c` (see `compute`).
+// SAFETY: tasks write disjoint tiles of `c` (see `compute`) or disjoint depth rows of
+// a packed block (see `pack_block`).
 unsafe impl Send for Out {}
 // SAFETY: as above.
 unsafe impl Sync for Out {}
+
+impl Out {
+    /// The pointer (a method, so closures capture the `Sync` wrapper, not the field).
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
 
 /// 64-byte aligned f32 scratch, so packed panels start on cache lines.
 #[derive(Default)]
@@ -268,6 +276,23 @@ unsafe fn pack_block<E: Elem>(
 ) {
     let panels = len.div_ceil(w);
     let dst = &mut dst[..panels * kc * w];
+    if src.rs == 1 && src.cs != 1 {
+        // Lanes contiguous: depth rows in order (see `pack::pack_rows`).
+        let out = Out(dst.as_mut_ptr());
+        // SAFETY: `dst` holds every panel; each task writes its own depth rows.
+        let rows = |r: std::ops::Range<usize>| unsafe {
+            pack::pack_rows(out.ptr(), src, (l0, len), (p0, kc), w, r)
+        };
+        const ROWS_PER_TASK: usize = 16;
+        if parallel && kc > ROWS_PER_TASK {
+            (0..kc.div_ceil(ROWS_PER_TASK))
+                .into_par_iter()
+                .for_each(|t| rows(t * ROWS_PER_TASK..kc.min((t + 1) * ROWS_PER_TASK)));
+        } else {
+            rows(0..kc);
+        }
+        return;
+    }
     let one = |(q, panel): (usize, &mut [f32])| {
         let live = w.min(len - q * w);
         // SAFETY: panel `q`'s live lanes are inside the range the caller vouched for.

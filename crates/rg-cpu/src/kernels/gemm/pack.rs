@@ -113,3 +113,36 @@ pub unsafe fn pack_panel<E: Elem>(
         }
     }
 }
+
+/// Packs lanes `l0..l0 + len` into `w`-wide panels (as [`pack_panel`] each) when the
+/// lanes are contiguous (`src.rs == 1`: a row-major rhs, a transposed lhs), walking
+/// the source one depth row at a time across every panel: one sequential stream the
+/// prefetchers follow, where panel by panel would hop a row stride every `w` values.
+/// Only depths `rows` of the `kc` are written, so tasks can split the depth.
+///
+/// # Safety
+/// `dst` must be valid for `len.div_ceil(w) * kc * w` writes, of which nothing else
+/// touches depths `rows` meanwhile; lanes `l0..l0 + len` and depths
+/// `p0..p0 + kc` must be inside `src`, and `src.rs == 1`.
+pub unsafe fn pack_rows<E: Elem>(
+    dst: *mut f32,
+    src: Mat<E>,
+    (l0, len): (usize, usize),
+    (p0, kc): (usize, usize),
+    w: usize,
+    rows: std::ops::Range<usize>,
+) {
+    debug_assert!(src.rs == 1 && rows.end <= kc);
+    for p in rows {
+        // SAFETY: depth `p0 + p` and lanes `l0..l0 + len` are inside `src`.
+        let run = unsafe { std::slice::from_raw_parts(src.ptr.add(l0 + (p0 + p) * src.cs), len) };
+        for (q, lanes) in run.chunks(w).enumerate() {
+            // SAFETY: row `p` of panel `q` is inside `dst` and this task's to write.
+            let row = unsafe { std::slice::from_raw_parts_mut(dst.add((q * kc + p) * w), w) };
+            for (d, &x) in row.iter_mut().zip(lanes) {
+                *d = x.to_f32();
+            }
+            row[lanes.len()..].fill(0.0);
+        }
+    }
+}
