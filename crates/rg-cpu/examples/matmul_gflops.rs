@@ -12,10 +12,12 @@ use rg_cpu::CpuBackend;
 
 fn main() {
     let b = CpuBackend::new();
+    // The default build runs the crate's packed GEMM on AVX-512 CPUs, matrixmultiply
+    // on others.
     let gemm = if cfg!(feature = "blas") {
         "openblas"
     } else {
-        "matrixmultiply"
+        "default"
     };
     for n in [256usize, 1024, 2048] {
         let v: Vec<f32> = (0..n * n)

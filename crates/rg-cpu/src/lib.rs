@@ -16,12 +16,15 @@
 //!   time, and a vectorisable f32 `exp`.
 //!
 //! Compute ops support f32 and f64; bf16 and f16 are storage types here (memory ops and
-//! casts); u32 and i64 serve as indices, comparison results and `argmax` output.
+//! casts), except that matmul also takes bf16 (f32 accumulation, bf16 result); u32 and
+//! i64 serve as indices, comparison results and `argmax` output.
 //!
 //! Threads: kernels use rayon's global pool (`RAYON_NUM_THREADS` sizes it) and stay
-//! single-threaded below about 32K elements. Matrix products use `matrixmultiply` (or
-//! OpenBLAS with the `blas` feature), whose own threads only run while the rayon pool
-//! is idle; see `kernels::matmul`. `RG_CPU_SIMD=base|avx2|avx512` caps the vector level.
+//! single-threaded below about 32K elements. Matrix products use the crate's packed
+//! GEMM (`kernels::gemm`: an AVX-512 micro-kernel, threads on the rayon pool) for f32
+//! on AVX-512 CPUs and for bf16, and otherwise `matrixmultiply` (or OpenBLAS with the
+//! `blas` feature), whose own threads only run while the rayon pool is idle; see
+//! `kernels::matmul`. `RG_CPU_SIMD=base|avx2|avx512` caps the vector level.
 
 mod backend;
 mod kernels;

@@ -215,3 +215,71 @@ fn degenerate_and_invalid_shapes() {
         .matmul(View::new(&*u, &l), View::new(&*u, &lt), dims)
         .is_err());
 }
+
+#[test]
+fn attention_shaped_batches() {
+    // Head-sized products, as GPT attention runs them (batch over heads).
+    let mut rng = Lcg::new(33);
+    for (batch, m, n, k) in [(48, 64, 64, 64), (6, 100, 64, 70), (3, 64, 129, 64)] {
+        check(MatmulDims { batch, m, n, k }, &mut rng);
+    }
+}
+
+#[test]
+fn bf16_products_round_an_f32_accumulation() {
+    let b = backend();
+    let mut rng = Lcg::new(34);
+    for dims in [
+        MatmulDims {
+            batch: 1,
+            m: 1,
+            n: 1,
+            k: 1,
+        },
+        MatmulDims {
+            batch: 3,
+            m: 17,
+            n: 65,
+            k: 33,
+        },
+        MatmulDims {
+            batch: 2,
+            m: 64,
+            n: 100,
+            k: 300,
+        },
+        MatmulDims {
+            batch: 1,
+            m: 130,
+            n: 70,
+            k: 0,
+        },
+    ] {
+        let MatmulDims { batch, m, n, k } = dims;
+        for (ln, llen, ll) in operand_layouts(batch, m, k) {
+            for (rn, rlen, rl) in operand_layouts(batch, k, n) {
+                let ad = rng.vec(llen, 1.0);
+                let bd = rng.vec(rlen, 1.0);
+                let (x, y) = (store(&ad, DType::BF16), store(&bd, DType::BF16));
+                let out = b
+                    .matmul(View::new(&*x, &ll), View::new(&*y, &rl), dims)
+                    .unwrap();
+                assert_eq!(out.dtype(), DType::BF16);
+                let want = naive(
+                    &gather(&rounded(&ad, DType::BF16), &ll),
+                    &gather(&rounded(&bd, DType::BF16), &rl),
+                    dims,
+                );
+                // The f32 sum is exact to ~1e-6 here; rounding it to bf16 (8 significant
+                // bits, to nearest) moves it by at most 2^-8 relative.
+                let got = read(&*out);
+                for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - w).abs() <= w.abs() / 256.0 + 1e-5 * (k as f64).sqrt(),
+                        "{dims:?} {ln} x {rn} [{i}]: got {g}, want {w}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -2,25 +2,39 @@
 //!
 //! Operands are read through their strides (a transposed view is just swapped
 //! strides), so nothing is copied; a batch stride of 0 (a broadcast operand) works the
-//! same way. The GEMM itself is `matrixmultiply`, or system OpenBLAS with the `blas`
-//! feature when both operands have a unit stride in one of their two axes.
+//! same way. The output is contiguous.
 //!
-//! Threading. `matrixmultiply` (and OpenBLAS) run their own threads inside one GEMM,
-//! and only for matrices big enough to pay for them: `matrixmultiply` uses one thread
-//! while `m*k + k*n < 2^15` (its `MATMUL_NUM_THREADS` environment variable caps the
-//! count, default the number of physical cores, at most 4), OpenBLAS while
-//! `m*n*k <= 2^18`. So a batch is spread over the rayon pool only when its matrices are
-//! below those sizes, where each GEMM is single-threaded; larger matrices run one after
-//! another, each using the library's threads while the rayon pool is idle. The two
-//! never run at once, and the machine is never oversubscribed.
+//! Engines ([`engine`] picks one per call, the same for every product of the batch):
+//! - f32 on AVX-512 CPUs, and bf16 everywhere: the packed GEMM of [`super::gemm`]
+//!   (f32 accumulation; bf16 operands are widened while packing and the result rounded
+//!   to nearest even at the end). It threads on the global rayon pool.
+//! - f32 elsewhere, and f64: `matrixmultiply`; with the `blas` feature, system
+//!   OpenBLAS takes f32 and f64 whenever both operands have a unit stride in one axis.
+//!
+//! Threading. The packed GEMM splits a batch over the rayon pool (each product on one
+//! thread, its packing amortised over the product) when the products are small or
+//! divide evenly among the threads; otherwise the products run one after another,
+//! each split across the pool. `matrixmultiply` (and OpenBLAS) run their own threads
+//! inside one GEMM, and only for matrices big enough to pay for them:
+//! `matrixmultiply` uses one thread while `m*k + k*n < 2^15` (its
+//! `MATMUL_NUM_THREADS` environment variable caps the count, default the number of
+//! physical cores, at most 4), OpenBLAS while `m*n*k <= 2^18`. So a batch on those
+//! engines is spread over the rayon pool only when its matrices are below those sizes,
+//! where each GEMM is single-threaded; larger matrices run one after another, each
+//! using the library's threads while the rayon pool is idle. The library threads and
+//! the pool never run at once, and the machine is never oversubscribed.
 
+use std::mem::MaybeUninit;
+
+use half::bf16;
 use rayon::prelude::*;
 use rg_core::backend::{BoxStorage, MatmulDims, View};
 use rg_core::{DType, Device, Error, Layout, Result, Shape};
 
+use super::gemm::{self, Kernel, Mat};
 use crate::math::Real;
 use crate::strided::Walk;
-use crate::view::{boxed, common_dtype, typed, unsupported};
+use crate::view::{boxed, common_dtype, typed, unsupported, Typed};
 
 const OP: &str = "matmul";
 
@@ -28,10 +42,50 @@ const OP: &str = "matmul";
 const PAR_MIN_FLOPS: usize = 1 << 17;
 
 pub fn matmul(lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<BoxStorage> {
-    match common_dtype(OP, &[lhs, rhs])? {
-        DType::F32 => run::<f32>(lhs, rhs, dims),
-        DType::F64 => run::<f64>(lhs, rhs, dims),
-        other => Err(unsupported(OP, other, "f32 or f64")),
+    let dtype = common_dtype(OP, &[lhs, rhs])?;
+    let MatmulDims { batch, m, n, k } = dims;
+    match dtype {
+        DType::F32 | DType::F64 | DType::BF16 => {}
+        other => return Err(unsupported(OP, other, "f32, f64 or bf16")),
+    }
+    let (a, b) = (
+        Operand::new(lhs.layout, batch, m, k, "lhs")?,
+        Operand::new(rhs.layout, batch, k, n, "rhs")?,
+    );
+    let plan = Plan::new(m, n, k, &a, &b);
+    match (dtype, engine(dtype, &plan)) {
+        (DType::F32, Engine::Packed(kern)) => {
+            let (x, y) = (typed::<f32>(lhs, OP)?, typed::<f32>(rhs, OP)?);
+            Ok(boxed(run_packed(kern, &plan, batch, (x, &a), (y, &b))))
+        }
+        (DType::BF16, Engine::Packed(kern)) => {
+            let (x, y) = (typed::<bf16>(lhs, OP)?, typed::<bf16>(rhs, OP)?);
+            let out = run_packed(kern, &plan, batch, (x, &a), (y, &b));
+            Ok(boxed(round_to_bf16(&out)))
+        }
+        (DType::F64, _) => run_library::<f64>(lhs, rhs, &plan, batch, (&a, &b)),
+        _ => run_library::<f32>(lhs, rhs, &plan, batch, (&a, &b)),
+    }
+}
+
+/// How the products of one call are computed (see the module docs).
+#[derive(Clone, Copy)]
+enum Engine {
+    /// [`super::gemm`] with this micro-kernel.
+    Packed(Kernel),
+    /// `matrixmultiply`, or OpenBLAS under the `blas` feature.
+    Library,
+}
+
+/// The one place a call picks its engine. Skinny products (decode steps, `m <= 4`)
+/// plug in here: a GEMV engine gets its branch ahead of the packed GEMM.
+fn engine(dtype: DType, plan: &Plan) -> Engine {
+    match dtype {
+        DType::BF16 => Engine::Packed(Kernel::best()),
+        DType::F32 if !f32::uses_blas(plan) => {
+            Kernel::avx512().map_or(Engine::Library, Engine::Packed)
+        }
+        _ => Engine::Library,
     }
 }
 
@@ -86,24 +140,101 @@ impl Operand {
     }
 }
 
-fn run<T: Real + Gemm>(lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<BoxStorage> {
-    let MatmulDims { batch, m, n, k } = dims;
+/// The packed GEMM over the batch, into a fresh f32 `[batch, m, n]`.
+fn run_packed<E: gemm::Elem + crate::storage::CpuElement>(
+    kern: Kernel,
+    plan: &Plan,
+    batch: usize,
+    (a, lhs): (Typed<'_, E>, &Operand),
+    (b, rhs): (Typed<'_, E>, &Operand),
+) -> Vec<f32> {
+    let (m, n, k) = (plan.m, plan.n, plan.k);
+    let len = batch * m * n;
+    // Left uninitialised: the GEMM writes every output (zeroing a large fresh buffer
+    // first costs as much as a small batch's arithmetic).
+    let mut out = crate::pool::with_capacity::<f32>(len);
+    if len == 0 {
+        return out;
+    }
+    let by_batch = batch > 1
+        && rayon::current_num_threads() > 1
+        && batch.saturating_mul(m * n).saturating_mul(k) >= PAR_MIN_FLOPS
+        && (!gemm::worth_threads(m, n, k)
+            || batch % rayon::current_num_threads() == 0
+            || batch >= 4 * rayon::current_num_threads());
+    let one = |i: usize, c: &mut [MaybeUninit<f32>], parallel: bool| {
+        let mat = |data: *const E, start: usize, (rs, cs): (usize, usize)| Mat {
+            // SAFETY: `start` is an index the checked layout reaches (see `Operand`).
+            ptr: unsafe { data.add(start) },
+            rs,
+            cs,
+        };
+        // SAFETY: `typed` checked that both layouts stay inside their slices, and the
+        // starts and strides come from those layouts with the checked dims, so every
+        // element the GEMM reads is in bounds; `c` holds exactly the `m * n` outputs.
+        unsafe {
+            gemm::gemm(
+                kern,
+                (m, n, k),
+                mat(a.data.as_ptr(), lhs.starts[i], plan.a),
+                mat(b.data.as_ptr(), rhs.starts[i], plan.b),
+                c.as_mut_ptr().cast::<f32>(),
+                n,
+                parallel,
+            )
+        }
+    };
+    let spare = &mut out.spare_capacity_mut()[..len];
+    if by_batch {
+        spare
+            .par_chunks_mut(m * n)
+            .enumerate()
+            .for_each(|(i, c)| one(i, c, false));
+    } else {
+        let parallel = gemm::worth_threads(m, n, k);
+        spare
+            .chunks_mut(m * n)
+            .enumerate()
+            .for_each(|(i, c)| one(i, c, parallel));
+    }
+    // SAFETY: each chunk went to one GEMM, which writes all of its `m * n` outputs.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// f32 results rounded to bf16 (nearest, ties to even).
+fn round_to_bf16(src: &[f32]) -> Vec<bf16> {
+    let mut out = crate::pool::zeroed(src.len());
+    crate::parallel::for_rows(&mut out, 1, |first, dst| {
+        for (d, &s) in dst.iter_mut().zip(&src[first..]) {
+            *d = bf16::from_f32(s);
+        }
+    });
+    out
+}
+
+/// `matrixmultiply` (or OpenBLAS) over the batch.
+fn run_library<T: Real + Gemm>(
+    lhs: View<'_>,
+    rhs: View<'_>,
+    plan: &Plan,
+    batch: usize,
+    (lhs_op, rhs_op): (&Operand, &Operand),
+) -> Result<BoxStorage> {
+    let (m, n, k) = (plan.m, plan.n, plan.k);
     let a = typed::<T>(lhs, OP)?;
     let b = typed::<T>(rhs, OP)?;
-    let lhs_op = Operand::new(a.layout, batch, m, k, "lhs")?;
-    let rhs_op = Operand::new(b.layout, batch, k, n, "rhs")?;
     let mut out = crate::pool::zeroed(batch * m * n);
     if out.is_empty() || k == 0 {
         return Ok(boxed(out));
     }
-    let plan = Plan::new(m, n, k, &lhs_op, &rhs_op);
     let one = |i: usize, c: &mut [T]| {
         // SAFETY: `typed` checked that both layouts stay inside their slices, and the
         // starts and strides come from those layouts with the checked dims, so every
         // element GEMM reads is in bounds; `c` holds exactly the `m * n` outputs.
         unsafe {
             T::gemm(
-                &plan,
+                plan,
                 a.data.as_ptr().add(lhs_op.starts[i]),
                 b.data.as_ptr().add(rhs_op.starts[i]),
                 c.as_mut_ptr(),

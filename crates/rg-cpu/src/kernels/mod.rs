@@ -10,6 +10,7 @@ pub mod copy;
 pub mod cross_entropy;
 pub mod fill;
 pub mod gelu;
+pub mod gemm;
 pub mod indexing;
 pub mod lanes;
 pub mod layer_norm;

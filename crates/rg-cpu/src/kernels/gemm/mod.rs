@@ -1,0 +1,378 @@
+//! A packed, cache-blocked f32 GEMM (the GotoBLAS/BLIS structure) for strided operands
+//! of f32 or bf16, accumulating in f32: `c = a * b`, `a` `[m, k]`, `b` `[k, n]`, `c`
+//! row-major `[m, n]` with row stride `ldc`.
+//!
+//! Blocking. The depth is cut into blocks of `KC`; for each, up to `MC` lhs rows are
+//! packed (`pack::pack_panel`, `MR`-row panels) and then, `NC` columns at a time, the
+//! rhs block (`NR`-column panels). The micro-kernel computes one `MR x NR` tile of C
+//! from one lhs panel (`MR x KC`, kept in L1 while it sweeps the rhs panels) and one
+//! rhs panel (the `KC x NC` rhs block stays in L2). C tiles are overwritten in the
+//! first depth block and accumulated in later ones, so `c` needs no zeroing.
+//!
+//! Threads. With `parallel`, packing is split by panel and the tiles of each block are
+//! split into a grid of about four tasks per thread of the global rayon pool; all
+//! tasks share the packed blocks. Without it everything runs on the calling thread
+//! (small products, or one product of a batch that is itself spread over the pool).
+//!
+//! Kernels: the AVX-512 one where the CPU has it (and `RG_CPU_SIMD` does not cap the
+//! level below it), else a portable one the compiler vectorises.
+
+#[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+mod avx512;
+mod pack;
+mod portable;
+#[cfg(test)]
+mod tests;
+
+use rayon::prelude::*;
+
+pub use pack::{Elem, Mat};
+
+/// Depth of one packed block: an `MR x KC` lhs panel fits L1 beside the rhs stream.
+const KC: usize = 256;
+/// Lhs rows packed per depth block (the packed lhs block lives in L3).
+const MC: usize = 1536;
+/// Rhs columns per packed block: `KC x NC` f32 (512 KiB) stays in each core's L2.
+const NC: usize = 512;
+/// Largest `MR * NR` of any kernel (the scratch tile for partial edges).
+const MAX_TILE: usize = 512;
+#[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+const _: () = assert!(avx512::MR * avx512::NR <= MAX_TILE);
+const _: () = assert!(portable::MR * portable::NR <= MAX_TILE);
+
+/// One micro-kernel: `c[i][j] (+)= sum_p a[i][p] * b[p][j]` over a full tile, from an
+/// lhs panel and a packed rhs panel, `c` with row stride `ldc`, overwritten unless
+/// `acc`.
+type KernelFn = unsafe fn(usize, LhsPanel, *const f32, *mut f32, usize, bool);
+
+/// Where a micro-kernel reads its `MR` lhs rows: row `i`, depth `p` is at
+/// `ptr + i * lane + p * depth`, for rows below `rows` (later rows repeat the last).
+/// A packed panel has strides `(1, MR)`; a row-major lhs read in place `(lda, 1)`.
+#[derive(Clone, Copy)]
+pub struct LhsPanel {
+    ptr: *const f32,
+    lane: usize,
+    depth: usize,
+    rows: usize,
+}
+
+/// A micro-kernel and its tile shape.
+#[derive(Clone, Copy)]
+pub struct Kernel {
+    mr: usize,
+    nr: usize,
+    run: KernelFn,
+    /// Whether the kernel reads a row-major f32 lhs in place (any `LhsPanel` strides).
+    in_place_lhs: bool,
+}
+
+impl Kernel {
+    /// The AVX-512 kernel, when the CPU has AVX-512F and the vector level allows it.
+    pub fn avx512() -> Option<Kernel> {
+        #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+        if crate::simd::level() == crate::simd::Level::Avx512 {
+            // `level` reports Avx512 only after `is_x86_feature_detected!("avx512f")`.
+            return Some(Kernel {
+                mr: avx512::MR,
+                nr: avx512::NR,
+                run: avx512::kernel::<{ avx512::MR }, { avx512::NV }>,
+                in_place_lhs: true,
+            });
+        }
+        None
+    }
+
+    /// The portable kernel, available everywhere.
+    pub fn portable() -> Kernel {
+        Kernel {
+            mr: portable::MR,
+            nr: portable::NR,
+            run: portable::kernel,
+            in_place_lhs: false,
+        }
+    }
+
+    /// The fastest kernel for this CPU.
+    pub fn best() -> Kernel {
+        Kernel::avx512().unwrap_or_else(Kernel::portable)
+    }
+}
+
+/// Whether a product of this size is worth splitting across the rayon pool: below
+/// about 2^20 multiply-adds the pool's wake-ups cost more than they save.
+pub fn worth_threads(m: usize, n: usize, k: usize) -> bool {
+    rayon::current_num_threads() > 1 && m.saturating_mul(n).saturating_mul(k) >= 1 << 20
+}
+
+/// An output pointer shared by tasks that write disjoint parts of it.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: tasks write disjoint tiles of `c` (see `compute`) or disjoint depth rows of
+// a packed block (see `pack_block`).
+unsafe impl Send for Out {}
+// SAFETY: as above.
+unsafe impl Sync for Out {}
+
+impl Out {
+    /// The pointer (a method, so closures capture the `Sync` wrapper, not the field).
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// 64-byte aligned f32 scratch, so packed panels start on cache lines.
+#[derive(Default)]
+struct Packed {
+    lines: Vec<Line>,
+}
+
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f32; 16]);
+
+thread_local! {
+    /// Each thread's packing buffers, kept between products: a batch of small products
+    /// would otherwise spend much of its time allocating and zeroing fresh pages.
+    static SCRATCH: std::cell::Cell<(Packed, Packed)> = std::cell::Cell::default();
+}
+
+impl Packed {
+    /// At least `len` f32s. Taken from this thread's cache (a nested or concurrent
+    /// product on the same thread finds it empty and allocates its own).
+    fn grow(&mut self, len: usize) {
+        let lines = len.div_ceil(16);
+        if self.lines.len() < lines {
+            self.lines = vec![Line([0.0; 16]); lines];
+        }
+    }
+
+    fn as_mut(&mut self) -> &mut [f32] {
+        let len = self.lines.len() * 16;
+        // SAFETY: `Line` is `repr(C)` over 16 f32s, so the lines are `len` contiguous f32.
+        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<f32>(), len) }
+    }
+}
+
+/// `c = a * b` (see the module docs). Every element of the `m x n` result is written
+/// (zeros when `k == 0`), so `c` may start uninitialised.
+///
+/// # Safety
+/// `a` must be valid for every element of an `m x k` matrix through its strides, `b`
+/// for `k x n`, and `c` for writes of `m` rows of `n` values `ldc` apart (`ldc >= n`),
+/// not overlapping `a` or `b`, with nothing else touching `c` meanwhile.
+pub unsafe fn gemm<E: Elem>(
+    kern: Kernel,
+    (m, n, k): (usize, usize, usize),
+    a: Mat<E>,
+    b: Mat<E>,
+    c: *mut f32,
+    ldc: usize,
+    parallel: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for i in 0..m {
+            // SAFETY: row `i` of `c` is valid by the caller's contract.
+            unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), n).fill(0.0) };
+        }
+        return;
+    }
+    let (mr, nr) = (kern.mr, kern.nr);
+    let in_place = kern.in_place_lhs && reads_in_place(m, k, &a);
+    let kc_max = KC.min(k);
+    let mc_max = m.min(MC).next_multiple_of(mr);
+    let nc_max = n.min(NC).next_multiple_of(nr);
+    let (mut apack, mut bpack) = SCRATCH.take();
+    apack.grow(if in_place { 0 } else { mc_max * kc_max });
+    bpack.grow(kc_max * nc_max);
+    let bt = b.t();
+    for p0 in (0..k).step_by(KC) {
+        let kc = KC.min(k - p0);
+        for i0 in (0..m).step_by(MC) {
+            let mc = MC.min(m - i0);
+            let lhs = if in_place {
+                // SAFETY: `(i0, p0)` is inside `a`, and `in_place` only holds for f32.
+                Lhs::InPlace(unsafe { a.ptr.add(i0 * a.rs + p0).cast::<f32>() }, a.rs)
+            } else {
+                // SAFETY: rows `i0..i0 + mc` and depths `p0..p0 + kc` are inside `a`.
+                unsafe { pack_block(apack.as_mut(), a, i0, mc, p0, kc, mr, parallel) };
+                Lhs::Packed(apack.as_mut())
+            };
+            for j0 in (0..n).step_by(NC) {
+                let nc = NC.min(n - j0);
+                // SAFETY: columns `j0..j0 + nc` and depths `p0..p0 + kc` are inside `b`.
+                unsafe { pack_block(bpack.as_mut(), bt, j0, nc, p0, kc, nr, parallel) };
+                let block = Block {
+                    kern,
+                    kc,
+                    mc,
+                    nc,
+                    ldc,
+                    acc: p0 > 0,
+                };
+                // SAFETY: the `mc x nc` block of `c` at `(i0, j0)` is inside `c`.
+                let cblock = Out(unsafe { c.add(i0 * ldc + j0) });
+                block.compute(&lhs, bpack.as_mut(), cblock, parallel);
+            }
+        }
+    }
+    SCRATCH.set((apack, bpack));
+}
+
+/// Whether the kernels read the lhs where it is instead of packing it: an f32 lhs with
+/// unit column stride, small enough to stay in L2 (packing pays off for large ones by
+/// keeping each panel contiguous), with a row pitch that is not a multiple of 4 KiB
+/// (rows that far apart share L1 sets and would evict one another).
+fn reads_in_place<E: Elem>(m: usize, k: usize, a: &Mat<E>) -> bool {
+    E::IS_F32 && a.cs == 1 && m.saturating_mul(k) <= 1 << 16 && (a.rs * 4) % 4096 != 0
+}
+
+/// The lhs of one block: packed panels, or a row-major f32 matrix read in place
+/// (pointer to the block's first element, and the row stride).
+enum Lhs<'a> {
+    Packed(&'a [f32]),
+    InPlace(*const f32, usize),
+}
+
+// SAFETY: the in-place pointer is a read-only view the GEMM's caller keeps valid.
+unsafe impl Sync for Lhs<'_> {}
+
+impl Lhs<'_> {
+    /// Panel `q` (rows `q * mr..`) of a block with `mc` rows, over depth `kc`.
+    fn panel(&self, q: usize, mr: usize, mc: usize, kc: usize) -> LhsPanel {
+        match *self {
+            Lhs::Packed(p) => LhsPanel {
+                ptr: p[q * mr * kc..(q + 1) * mr * kc].as_ptr(),
+                lane: 1,
+                depth: mr,
+                rows: mr,
+            },
+            Lhs::InPlace(ptr, rs) => LhsPanel {
+                // SAFETY: row `q * mr` is inside the block.
+                ptr: unsafe { ptr.add(q * mr * rs) },
+                lane: rs,
+                depth: 1,
+                rows: mr.min(mc - q * mr),
+            },
+        }
+    }
+}
+
+/// Packs lanes `l0..l0 + len` of `src` (depths `p0..p0 + kc`) into `w`-wide panels.
+///
+/// # Safety
+/// As [`pack::pack_panel`] for every lane in the range.
+unsafe fn pack_block<E: Elem>(
+    dst: &mut [f32],
+    src: Mat<E>,
+    l0: usize,
+    len: usize,
+    p0: usize,
+    kc: usize,
+    w: usize,
+    parallel: bool,
+) {
+    let panels = len.div_ceil(w);
+    let dst = &mut dst[..panels * kc * w];
+    if src.rs == 1 && src.cs != 1 {
+        // Lanes contiguous: depth rows in order (see `pack::pack_rows`).
+        let out = Out(dst.as_mut_ptr());
+        // SAFETY: `dst` holds every panel; each task writes its own depth rows.
+        let rows = |r: std::ops::Range<usize>| unsafe {
+            pack::pack_rows(out.ptr(), src, (l0, len), (p0, kc), w, r)
+        };
+        const ROWS_PER_TASK: usize = 16;
+        if parallel && kc > ROWS_PER_TASK {
+            (0..kc.div_ceil(ROWS_PER_TASK))
+                .into_par_iter()
+                .for_each(|t| rows(t * ROWS_PER_TASK..kc.min((t + 1) * ROWS_PER_TASK)));
+        } else {
+            rows(0..kc);
+        }
+        return;
+    }
+    let one = |(q, panel): (usize, &mut [f32])| {
+        let live = w.min(len - q * w);
+        // SAFETY: panel `q`'s live lanes are inside the range the caller vouched for.
+        unsafe { pack::pack_panel(panel, src, l0 + q * w, live, p0, kc, w) }
+    };
+    if parallel && panels > 1 {
+        dst.par_chunks_mut(kc * w).enumerate().for_each(one);
+    } else {
+        dst.chunks_mut(kc * w).enumerate().for_each(one);
+    }
+}
+
+/// One packed `mc x nc` block of C over depth `kc`.
+struct Block {
+    kern: Kernel,
+    kc: usize,
+    mc: usize,
+    nc: usize,
+    ldc: usize,
+    acc: bool,
+}
+
+impl Block {
+    /// Runs every tile of the block, split into a grid of tasks when `parallel`. Each
+    /// task owns a rectangle of tiles, so tasks write disjoint parts of `c`.
+    fn compute(&self, lhs: &Lhs<'_>, bpack: &[f32], c: Out, parallel: bool) {
+        let (mr, nr, kc) = (self.kern.mr, self.kern.nr, self.kc);
+        let (a_panels, b_panels) = (self.mc.div_ceil(mr), self.nc.div_ceil(nr));
+        let target = if parallel {
+            rayon::current_num_threads() * 4
+        } else {
+            1
+        };
+        let ta = a_panels.min(target);
+        let tb = b_panels.min(target.div_ceil(ta));
+        let task = |t: usize| {
+            let (ia, ib) = (split(a_panels, ta, t / tb), split(b_panels, tb, t % tb));
+            for pa in ia {
+                let ap = lhs.panel(pa, mr, self.mc, kc);
+                for pb in ib.clone() {
+                    let bp = &bpack[pb * nr * kc..(pb + 1) * nr * kc];
+                    self.tile(ap, bp, c, pa * mr, pb * nr);
+                }
+            }
+        };
+        if ta * tb > 1 {
+            (0..ta * tb).into_par_iter().for_each(task);
+        } else {
+            task(0);
+        }
+    }
+
+    /// The tile at `(i, j)` of the block: straight into `c` when full, through a
+    /// scratch tile at the block's right and bottom edges.
+    fn tile(&self, ap: LhsPanel, bp: &[f32], c: Out, i: usize, j: usize) {
+        let (mr, nr) = (self.kern.mr, self.kern.nr);
+        let (rows, cols) = (mr.min(self.mc - i), nr.min(self.nc - j));
+        // SAFETY: `(i, j)` is inside the block, which is inside `c`.
+        let ct = unsafe { c.0.add(i * self.ldc + j) };
+        if rows == mr && cols == nr {
+            // SAFETY: full panels of `kc` depth steps; the whole tile is inside `c`.
+            unsafe { (self.kern.run)(self.kc, ap, bp.as_ptr(), ct, self.ldc, self.acc) };
+            return;
+        }
+        let mut scratch = [0.0f32; MAX_TILE];
+        // SAFETY: the scratch tile is `mr x nr` with row stride `nr`.
+        unsafe { (self.kern.run)(self.kc, ap, bp.as_ptr(), scratch.as_mut_ptr(), nr, false) };
+        for (r, src) in scratch.chunks_exact(nr).take(rows).enumerate() {
+            // SAFETY: the live `rows x cols` part of the tile is inside `c`.
+            let dst = unsafe { std::slice::from_raw_parts_mut(ct.add(r * self.ldc), cols) };
+            if self.acc {
+                dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+            } else {
+                dst.copy_from_slice(&src[..cols]);
+            }
+        }
+    }
+}
+
+/// Part `i` of `0..len` cut into `parts` near-equal ranges.
+fn split(len: usize, parts: usize, i: usize) -> std::ops::Range<usize> {
+    (len * i / parts)..(len * (i + 1) / parts)
+}

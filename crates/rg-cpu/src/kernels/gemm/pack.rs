@@ -1,0 +1,148 @@
+//! Packing: copying a block of an operand, read through any strides, into the
+//! contiguous panel order the micro-kernels stream, converting elements to f32.
+//!
+//! A block of lhs rows is cut into panels of `mr` rows, each stored k-major (`mr`
+//! values for k = 0, then `mr` for k = 1, ...); a block of rhs columns into panels of
+//! `nr` columns, also k-major. Rows or columns past the matrix edge are zero, so the
+//! kernels always run on full tiles. Because the packers read through strides, a
+//! transposed operand costs only a different read order here, never a copy elsewhere.
+
+use half::bf16;
+
+/// Element types the GEMM reads: converted to f32 while packing.
+pub trait Elem: Copy + Send + Sync + 'static {
+    /// Whether the type is f32 itself (so it can be read without conversion).
+    const IS_F32: bool;
+    fn to_f32(self) -> f32;
+}
+
+impl Elem for f32 {
+    const IS_F32: bool = true;
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+impl Elem for bf16 {
+    const IS_F32: bool = false;
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        bf16::to_f32(self)
+    }
+}
+
+/// A read-only strided matrix: element `(i, j)` is at `ptr + i * rs + j * cs`.
+#[derive(Clone, Copy)]
+pub struct Mat<E> {
+    pub ptr: *const E,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+// SAFETY: `Mat` is a read-only view; the GEMM's callers guarantee the memory stays
+// valid and unwritten for the whole product, so sharing it across threads is sound.
+unsafe impl<E: Sync> Send for Mat<E> {}
+// SAFETY: as above.
+unsafe impl<E: Sync> Sync for Mat<E> {}
+
+impl<E: Elem> Mat<E> {
+    /// The same matrix transposed (rows and columns swapped), still read in place.
+    pub fn t(self) -> Self {
+        Mat {
+            ptr: self.ptr,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+
+    /// # Safety
+    /// `(i, j)` must be inside the matrix the caller described.
+    #[inline(always)]
+    unsafe fn at(&self, i: usize, j: usize) -> f32 {
+        // SAFETY: forwarded from the caller.
+        unsafe { (*self.ptr.add(i * self.rs + j * self.cs)).to_f32() }
+    }
+}
+
+/// Packs one panel: `w` consecutive "lanes" (rows of the lhs, or columns of the rhs
+/// seen through [`Mat::t`]) starting at lane `l0`, of which `live` exist, over depth
+/// `p0..p0 + kc`. Writes `kc * w` values to `dst` in k-major order.
+///
+/// # Safety
+/// Lanes `l0..l0 + live` and depths `p0..p0 + kc` must be inside `src`.
+pub unsafe fn pack_panel<E: Elem>(
+    dst: &mut [f32],
+    src: Mat<E>,
+    l0: usize,
+    live: usize,
+    p0: usize,
+    kc: usize,
+    w: usize,
+) {
+    debug_assert!(dst.len() >= kc * w && live <= w);
+    let dst = &mut dst[..kc * w];
+    if live < w {
+        dst.fill(0.0);
+    }
+    // SAFETY (all reads below): lanes below `live` and depths below `kc` are in
+    // bounds by the caller's contract.
+    if src.cs == 1 {
+        // Lanes contiguous along depth (a row-major lhs, a transposed rhs): read each
+        // lane as a run and scatter it with stride `w`.
+        for l in 0..live {
+            let lane = unsafe { src.ptr.add((l0 + l) * src.rs + p0) };
+            for (p, d) in dst.iter_mut().skip(l).step_by(w).enumerate() {
+                *d = unsafe { (*lane.add(p)).to_f32() };
+            }
+        }
+    } else if src.rs == 1 {
+        // Depth-major with unit lane stride (a row-major rhs, a transposed lhs): each
+        // depth is one contiguous run of `live` values.
+        for (p, row) in dst.chunks_exact_mut(w).enumerate() {
+            let run = unsafe { src.ptr.add(l0 + (p0 + p) * src.cs) };
+            for (l, d) in row[..live].iter_mut().enumerate() {
+                *d = unsafe { (*run.add(l)).to_f32() };
+            }
+        }
+    } else {
+        for (p, row) in dst.chunks_exact_mut(w).enumerate() {
+            for (l, d) in row[..live].iter_mut().enumerate() {
+                *d = unsafe { src.at(l0 + l, p0 + p) };
+            }
+        }
+    }
+}
+
+/// Packs lanes `l0..l0 + len` into `w`-wide panels (as [`pack_panel`] each) when the
+/// lanes are contiguous (`src.rs == 1`: a row-major rhs, a transposed lhs), walking
+/// the source one depth row at a time across every panel: one sequential stream the
+/// prefetchers follow, where panel by panel would hop a row stride every `w` values.
+/// Only depths `rows` of the `kc` are written, so tasks can split the depth.
+///
+/// # Safety
+/// `dst` must be valid for `len.div_ceil(w) * kc * w` writes, of which nothing else
+/// touches depths `rows` meanwhile; lanes `l0..l0 + len` and depths
+/// `p0..p0 + kc` must be inside `src`, and `src.rs == 1`.
+pub unsafe fn pack_rows<E: Elem>(
+    dst: *mut f32,
+    src: Mat<E>,
+    (l0, len): (usize, usize),
+    (p0, kc): (usize, usize),
+    w: usize,
+    rows: std::ops::Range<usize>,
+) {
+    debug_assert!(src.rs == 1 && rows.end <= kc);
+    for p in rows {
+        // SAFETY: depth `p0 + p` and lanes `l0..l0 + len` are inside `src`.
+        let run = unsafe { std::slice::from_raw_parts(src.ptr.add(l0 + (p0 + p) * src.cs), len) };
+        for (q, lanes) in run.chunks(w).enumerate() {
+            // SAFETY: row `p` of panel `q` is inside `dst` and this task's to write.
+            let row = unsafe { std::slice::from_raw_parts_mut(dst.add((q * kc + p) * w), w) };
+            for (d, &x) in row.iter_mut().zip(lanes) {
+                *d = x.to_f32();
+            }
+            row[lanes.len()..].fill(0.0);
+        }
+    }
+}
