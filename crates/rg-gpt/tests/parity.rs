@@ -126,12 +126,57 @@ fn step0_gradients_match_pytorch() {
 
 #[test]
 fn ten_fine_tuning_steps_match_pytorch() {
+    let Some(losses) = fine_tune(rg_gpt::Precision::F32) else {
+        return;
+    };
+    let Some(shared) = shared_dir() else { return };
+    let train = load_json(fixture_dir(&shared).join("train.json"));
+    for (k, (loss, norm_got)) in losses.iter().enumerate() {
+        let expected = train["losses"][k].as_f64().unwrap();
+        let norm = train["grad_norms_before_clip"][k].as_f64().unwrap();
+        assert!(
+            (loss - expected).abs() < 1e-4,
+            "step {k}: loss {loss} vs {expected}"
+        );
+        assert!(
+            (norm_got - norm).abs() < 1e-4 * norm.max(1.0),
+            "step {k}: grad norm {norm_got} vs {norm}"
+        );
+    }
+}
+
+/// Mixed precision (bf16 autocast of matmuls and attention, f32 master weights): every
+/// loss within 0.05 of PyTorch's f32 run, the bound the CUDA issue sets for bf16.
+#[test]
+fn ten_bf16_autocast_fine_tuning_steps_stay_near_pytorch() {
+    let Some(losses) = fine_tune(rg_gpt::Precision::Bf16) else {
+        return;
+    };
+    let Some(shared) = shared_dir() else { return };
+    let train = load_json(fixture_dir(&shared).join("train.json"));
+    let mut worst: f64 = 0.0;
+    for (k, (loss, _)) in losses.iter().enumerate() {
+        let expected = train["losses"][k].as_f64().unwrap();
+        worst = worst.max((loss - expected).abs());
+        assert!(
+            (loss - expected).abs() < 0.05,
+            "step {k}: bf16 loss {loss} vs {expected}"
+        );
+    }
+    // bf16 rounding must actually have happened: an f32 run matches within 1e-4.
+    assert!(
+        worst > 1e-4,
+        "bf16 losses are suspiciously exact (max diff {worst})"
+    );
+}
+
+/// (loss, grad norm) of the fixture's ten fine-tuning steps, or `None` without the data.
+fn fine_tune(precision: rg_gpt::Precision) -> Option<Vec<(f64, f64)>> {
     use rg_gpt::data::{SamplerKind, TextData};
     use rg_gpt::{ScheduleKind, TrainConfig, Trainer};
-    let Some(shared) = shared_dir() else { return };
+    let shared = shared_dir()?;
     let model = load_fixture_model(&shared);
     let tokens = fixture_tokens(&shared);
-    let train = load_json(fixture_dir(&shared).join("train.json"));
     let data = TextData::new(tokens, 0.1, SamplerKind::Sequential, 0).unwrap();
     let config = TrainConfig {
         batch_size: 2,
@@ -152,23 +197,16 @@ fn ten_fine_tuning_steps_match_pytorch() {
         eval_iters: 1,
         save_every: 0,
         keep_last: 0,
-        precision: Default::default(),
+        precision,
     };
     let tokenizer = rg_tokenize::load_tokenizer(fixture_dir(&shared).join("model")).unwrap();
     let mut trainer = Trainer::new(model, Box::new(data), tokenizer, config, None).unwrap();
-    for k in 0..10 {
-        let r = trainer.step().unwrap();
-        let expected = train["losses"][k].as_f64().unwrap();
-        let norm = train["grad_norms_before_clip"][k].as_f64().unwrap();
-        assert!(
-            (r.loss - expected).abs() < 1e-4,
-            "step {k}: loss {} vs {expected}",
-            r.loss
-        );
-        assert!(
-            (r.grad_norm - norm).abs() < 1e-4 * norm.max(1.0),
-            "step {k}: grad norm {} vs {norm}",
-            r.grad_norm
-        );
-    }
+    Some(
+        (0..10)
+            .map(|_| {
+                let r = trainer.step().unwrap();
+                (r.loss, r.grad_norm)
+            })
+            .collect(),
+    )
 }
