@@ -189,7 +189,8 @@ impl Backend for ProfilingBackend {
         self.time(|| format!("reduce:{op:?}"), |b| b.reduce(op, src, axis))
     }
     fn add_assign(&self, dst: &mut dyn BackendStorage, src: View<'_>) -> Result<()> {
-        self.time(named("add_assign"), |b| b.add_assign(dst, src))
+        let label = || format!("add_assign {:?}", src.dims());
+        self.time(label, |b| b.add_assign(dst, src))
     }
     fn sum_squares(&self, src: View<'_>) -> Result<f64> {
         self.time(named("sum_squares"), |b| b.sum_squares(src))
