@@ -132,11 +132,22 @@ fn main() {
                 )
             }
         });
+        let to_bf16 =
+            |v: &[f32]| HostBuffer::BF16(v.iter().map(|&x| half::bf16::from_f32(x)).collect());
+        let (xh, yh) = (
+            b.from_host(to_bf16(&x)).unwrap(),
+            b.from_host(to_bf16(&y)).unwrap(),
+        );
+        let ours_bf16 = time(|| {
+            b.matmul(View::new(&*xh, &l), View::new(&*yh, &l), dims)
+                .unwrap();
+        });
         let g = |t: f64| flops / t / 1e9;
         println!(
-            "square {n}: rg-cpu {:.1} GFLOP/s, both operands transposed {:.1}, matrixmultiply {:.1}",
+            "square {n}: rg-cpu {:.1} GFLOP/s, both operands transposed {:.1}, bf16 {:.1}, matrixmultiply {:.1}",
             g(ours),
             g(ours_t),
+            g(ours_bf16),
             g(mm)
         );
     }

@@ -132,7 +132,8 @@ struct Line([f32; 16]);
 
 thread_local! {
     /// Each thread's packing buffers, kept between products: a batch of small products
-    /// would otherwise spend much of its time allocating and zeroing fresh pages.
+    /// would otherwise spend much of its time allocating and zeroing fresh pages. At
+    /// most `MC * KC + KC * NC` f32 (2 MiB) per thread that has run a product.
     static SCRATCH: std::cell::Cell<(Packed, Packed)> = std::cell::Cell::default();
 }
 
