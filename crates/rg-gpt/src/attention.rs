@@ -3,6 +3,7 @@ use rg_core::Result;
 use rg_nn::{visit_child, Dropout, DropoutRng, Linear, Module, ParamBuilder};
 
 use crate::kv_cache::KvCache;
+use crate::precision;
 use crate::GptConfig;
 
 /// Causal multi-head self-attention with a fused QKV projection (`c_attn`) and an
@@ -30,7 +31,7 @@ impl CausalSelfAttention {
     pub fn forward(&self, x: &Var, mut rng: Option<&mut DropoutRng>) -> Result<Var> {
         let (b, t, c) = (x.dims()[0], x.dims()[1], x.dims()[2]);
         let (h, d) = (self.n_head, c / self.n_head);
-        let qkv = self.c_attn.forward(x)?;
+        let qkv = precision::linear(&self.c_attn, x)?;
         // [b, t, c] slices -> [b, h, t, d]
         let head = |i: usize| -> Result<Var> {
             qkv.narrow(2, i * c, c)?
@@ -45,7 +46,7 @@ impl CausalSelfAttention {
             .matmul(&v)?
             .permute(&[0, 2, 1, 3])?
             .reshape([b, t, c])?;
-        let y = self.c_proj.forward(&y)?;
+        let y = precision::linear(&self.c_proj, &y)?;
         self.dropout.forward(&y, rng)
     }
 }
@@ -56,7 +57,7 @@ impl CausalSelfAttention {
     pub fn forward_cached(&self, x: &Var, cache: &mut KvCache, layer: usize) -> Result<Var> {
         let (b, t, c) = (x.dims()[0], x.dims()[1], x.dims()[2]);
         let (h, d) = (self.n_head, c / self.n_head);
-        let qkv = self.c_attn.forward(x)?;
+        let qkv = precision::linear(&self.c_attn, x)?;
         let head = |i: usize| -> Result<Var> {
             qkv.narrow(2, i * c, c)?
                 .reshape([b, t, h, d])?
@@ -72,7 +73,7 @@ impl CausalSelfAttention {
             .matmul(&v_all)?
             .permute(&[0, 2, 1, 3])?
             .reshape([b, t, c])?;
-        self.c_proj.forward(&y)
+        precision::linear(&self.c_proj, &y)
     }
 }
 

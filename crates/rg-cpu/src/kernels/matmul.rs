@@ -28,9 +28,14 @@ const OP: &str = "matmul";
 const PAR_MIN_FLOPS: usize = 1 << 17;
 
 pub fn matmul(lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<BoxStorage> {
+    // Decoding's few-row products are bandwidth-bound: read the weight in place.
+    if let Some(out) = super::gemv::matmul(lhs, rhs, dims) {
+        return out;
+    }
     match common_dtype(OP, &[lhs, rhs])? {
         DType::F32 => run::<f32>(lhs, rhs, dims),
         DType::F64 => run::<f64>(lhs, rhs, dims),
+        DType::BF16 => super::matmul_bf16::via_f32(lhs, rhs, dims, run::<f32>),
         other => Err(unsupported(OP, other, "f32 or f64")),
     }
 }

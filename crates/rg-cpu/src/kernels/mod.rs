@@ -9,12 +9,14 @@ pub mod copy;
 pub mod cross_entropy;
 pub mod fill;
 pub mod gelu;
+pub mod gemv;
 pub mod indexing;
 pub mod lanes;
 pub mod layer_norm;
 pub mod map;
 pub mod mask;
 pub mod matmul;
+pub mod matmul_bf16;
 #[cfg(feature = "blas")]
 pub mod matmul_blas;
 pub mod reduce;
