@@ -130,3 +130,42 @@ fn skinny_edge_sizes() {
         check(MatmulDims { batch, m, n, k }, &mut rng);
     }
 }
+
+#[test]
+fn bf16_products_of_more_rows_than_skinny() {
+    // A prompt's prefill with bf16 weights: m > 4 takes the general path.
+    let mut rng = Lcg::new(63);
+    let b = backend();
+    for dims in [
+        MatmulDims {
+            batch: 1,
+            m: 9,
+            n: 37,
+            k: 70,
+        },
+        MatmulDims {
+            batch: 2,
+            m: 5,
+            n: 8,
+            k: 33,
+        },
+    ] {
+        let MatmulDims { batch, m, n, k } = dims;
+        for rhs in weight_layouts(batch, k, n) {
+            let lhs = Layout::contiguous([batch, m, k]);
+            let ad = rng.vec(batch * m * k, 1.0);
+            let bd = rng.vec(rhs.len, 1.0);
+            let (a, w) = (store(&ad, DType::BF16), store(&bd, DType::BF16));
+            let out = b
+                .matmul(View::new(&*a, &lhs), View::new(&*w, &rhs.layout), dims)
+                .unwrap();
+            assert_eq!(out.dtype(), DType::BF16);
+            let want = naive(
+                &rounded(&ad, DType::BF16),
+                &gather(&rounded(&bd, DType::BF16), &rhs.layout),
+                dims,
+            );
+            assert_close(&read(&*out), &want, 4e-3, &format!("{dims:?} {}", rhs.name));
+        }
+    }
+}

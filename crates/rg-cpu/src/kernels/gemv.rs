@@ -14,8 +14,10 @@
 //!
 //! Weights may be f32 or bf16; accumulation is always f32, and a bf16 product is
 //! rounded to bf16 once at the end. The activations (tiny) are first gathered into a
-//! contiguous f32 buffer. One product is split across the rayon pool by output columns
-//! when it is big enough; a batch of small products (attention heads) by batch entry.
+//! contiguous f32 buffer. One product big enough to share is split across the rayon
+//! pool: by weight rows (the reduction axis, partial sums added after) when rows are
+//! contiguous, so each thread streams one contiguous block; by output columns when
+//! columns are. A batch of small products (attention heads) is split by batch entry.
 
 use half::bf16;
 use rayon::prelude::*;
@@ -57,6 +59,12 @@ pub fn matmul(lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Option<Result<B
 /// An element the kernels read as f32.
 pub trait Widen: CpuElement + Copy + Send + Sync {
     fn widen(self) -> f32;
+
+    /// Dot products of `x` with four columns by a dedicated instruction for this
+    /// element type, where the CPU has one.
+    fn dot4_native(_x: &[Self], _c: [&[Self]; 4]) -> Option<[f32; 4]> {
+        None
+    }
 }
 
 impl Widen for f32 {
@@ -72,6 +80,10 @@ impl Widen for bf16 {
     #[inline(always)]
     fn widen(self) -> f32 {
         f32::from_bits((self.to_bits() as u32) << 16)
+    }
+
+    fn dot4_native(x: &[Self], c: [&[Self]; 4]) -> Option<[f32; 4]> {
+        super::gemv_bf16::dot4(x, c)
     }
 }
 
@@ -116,6 +128,24 @@ fn matrices(
     Ok((starts, strides[rank - 2], strides[rank - 1]))
 }
 
+/// Contiguous activations `[m, k]` (of one batch entry, or all of them), in the
+/// operands' dtype and widened to f32.
+#[derive(Clone, Copy)]
+struct Acts<'a, W> {
+    f32s: &'a [f32],
+    native: &'a [W],
+}
+
+impl<'a, W> Acts<'a, W> {
+    /// Batch entry `i` of entries of `len` elements each.
+    fn entry(&self, i: usize, len: usize) -> Acts<'a, W> {
+        Acts {
+            f32s: &self.f32s[i * len..(i + 1) * len],
+            native: &self.native[i * len..(i + 1) * len],
+        }
+    }
+}
+
 /// One weight matrix `[k, n]` inside its storage.
 #[derive(Clone, Copy)]
 struct Weight<'a, W> {
@@ -136,13 +166,19 @@ fn run<W: Widen>(lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<Vec<f
     if out.is_empty() || k == 0 {
         return Ok(out);
     }
-    // The activations of every batch entry as contiguous f32 `[m, k]`.
-    let mut x = Vec::with_capacity(batch * m * k);
+    // The activations of every batch entry as contiguous `[m, k]`, as they are and
+    // widened to f32.
+    let mut xh = Vec::with_capacity(batch * m * k);
     for &s in &a_starts {
         for i in 0..m {
-            x.extend((0..k).map(|j| a.data[s + i * a_rs + j * a_cs].widen()));
+            xh.extend((0..k).map(|j| a.data[s + i * a_rs + j * a_cs]));
         }
     }
+    let x: Vec<f32> = xh.iter().map(|v| v.widen()).collect();
+    let x = Acts {
+        f32s: &x,
+        native: &xh,
+    };
     let weight = |i: usize| Weight {
         data: b.data,
         start: b_starts[i],
@@ -153,23 +189,68 @@ fn run<W: Widen>(lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<Vec<f
     let parallel = rayon::current_num_threads() > 1 && batch * m * n * k >= PAR_MIN_WORK;
     if batch > 1 && parallel {
         out.par_chunks_mut(m * n)
-            .zip(x.par_chunks(m * k))
             .enumerate()
-            .for_each(|(i, (y, x))| product(x, weight(i), y, 0, n));
+            .for_each(|(i, y)| product(x.entry(i, m * k), weight(i), y, 0, n));
+    } else if parallel && b_cs == 1 {
+        rows_parallel(x, weight(0), &mut out, m, n);
     } else if parallel {
-        columns_parallel(&x, weight(0), &mut out, m, n);
+        columns_parallel(x, weight(0), &mut out, m, n);
     } else {
-        for (i, (y, x)) in out.chunks_mut(m * n).zip(x.chunks(m * k)).enumerate() {
-            product(x, weight(i), y, 0, n);
+        for (i, y) in out.chunks_mut(m * n).enumerate() {
+            product(x.entry(i, m * k), weight(i), y, 0, n);
         }
     }
     Ok(out)
 }
 
-/// One product split by output columns across the pool; each task fills its own
+/// One product with contiguous weight rows split by those rows (the reduction axis):
+/// each task streams one contiguous block of the weight front to back, the access
+/// pattern hardware prefetchers serve best, into its own partial `[m, n]` sums, added
+/// in task order (so the result does not depend on scheduling).
+fn rows_parallel<W: Widen>(x: Acts<'_, W>, w: Weight<'_, W>, out: &mut [f32], m: usize, n: usize) {
+    let tasks = rayon::current_num_threads() * 2;
+    let rows = w.k.div_ceil(tasks).div_ceil(4) * 4;
+    let partials: Vec<Vec<f32>> = (0..w.k.div_ceil(rows))
+        .into_par_iter()
+        .map(|t| {
+            let mut y = vec![0f32; m * n];
+            axpy_form(
+                x.f32s,
+                w,
+                &mut y,
+                0,
+                n,
+                m,
+                t * rows,
+                ((t + 1) * rows).min(w.k),
+            );
+            y
+        })
+        .collect();
+    for y in partials {
+        add_into(out, &y);
+    }
+}
+
+multiversion! {
+    fn add_into(out: &mut [f32], y: &[f32]) {
+        let y = &y[..out.len()];
+        for (o, v) in out.iter_mut().zip(y) {
+            *o += v;
+        }
+    }
+}
+
+/// One product split by output columns across the pool (columns contiguous: each task reads one contiguous block of them); each task fills its own
 /// `[m, width]` block, copied into place afterwards (the blocks of an `m > 1` output
 /// are not contiguous).
-fn columns_parallel<W: Widen>(x: &[f32], w: Weight<'_, W>, out: &mut [f32], m: usize, n: usize) {
+fn columns_parallel<W: Widen>(
+    x: Acts<'_, W>,
+    w: Weight<'_, W>,
+    out: &mut [f32],
+    m: usize,
+    n: usize,
+) {
     let tasks = rayon::current_num_threads() * 2;
     let width = n.div_ceil(tasks).div_ceil(64).max(1) * 64;
     let width = width.max(MIN_TASK_COLS).min(n);
@@ -191,16 +272,17 @@ fn columns_parallel<W: Widen>(x: &[f32], w: Weight<'_, W>, out: &mut [f32], m: u
 }
 
 /// `y = x · w[:, j0..j1]` for `x` contiguous `[m, k]`, `y` contiguous `[m, j1 - j0]`.
-fn product<W: Widen>(x: &[f32], w: Weight<'_, W>, y: &mut [f32], j0: usize, j1: usize) {
+fn product<W: Widen>(acts: Acts<'_, W>, w: Weight<'_, W>, y: &mut [f32], j0: usize, j1: usize) {
+    let x = acts.f32s;
     let (k, cols) = (w.k, j1 - j0);
     if cols == 0 {
         return;
     }
     let m = y.len() / cols;
     if w.col_stride == 1 || w.row_stride != 1 && cols == 1 {
-        axpy_form(x, w, y, j0, j1, m);
+        axpy_form(x, w, y, j0, j1, m, 0, k);
     } else if w.row_stride == 1 || k == 1 {
-        dot_form(x, w, y, j0, j1, m);
+        dot_form(acts, w, y, j0, j1, m);
     } else {
         for i in 0..m {
             for (jj, j) in (j0..j1).enumerate() {
@@ -213,16 +295,27 @@ fn product<W: Widen>(x: &[f32], w: Weight<'_, W>, y: &mut [f32], j0: usize, j1: 
     }
 }
 
-/// Rows of `w` are contiguous: `y[i] += x[i, kk] * w[kk, j0..j1]`, four rows of `w`
-/// per pass over `y`, so `y` (in L1) is loaded and stored once per four weight rows.
-fn axpy_form<W: Widen>(x: &[f32], w: Weight<'_, W>, y: &mut [f32], j0: usize, j1: usize, m: usize) {
+/// Rows of `w` are contiguous: `y[i] += x[i, kk] * w[kk, j0..j1]` for `kk` in
+/// `k0..k1`, four rows of `w` per pass over `y`, so `y` (in L1) is loaded and stored
+/// once per four weight rows.
+#[allow(clippy::too_many_arguments)]
+fn axpy_form<W: Widen>(
+    x: &[f32],
+    w: Weight<'_, W>,
+    y: &mut [f32],
+    j0: usize,
+    j1: usize,
+    m: usize,
+    k0: usize,
+    k1: usize,
+) {
     let (k, cols) = (w.k, j1 - j0);
     let row = |kk: usize| {
         let s = w.start + kk * w.row_stride + j0;
         &w.data[s..s + cols]
     };
-    let mut kk = 0;
-    while kk + 4 <= k {
+    let mut kk = k0;
+    while kk + 4 <= k1 {
         let (r0, r1, r2, r3) = (row(kk), row(kk + 1), row(kk + 2), row(kk + 3));
         for (i, yi) in y.chunks_exact_mut(cols).enumerate().take(m) {
             let xi = &x[i * k + kk..i * k + kk + 4];
@@ -230,7 +323,7 @@ fn axpy_form<W: Widen>(x: &[f32], w: Weight<'_, W>, y: &mut [f32], j0: usize, j1
         }
         kk += 4;
     }
-    while kk < k {
+    while kk < k1 {
         let r = row(kk);
         for (i, yi) in y.chunks_exact_mut(cols).enumerate().take(m) {
             axpy1(yi, r, x[i * k + kk]);
@@ -262,7 +355,14 @@ multiversion! {
 
 /// Columns of `w` are contiguous: each output is a dot product, four columns at a time
 /// so the activations are read once per four weight columns.
-fn dot_form<W: Widen>(x: &[f32], w: Weight<'_, W>, y: &mut [f32], j0: usize, j1: usize, m: usize) {
+fn dot_form<W: Widen>(
+    x: Acts<'_, W>,
+    w: Weight<'_, W>,
+    y: &mut [f32],
+    j0: usize,
+    j1: usize,
+    m: usize,
+) {
     let (k, cols) = (w.k, j1 - j0);
     let col = |j: usize| {
         let s = w.start + j * w.col_stride;
@@ -273,7 +373,9 @@ fn dot_form<W: Widen>(x: &[f32], w: Weight<'_, W>, y: &mut [f32], j0: usize, j1:
         let four = (j1 - j).min(4);
         let c: [&[W]; 4] = std::array::from_fn(|c| col(j + c.min(four - 1)));
         for i in 0..m {
-            let d = dot4(&x[i * k..(i + 1) * k], c[0], c[1], c[2], c[3]);
+            let row = i * k..(i + 1) * k;
+            let d = W::dot4_native(&x.native[row.clone()], c)
+                .unwrap_or_else(|| dot4(&x.f32s[row], c[0], c[1], c[2], c[3]));
             y[i * cols + j - j0..i * cols + j - j0 + four].copy_from_slice(&d[..four]);
         }
         j += four;

@@ -10,6 +10,7 @@ pub mod cross_entropy;
 pub mod fill;
 pub mod gelu;
 pub mod gemv;
+mod gemv_bf16;
 pub mod indexing;
 pub mod lanes;
 pub mod layer_norm;
