@@ -2,12 +2,15 @@
 //! the library's `Trainer`, and generation's prefill and decode phases. Models are
 //! randomly initialised (nothing is downloaded): speed does not depend on the weights.
 
+use std::collections::HashMap;
+
 use anyhow::{bail, Context, Result};
 use rusty_gradients::gpt::data::{SamplerKind, TextData};
 use rusty_gradients::gpt::generate::{generate, GenerateOptions, Sampling};
 use rusty_gradients::gpt::{Gpt, GptConfig, ScheduleKind, TrainConfig, Trainer};
+use rusty_gradients::nn::Module;
 use rusty_gradients::tokenize::CharTokenizer;
-use rusty_gradients::Device;
+use rusty_gradients::{DType, Device};
 
 use crate::{Measured, Reps};
 
@@ -87,6 +90,24 @@ fn gpt2() -> Result<Gpt> {
     Ok(Gpt::init(GptConfig::preset("gpt2")?, 1337, Device::Cpu)?)
 }
 
+/// GPT-2 with its weights in `dtype`, as `load_model_with_dtype` builds it (the
+/// matmul weights stay in `dtype`, the rest is widened to f32).
+fn gpt2_in(dtype: DType) -> Result<Gpt> {
+    let model = gpt2()?;
+    let mut tensors = HashMap::new();
+    let mut failed = None;
+    model.visit_params(&mut |name, var| match var.tensor().to_dtype(dtype) {
+        Ok(t) => {
+            tensors.insert(name.to_string(), t);
+        }
+        Err(e) => failed = Some(e),
+    });
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    Ok(Gpt::from_tensors(model.config().clone(), tensors)?)
+}
+
 fn options(max_new_tokens: usize) -> GenerateOptions {
     GenerateOptions {
         max_new_tokens,
@@ -110,13 +131,14 @@ pub fn prefill(size: &str, reps: &Reps) -> Result<Measured> {
 }
 
 /// Decode at batch 1: `"64+32"` is a 64-token prompt then 32 new tokens; a repetition's
-/// time is the mean seconds per decoded token (generate's own decode timing).
-pub fn decode(size: &str, reps: &Reps) -> Result<Measured> {
+/// time is the mean seconds per decoded token (generate's own decode timing). `dtype`
+/// is the weights' (bf16: bf16 matmul weights, f32 compute).
+pub fn decode(size: &str, dtype: DType, reps: &Reps) -> Result<Measured> {
     let Some((p, n)) = size.split_once('+') else {
         bail!("decode size is PROMPT+NEW, got {size:?}");
     };
     let (p, n): (usize, usize) = (p.parse()?, n.parse()?);
-    let model = gpt2()?;
+    let model = gpt2_in(dtype)?;
     let prompt = random_tokens(p, 50257, 5);
     let times = reps.run_timed(|| {
         let g = generate(&model, &prompt, &options(n), |_| Ok(true))?;
