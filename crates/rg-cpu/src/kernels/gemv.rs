@@ -65,6 +65,22 @@ pub trait Widen: CpuElement + Copy + Send + Sync {
     fn dot4_native(_x: &[Self], _c: [&[Self]; 4]) -> Option<[f32; 4]> {
         None
     }
+
+    /// Part of [`axpy_form`] by a dedicated instruction: adds weight rows
+    /// `k0..done_rows` times the activations (`[m, k]`) into columns `0..done_cols` of
+    /// `y` (`[m, cols]`) and returns `(done_rows, done_cols)`; `None` when the CPU has
+    /// no such instruction.
+    fn axpy_native<'a>(
+        _x: &[Self],
+        _k: usize,
+        _row: &dyn Fn(usize) -> &'a [Self],
+        _y: &mut [f32],
+        _cols: usize,
+        _k0: usize,
+        _k1: usize,
+    ) -> Option<(usize, usize)> {
+        None
+    }
 }
 
 impl Widen for f32 {
@@ -84,6 +100,18 @@ impl Widen for bf16 {
 
     fn dot4_native(x: &[Self], c: [&[Self]; 4]) -> Option<[f32; 4]> {
         super::gemv_bf16::dot4(x, c)
+    }
+
+    fn axpy_native<'a>(
+        x: &[Self],
+        k: usize,
+        row: &dyn Fn(usize) -> &'a [Self],
+        y: &mut [f32],
+        cols: usize,
+        k0: usize,
+        k1: usize,
+    ) -> Option<(usize, usize)> {
+        super::gemv_bf16::axpy_pairs(x, k, row, y, cols, k0, k1)
     }
 }
 
@@ -214,16 +242,7 @@ fn rows_parallel<W: Widen>(x: Acts<'_, W>, w: Weight<'_, W>, out: &mut [f32], m:
         .into_par_iter()
         .map(|t| {
             let mut y = vec![0f32; m * n];
-            axpy_form(
-                x.f32s,
-                w,
-                &mut y,
-                0,
-                n,
-                m,
-                t * rows,
-                ((t + 1) * rows).min(w.k),
-            );
+            axpy_form(x, w, &mut y, 0, n, m, t * rows, ((t + 1) * rows).min(w.k));
             y
         })
         .collect();
@@ -280,7 +299,7 @@ fn product<W: Widen>(acts: Acts<'_, W>, w: Weight<'_, W>, y: &mut [f32], j0: usi
     }
     let m = y.len() / cols;
     if w.col_stride == 1 || w.row_stride != 1 && cols == 1 {
-        axpy_form(x, w, y, j0, j1, m, 0, k);
+        axpy_form(acts, w, y, j0, j1, m, 0, k);
     } else if w.row_stride == 1 || k == 1 {
         dot_form(acts, w, y, j0, j1, m);
     } else {
@@ -300,7 +319,7 @@ fn product<W: Widen>(acts: Acts<'_, W>, w: Weight<'_, W>, y: &mut [f32], j0: usi
 /// once per four weight rows.
 #[allow(clippy::too_many_arguments)]
 fn axpy_form<W: Widen>(
-    x: &[f32],
+    x: Acts<'_, W>,
     w: Weight<'_, W>,
     y: &mut [f32],
     j0: usize,
@@ -314,19 +333,51 @@ fn axpy_form<W: Widen>(
         let s = w.start + kk * w.row_stride + j0;
         &w.data[s..s + cols]
     };
-    let mut kk = k0;
-    while kk + 4 <= k1 {
-        let (r0, r1, r2, r3) = (row(kk), row(kk + 1), row(kk + 2), row(kk + 3));
+    // A dedicated instruction may take a block of rows and columns first; the
+    // portable loop does what it left.
+    let (done_rows, done_cols) =
+        W::axpy_native(x.native, k, &row, y, cols, k0, k1).unwrap_or((k0, 0));
+    if done_cols > 0 {
+        axpy_portable(x.f32s, k, &row, y, m, cols, k0..done_rows, done_cols..cols);
+    }
+    axpy_portable(x.f32s, k, &row, y, m, cols, done_rows..k1, 0..cols);
+}
+
+/// `y[i, c] += x[i, kk] * row(kk)[c]` for `kk` in `rows` and `c` in `part`.
+#[allow(clippy::too_many_arguments)]
+fn axpy_portable<'a, W: Widen>(
+    x: &[f32],
+    k: usize,
+    row: &dyn Fn(usize) -> &'a [W],
+    y: &mut [f32],
+    m: usize,
+    cols: usize,
+    rows: std::ops::Range<usize>,
+    part: std::ops::Range<usize>,
+) {
+    let mut kk = rows.start;
+    while kk + 4 <= rows.end {
+        let r: [&[W]; 4] = std::array::from_fn(|q| &row(kk + q)[part.clone()]);
         for (i, yi) in y.chunks_exact_mut(cols).enumerate().take(m) {
             let xi = &x[i * k + kk..i * k + kk + 4];
-            axpy4(yi, r0, r1, r2, r3, xi[0], xi[1], xi[2], xi[3]);
+            axpy4(
+                &mut yi[part.clone()],
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                xi[0],
+                xi[1],
+                xi[2],
+                xi[3],
+            );
         }
         kk += 4;
     }
-    while kk < k1 {
-        let r = row(kk);
+    while kk < rows.end {
+        let r = &row(kk)[part.clone()];
         for (i, yi) in y.chunks_exact_mut(cols).enumerate().take(m) {
-            axpy1(yi, r, x[i * k + kk]);
+            axpy1(&mut yi[part.clone()], r, x[i * k + kk]);
         }
         kk += 1;
     }

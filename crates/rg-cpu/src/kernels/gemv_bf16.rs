@@ -1,6 +1,7 @@
-//! The bf16 dot products of [`super::gemv`] with AVX512_BF16's `vdpbf16ps`, which
+//! The bf16 kernels of [`super::gemv`] with AVX512_BF16's `vdpbf16ps`, which
 //! multiplies pairs of bf16 and accumulates in f32 in one instruction (32 weights per
-//! instruction, no widening), chosen at run time when the CPU has it.
+//! instruction, no widening), chosen at run time when the CPU has it. Decoding with
+//! bf16 weights is then bound by memory alone, not by the widening instructions.
 
 use half::bf16;
 
@@ -13,6 +14,7 @@ pub fn available() -> bool {
         *FOUND.get_or_init(|| {
             crate::simd::level() == crate::simd::Level::Avx512
                 && std::arch::is_x86_feature_detected!("avx512bf16")
+                && std::arch::is_x86_feature_detected!("avx512bw")
         })
     }
     #[cfg(not(all(target_arch = "x86_64", rg_cpu_avx512)))]
@@ -33,6 +35,62 @@ pub fn dot4(x: &[bf16], c: [&[bf16]; 4]) -> Option<[f32; 4]> {
     #[cfg(not(all(target_arch = "x86_64", rg_cpu_avx512)))]
     let out = None;
     out
+}
+
+/// Rows `k0..` of a row-major bf16 weight, in pairs, times the activations `x`
+/// (`[m, k]`, `m = y.len() / cols`) added into the first `cols / 32 * 32` columns of
+/// `y` (`[m, cols]`): returns `(rows done, columns done)`, or `None` when the CPU lacks
+/// AVX512_BF16 or there is no whole pair and block.
+pub fn axpy_pairs<'a>(
+    x: &[bf16],
+    k: usize,
+    row: &dyn Fn(usize) -> &'a [bf16],
+    y: &mut [f32],
+    cols: usize,
+    k0: usize,
+    k1: usize,
+) -> Option<(usize, usize)> {
+    let whole = cols / 32 * 32;
+    let rows_end = k0 + (k1.saturating_sub(k0)) / 2 * 2;
+    let m = y.len() / cols.max(1);
+    if !available() || whole == 0 || rows_end == k0 || x.len() < m * k || k1 > k {
+        return None;
+    }
+    #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+    {
+        // Sums in the order the unpacked pairs leave them (see `x86::axpy_pair`),
+        // put in column order once at the end.
+        let mut permuted = vec![0f32; m * whole];
+        let mut kk = k0;
+        while kk < rows_end {
+            let (a, b) = (row(kk), row(kk + 1));
+            if a.len() < whole || b.len() < whole {
+                return None;
+            }
+            for (i, acc) in permuted.chunks_exact_mut(whole).enumerate() {
+                let pair = [x[i * k + kk], x[i * k + kk + 1]];
+                // SAFETY: `available` checked the CPU features; `a`, `b` and `acc`
+                // hold at least `whole` elements, a multiple of 32.
+                unsafe { x86::axpy_pair(acc, a, b, pair) };
+            }
+            kk += 2;
+        }
+        for (acc, yi) in permuted.chunks_exact(whole).zip(y.chunks_exact_mut(cols)) {
+            for (t, block) in acc.chunks_exact(32).enumerate() {
+                for e in 0..16 {
+                    let col = t * 32 + 8 * (e / 4) + e % 4;
+                    yi[col] += block[e];
+                    yi[col + 4] += block[16 + e];
+                }
+            }
+        }
+        Some((rows_end, whole))
+    }
+    #[cfg(not(all(target_arch = "x86_64", rg_cpu_avx512)))]
+    {
+        let _ = (row, y);
+        None
+    }
 }
 
 // Compiled only where `build.rs` found Rust 1.89+ (AVX-512 intrinsics), above the
@@ -77,5 +135,37 @@ mod x86 {
             }
         }
         out
+    }
+
+    /// `acc += x[0] * a + x[1] * b` over 32-column blocks, the sums of each block kept
+    /// in unpacked order: `acc[t*32 + e]` is column `t*32 + 8*(e/4) + e%4` and
+    /// `acc[t*32 + 16 + e]` that column + 4 (`vpunpck[lh]wd` interleave rows `a` and `b`
+    /// within 128-bit lanes, giving the (a, b) pairs `vdpbf16ps` multiplies).
+    ///
+    /// # Safety
+    /// The CPU must have AVX512F, AVX512BW and AVX512_BF16; `a`, `b` and `acc` must hold
+    /// at least `acc.len()` elements, a multiple of 32.
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+    pub unsafe fn axpy_pair(acc: &mut [f32], a: &[bf16], b: &[bf16], x: [bf16; 2]) {
+        let pair = (x[0].to_bits() as u32 | (x[1].to_bits() as u32) << 16) as i32;
+        // SAFETY: plain bits reinterpreted.
+        let xv: __m512bh = unsafe { std::mem::transmute(_mm512_set1_epi32(pair)) };
+        let mut p = 0;
+        while p + 32 <= acc.len() {
+            // SAFETY: p + 32 <= acc.len() <= a.len(), b.len(); unaligned loads/stores.
+            unsafe {
+                let av = _mm512_loadu_si512(a.as_ptr().add(p).cast());
+                let bv = _mm512_loadu_si512(b.as_ptr().add(p).cast());
+                let lo: __m512bh = std::mem::transmute(_mm512_unpacklo_epi16(av, bv));
+                let hi: __m512bh = std::mem::transmute(_mm512_unpackhi_epi16(av, bv));
+                let out = acc.as_mut_ptr().add(p);
+                _mm512_storeu_ps(out, _mm512_dpbf16_ps(_mm512_loadu_ps(out), lo, xv));
+                _mm512_storeu_ps(
+                    out.add(16),
+                    _mm512_dpbf16_ps(_mm512_loadu_ps(out.add(16)), hi, xv),
+                );
+            }
+            p += 32;
+        }
     }
 }
