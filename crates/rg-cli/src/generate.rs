@@ -62,6 +62,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     };
     let loaded = load_model_with_dtype(&args.model, &device, &hub, dtype)
         .with_context(|| format!("--model {}", args.model))?;
+    let rss_after_load = memory_status("VmRSS");
     let tok = loaded.tokenizer;
     let prompt_ids = tok.encode(&args.prompt);
     let options = GenerateOptions {
@@ -109,6 +110,10 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             "text": text,
             "prefill_tokens_per_s": gen.prefill_tokens_per_s,
             "decode_tokens_per_s": gen.decode_tokens_per_s,
+            "weight_bytes": weight_bytes(&loaded.model),
+            "rss_after_load_bytes": rss_after_load,
+            "rss_after_generate_bytes": memory_status("VmRSS"),
+            "peak_rss_bytes": memory_status("VmHWM"),
         });
         writeln!(stdout, "{out}")?;
     } else {
@@ -118,6 +123,24 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         writeln!(stdout)?;
     }
     Ok(())
+}
+
+/// Bytes of the model's parameters in their dtypes.
+fn weight_bytes(model: &rusty_gradients::gpt::Gpt) -> usize {
+    let mut total = 0;
+    rusty_gradients::nn::Module::visit_params(model, &mut |_, var| {
+        total += var.elem_count() * var.dtype().size_in_bytes();
+    });
+    total
+}
+
+/// A `/proc/self/status` memory figure (`VmRSS`: resident now, a memory-mapped file's
+/// touched pages included; `VmHWM`: the peak) in bytes; `None` off Linux.
+fn memory_status(key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// How much of `text` can be printed: up to a character boundary that is not inside a

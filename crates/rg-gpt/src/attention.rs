@@ -3,6 +3,7 @@ use rg_core::Result;
 use rg_nn::{visit_child, Dropout, DropoutRng, Linear, Module, ParamBuilder};
 
 use crate::kv_cache::KvCache;
+use crate::precision;
 use crate::GptConfig;
 
 /// Causal multi-head self-attention with a fused QKV projection (`c_attn`) and an
@@ -30,7 +31,7 @@ impl CausalSelfAttention {
     pub fn forward(&self, x: &Var, mut rng: Option<&mut DropoutRng>) -> Result<Var> {
         let (b, t, c) = (x.dims()[0], x.dims()[1], x.dims()[2]);
         let (h, d) = (self.n_head, c / self.n_head);
-        let qkv = self.c_attn.forward(x)?;
+        let qkv = precision::linear(&self.c_attn, x)?;
         // Heads stay interleaved: [b, t, c] slices viewed as [b, t, h, d].
         let head = |i: usize| qkv.narrow(2, i * c, c)?.reshape([b, t, h, d]);
         let (q, k, v) = (head(0)?, head(1)?, head(2)?);
@@ -47,7 +48,7 @@ impl CausalSelfAttention {
             let c = rg_nn::autocast::for_compute;
             rg_nn::autocast::to_f32(&c(&q)?.attention(&c(&k)?, &c(&v)?, scale)?)?
         };
-        let y = self.c_proj.forward(&y.reshape([b, t, c])?)?;
+        let y = precision::linear(&self.c_proj, &y.reshape([b, t, c])?)?;
         self.dropout.forward(&y, rng)
     }
 }
@@ -58,7 +59,7 @@ impl CausalSelfAttention {
     pub fn forward_cached(&self, x: &Var, cache: &mut KvCache, layer: usize) -> Result<Var> {
         let (b, t, c) = (x.dims()[0], x.dims()[1], x.dims()[2]);
         let (h, d) = (self.n_head, c / self.n_head);
-        let qkv = self.c_attn.forward(x)?;
+        let qkv = precision::linear(&self.c_attn, x)?;
         let head = |i: usize| -> Result<Var> {
             qkv.narrow(2, i * c, c)?
                 .reshape([b, t, h, d])?
@@ -66,15 +67,16 @@ impl CausalSelfAttention {
         };
         let q = head(0)?;
         let (k_all, v_all) = cache.append(layer, head(1)?.tensor(), head(2)?.tensor())?;
-        let (k_all, v_all) = (Var::constant(k_all), Var::constant(v_all));
-        let scores = q.matmul(&k_all.t()?)?.scale(1.0 / (d as f64).sqrt())?;
-        // Row i of the new positions may see cached keys and new keys up to itself.
-        let probs = scores.causal_fill(f64::NEG_INFINITY)?.softmax_last()?;
-        let y = probs
-            .matmul(&v_all)?
-            .permute(&[0, 2, 1, 3])?
+        // The cache holds [b, h, s, d]; the fused op reads it as [b, s, h, d] in place.
+        // Query i of the new positions sees the cached keys and new keys up to itself.
+        let interleaved =
+            |x: rg_core::Tensor| Ok::<_, rg_core::Error>(Var::constant(x.permute(&[0, 2, 1, 3])?));
+        let (k_all, v_all) = (interleaved(k_all)?, interleaved(v_all)?);
+        let q = q.permute(&[0, 2, 1, 3])?;
+        let y = q
+            .attention(&k_all, &v_all, 1.0 / (d as f64).sqrt())?
             .reshape([b, t, c])?;
-        self.c_proj.forward(&y)
+        precision::linear(&self.c_proj, &y)
     }
 }
 

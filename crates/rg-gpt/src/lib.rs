@@ -13,6 +13,7 @@ pub mod generate;
 mod kv_cache;
 mod metrics;
 mod model;
+mod precision;
 pub mod retention;
 mod rng_state;
 pub mod tasks;

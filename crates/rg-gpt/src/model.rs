@@ -9,6 +9,7 @@ use rg_nn::{
 
 use crate::block::Block;
 use crate::kv_cache::KvCache;
+use crate::precision;
 use crate::GptConfig;
 
 /// The GPT-2 architecture: token + learned position embeddings, pre-LN blocks, final
@@ -63,6 +64,7 @@ impl Gpt {
             {
                 continue;
             }
+            let t = precision::for_compute(&name, t)?;
             ours.insert(name, t);
         }
         let source = TensorMapSource::new(ours);
@@ -105,7 +107,7 @@ impl Gpt {
             ));
         }
         let positions = Tensor::arange(t, DType::U32, &ids.device())?;
-        let x = self.wte.forward(ids)?.add(&self.wpe.forward(&positions)?)?;
+        let x = precision::embed(&self.wte, ids)?.add(&self.wpe.forward(&positions)?)?;
         let mut x = self.dropout.forward(&x, rng.as_deref_mut())?;
         for block in &self.h {
             x = block.forward(&x, rng.as_deref_mut())?;
@@ -135,7 +137,7 @@ impl Gpt {
                 t,
                 &ids.device(),
             )?;
-            let mut x = self.wte.forward(ids)?.add(&self.wpe.forward(&positions)?)?;
+            let mut x = precision::embed(&self.wte, ids)?.add(&self.wpe.forward(&positions)?)?;
             for (layer, block) in self.h.iter().enumerate() {
                 x = block.forward_cached(&x, cache, layer)?;
             }
@@ -155,7 +157,7 @@ impl Gpt {
         let c = self.config.n_embd;
         let mut dims = x.dims().to_vec();
         let rows = x.elem_count() / c;
-        let logits = x.reshape([rows, c])?.matmul(&self.wte.weight().t()?)?;
+        let logits = precision::matmul("lm head", &x.reshape([rows, c])?, &self.wte.weight().t()?)?;
         if let Some(last) = dims.last_mut() {
             *last = self.config.vocab_size;
         }

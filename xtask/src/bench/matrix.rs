@@ -190,6 +190,11 @@ const fn quick_only(mut d: Def) -> Def {
     d
 }
 
+const fn bf16(mut d: Def) -> Def {
+    d.dtype = "bf16";
+    d
+}
+
 const fn rss(mut d: Def) -> Def {
     d.rss_matters = true;
     d
@@ -231,6 +236,18 @@ const DEFS: &[Def] = &[
     rss(def("gpt2_prefill", "512", Weight::Heavy, TOKS)),
     rss(quick_only(def("gpt2_decode", "64+16", Weight::Heavy, TOKS))),
     rss(full_only(def("gpt2_decode", "64+64", Weight::Heavy, TOKS))),
+    rss(bf16(quick_only(def(
+        "gpt2_decode_bf16",
+        "64+16",
+        Weight::Heavy,
+        TOKS,
+    )))),
+    rss(bf16(full_only(def(
+        "gpt2_decode_bf16",
+        "64+64",
+        Weight::Heavy,
+        TOKS,
+    )))),
     no_dtype(def(
         "tokenizer_encode",
         "tinyshakespeare",

@@ -2,12 +2,15 @@
 //! the library's `Trainer`, and generation's prefill and decode phases. Models are
 //! randomly initialised (nothing is downloaded): speed does not depend on the weights.
 
+use std::collections::HashMap;
+
 use anyhow::{bail, Context, Result};
 use rusty_gradients::gpt::data::{SamplerKind, TextData};
 use rusty_gradients::gpt::generate::{generate, GenerateOptions, Sampling};
 use rusty_gradients::gpt::{Gpt, GptConfig, Precision, ScheduleKind, TrainConfig, Trainer};
+use rusty_gradients::nn::Module;
 use rusty_gradients::tokenize::CharTokenizer;
-use rusty_gradients::Device;
+use rusty_gradients::{DType, Device};
 
 use crate::target::Target;
 use crate::{Measured, Reps};
@@ -118,6 +121,24 @@ fn gpt2_on(device: Device) -> Result<Gpt> {
     Ok(Gpt::init(GptConfig::preset("gpt2")?, 1337, device)?)
 }
 
+/// GPT-2 with its weights in `dtype`, as `load_model_with_dtype` builds it (the
+/// matmul weights stay in `dtype`, the rest is widened to f32).
+fn gpt2_in(dtype: DType) -> Result<Gpt> {
+    let model = gpt2()?;
+    let mut tensors = HashMap::new();
+    let mut failed = None;
+    model.visit_params(&mut |name, var| match var.tensor().to_dtype(dtype) {
+        Ok(t) => {
+            tensors.insert(name.to_string(), t);
+        }
+        Err(e) => failed = Some(e),
+    });
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    Ok(Gpt::from_tensors(model.config().clone(), tensors)?)
+}
+
 fn options(max_new_tokens: usize) -> GenerateOptions {
     GenerateOptions {
         max_new_tokens,
@@ -141,9 +162,10 @@ pub fn prefill(size: &str, reps: &Reps) -> Result<Measured> {
 }
 
 /// Decode at batch 1: `"64+32"` is a 64-token prompt then 32 new tokens; a repetition's
-/// time is the mean seconds per decoded token (generate's own decode timing).
-pub fn decode(size: &str, reps: &Reps) -> Result<Measured> {
-    decode_model(size, reps, gpt2()?)
+/// time is the mean seconds per decoded token (generate's own decode timing). `dtype`
+/// is the weights' (bf16: bf16 matmul weights, f32 compute).
+pub fn decode(size: &str, dtype: DType, reps: &Reps) -> Result<Measured> {
+    decode_model(size, reps, gpt2_in(dtype)?)
 }
 
 /// Decode at batch 1 on `target`'s device (f32 weights). Each decoded token is read

@@ -42,6 +42,10 @@ const OP: &str = "matmul";
 const PAR_MIN_FLOPS: usize = 1 << 17;
 
 pub fn matmul(lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<BoxStorage> {
+    // Decoding's few-row products are bandwidth-bound: read the weight in place.
+    if let Some(out) = super::gemv::matmul(lhs, rhs, dims) {
+        return out;
+    }
     let dtype = common_dtype(OP, &[lhs, rhs])?;
     let MatmulDims { batch, m, n, k } = dims;
     match dtype {

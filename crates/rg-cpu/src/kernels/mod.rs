@@ -11,6 +11,8 @@ pub mod cross_entropy;
 pub mod fill;
 pub mod gelu;
 pub mod gemm;
+pub mod gemv;
+mod gemv_bf16;
 pub mod indexing;
 pub mod lanes;
 pub mod layer_norm;
