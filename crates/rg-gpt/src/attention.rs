@@ -30,11 +30,8 @@ impl CausalSelfAttention {
     /// `x` is `[b, t, c]`.
     pub fn forward(&self, x: &Var, mut rng: Option<&mut DropoutRng>) -> Result<Var> {
         let (b, t, c) = (x.dims()[0], x.dims()[1], x.dims()[2]);
-        let (h, d) = (self.n_head, c / self.n_head);
-        let qkv = precision::linear(&self.c_attn, x)?;
-        // Heads stay interleaved: [b, t, c] slices viewed as [b, t, h, d].
-        let head = |i: usize| qkv.narrow(2, i * c, c)?.reshape([b, t, h, d]);
-        let (q, k, v) = (head(0)?, head(1)?, head(2)?);
+        let d = c / self.n_head;
+        let [q, k, v] = self.qkv(x)?;
         let scale = 1.0 / (d as f64).sqrt();
         let y = if self.dropout.p() > 0.0 && rng.is_some() {
             // Dropout on the attention probabilities needs them materialised.
@@ -54,25 +51,29 @@ impl CausalSelfAttention {
 }
 
 impl CausalSelfAttention {
+    /// Queries, keys and values of `x` (`[b, t, c]`) from the fused projection, each
+    /// `[b, t, h, d]`: views of the projection's output, heads left interleaved.
+    fn qkv(&self, x: &Var) -> Result<[Var; 3]> {
+        let (b, t, c) = (x.dims()[0], x.dims()[1], x.dims()[2]);
+        let (h, d) = (self.n_head, c / self.n_head);
+        let qkv = precision::linear(&self.c_attn, x)?;
+        let head = |i: usize| qkv.narrow(2, i * c, c)?.reshape([b, t, h, d]);
+        Ok([head(0)?, head(1)?, head(2)?])
+    }
+
     /// Inference with a KV cache: `x` holds the new positions `[b, t, c]`; keys and
     /// values of earlier positions come from `cache`.
     pub fn forward_cached(&self, x: &Var, cache: &mut KvCache, layer: usize) -> Result<Var> {
         let (b, t, c) = (x.dims()[0], x.dims()[1], x.dims()[2]);
-        let (h, d) = (self.n_head, c / self.n_head);
-        let qkv = precision::linear(&self.c_attn, x)?;
-        let head = |i: usize| -> Result<Var> {
-            qkv.narrow(2, i * c, c)?
-                .reshape([b, t, h, d])?
-                .permute(&[0, 2, 1, 3])
-        };
-        let q = head(0)?;
-        let (k_all, v_all) = cache.append(layer, head(1)?.tensor(), head(2)?.tensor())?;
-        // The cache holds [b, h, s, d]; the fused op reads it as [b, s, h, d] in place.
-        // Query i of the new positions sees the cached keys and new keys up to itself.
-        let interleaved =
-            |x: rg_core::Tensor| Ok::<_, rg_core::Error>(Var::constant(x.permute(&[0, 2, 1, 3])?));
+        let d = c / self.n_head;
+        let [q, k, v] = self.qkv(x)?;
+        // The cache holds [b, h, s, d]; the fused op reads it back as [b, s, h, d] in
+        // place. Query i of the new positions sees the cached keys and new keys up to
+        // itself.
+        let (k, v) = (k.permute(&[0, 2, 1, 3])?, v.permute(&[0, 2, 1, 3])?);
+        let (k_all, v_all) = cache.append(layer, k.tensor(), v.tensor())?;
+        let interleaved = |x: rg_core::Tensor| x.permute(&[0, 2, 1, 3]).map(Var::constant);
         let (k_all, v_all) = (interleaved(k_all)?, interleaved(v_all)?);
-        let q = q.permute(&[0, 2, 1, 3])?;
         let y = q
             .attention(&k_all, &v_all, 1.0 / (d as f64).sqrt())?
             .reshape([b, t, c])?;

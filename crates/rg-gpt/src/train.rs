@@ -353,10 +353,7 @@ impl Trainer {
             } else {
                 None
             };
-            let loss = rg_nn::autocast(self.config.precision.compute_dtype(), || {
-                self.model
-                    .loss(&batch.ids, &batch.targets, batch.ignore_index, rng)
-            })?;
+            let loss = batch_loss(&self.model, self.config.precision, &batch, rng)?;
             loss_sum += loss.tensor().to_f64_vec()?[0];
             tokens += batch.tokens();
             let loss = if accum > 1 {
@@ -406,10 +403,7 @@ impl Trainer {
                 let Some(batch) = self.data.eval_batch(i, b, t, &device)? else {
                     break;
                 };
-                let loss = rg_nn::autocast(self.config.precision.compute_dtype(), || {
-                    self.model
-                        .loss(&batch.ids, &batch.targets, batch.ignore_index, None)
-                })?;
+                let loss = batch_loss(&self.model, self.config.precision, &batch, None)?;
                 total += loss.tensor().to_f64_vec()?[0];
                 count += 1;
             }
@@ -568,4 +562,17 @@ impl Trainer {
             wall_s: start.elapsed().as_secs_f64(),
         })
     }
+}
+
+/// The model's loss on `batch`, with matmuls and attention in `precision`.
+fn batch_loss(
+    model: &Gpt,
+    precision: Precision,
+    batch: &crate::data::Batch,
+    rng: Option<&mut DropoutRng>,
+) -> Result<Var> {
+    let loss = rg_nn::autocast(precision.compute_dtype(), || {
+        model.loss(&batch.ids, &batch.targets, batch.ignore_index, rng)
+    })?;
+    Ok(loss)
 }
