@@ -3,7 +3,6 @@ use rg_core::Result;
 use rg_nn::{visit_child, Dropout, DropoutRng, Linear, Module, ParamBuilder};
 
 use crate::kv_cache::KvCache;
-use crate::precision;
 use crate::GptConfig;
 
 /// Causal multi-head self-attention with a fused QKV projection (`c_attn`) and an
@@ -45,7 +44,7 @@ impl CausalSelfAttention {
             let c = rg_nn::autocast::for_compute;
             rg_nn::autocast::to_f32(&c(&q)?.attention(&c(&k)?, &c(&v)?, scale)?)?
         };
-        let y = precision::linear(&self.c_proj, &y.reshape([b, t, c])?)?;
+        let y = self.c_proj.forward(&y.reshape([b, t, c])?)?;
         self.dropout.forward(&y, rng)
     }
 }
@@ -56,7 +55,7 @@ impl CausalSelfAttention {
     fn qkv(&self, x: &Var) -> Result<[Var; 3]> {
         let (b, t, c) = (x.dims()[0], x.dims()[1], x.dims()[2]);
         let (h, d) = (self.n_head, c / self.n_head);
-        let qkv = precision::linear(&self.c_attn, x)?;
+        let qkv = self.c_attn.forward(x)?;
         let head = |i: usize| qkv.narrow(2, i * c, c)?.reshape([b, t, h, d]);
         Ok([head(0)?, head(1)?, head(2)?])
     }
@@ -77,7 +76,7 @@ impl CausalSelfAttention {
         let y = q
             .attention(&k_all, &v_all, 1.0 / (d as f64).sqrt())?
             .reshape([b, t, c])?;
-        precision::linear(&self.c_proj, &y)
+        self.c_proj.forward(&y)
     }
 }
 

@@ -4,7 +4,6 @@ use rg_nn::{visit_child, Dropout, DropoutRng, LayerNorm, Linear, Module, ParamBu
 
 use crate::attention::CausalSelfAttention;
 use crate::kv_cache::KvCache;
-use crate::precision;
 use crate::GptConfig;
 
 /// GPT-2's feed-forward: `c_fc` to 4x width, GELU (tanh), `c_proj` back.
@@ -26,9 +25,8 @@ impl Mlp {
     }
 
     pub fn forward(&self, x: &Var, rng: Option<&mut DropoutRng>) -> Result<Var> {
-        let h = precision::linear(&self.c_fc, x)?.gelu()?;
-        self.dropout
-            .forward(&precision::linear(&self.c_proj, &h)?, rng)
+        let h = self.c_fc.forward(x)?.gelu()?;
+        self.dropout.forward(&self.c_proj.forward(&h)?, rng)
     }
 }
 

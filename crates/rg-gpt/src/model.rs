@@ -157,7 +157,7 @@ impl Gpt {
         let c = self.config.n_embd;
         let mut dims = x.dims().to_vec();
         let rows = x.elem_count() / c;
-        let logits = precision::matmul("lm head", &x.reshape([rows, c])?, &self.wte.weight().t()?)?;
+        let logits = rg_nn::autocast::matmul(&x.reshape([rows, c])?, &self.wte.weight().t()?)?;
         if let Some(last) = dims.last_mut() {
             *last = self.config.vocab_size;
         }

@@ -41,9 +41,7 @@ impl Linear {
         } else {
             x.reshape([rows, d_in])?
         };
-        let product = crate::autocast::for_compute(&x2)?
-            .matmul(&crate::autocast::for_compute(&self.weight)?)?;
-        let mut y = crate::autocast::to_f32(&product)?;
+        let mut y = crate::autocast::matmul(&x2, &self.weight)?;
         if let Some(b) = &self.bias {
             y = y.add(b)?;
         }
