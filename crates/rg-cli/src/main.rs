@@ -42,6 +42,12 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    // This thread issues every op: as a pool thread it runs each op's first part itself
+    // instead of waking a worker and sleeping until it is done.
+    if let Err(e) = rusty_gradients::cpu::init_thread_pool() {
+        eprintln!("error: could not start the CPU thread pool: {e}");
+        std::process::exit(1);
+    }
     let result = match cli.command {
         Command::Train(args) => train::run(*args),
         Command::Generate(args) => generate::run(args),

@@ -37,6 +37,7 @@ mod strided;
 mod view;
 
 pub use backend::CpuBackend;
+pub use parallel::init_thread_pool;
 pub use storage::{CpuBuffer, CpuElement, CpuStorage};
 
 inventory::submit! {

@@ -160,6 +160,8 @@ fn parse_args() -> Result<(String, String, Reps, Target)> {
 }
 
 fn main() -> Result<()> {
+    // As `rgrad` does: ops issued from this thread run as pool work (no wake-ups).
+    rusty_gradients::cpu::init_thread_pool()?;
     let (name, size, reps, target) = parse_args()?;
     let out: Value = match run_workload(&name, &size, &reps, &target)
         .with_context(|| format!("{name} {size} {}", target.label()))?
