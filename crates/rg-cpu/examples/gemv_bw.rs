@@ -12,6 +12,11 @@ use rg_cpu::CpuBackend;
 use std::time::Instant;
 
 fn main() {
+    // As `rgrad` runs (see `init_thread_pool`); `RG_OUTSIDE_POOL=1` issues the products
+    // from a thread outside the pool instead, for comparison.
+    if std::env::var_os("RG_OUTSIDE_POOL").is_none() {
+        rg_cpu::init_thread_pool().unwrap();
+    }
     let b = CpuBackend::new();
     let (k, n) = (768usize, 3072usize);
     let count = 40; // 40 * 9.4 MB = 377 MB f32
