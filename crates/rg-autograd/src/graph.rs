@@ -16,6 +16,32 @@ pub trait BackwardRule: Send + Sync {
         inputs: &[Var],
         output: &Tensor,
     ) -> Result<Vec<Option<Tensor>>>;
+
+    /// [`BackwardRule::backward`]'s gradients in the form the graph accumulates them;
+    /// rules whose gradients are mostly zeros override it to hand them over unbuilt.
+    fn input_grads(
+        &self,
+        grad: &Tensor,
+        inputs: &[Var],
+        output: &Tensor,
+    ) -> Result<Vec<Option<InputGrad>>> {
+        let grads = self.backward(grad, inputs, output)?;
+        Ok(grads.into_iter().map(|g| g.map(InputGrad::Dense)).collect())
+    }
+}
+
+/// A rule's gradient w.r.t. one input.
+pub enum InputGrad {
+    Dense(Tensor),
+    /// [`Tensor::index_add`] of the input's shape (the adjoint of `index_select`), left
+    /// unbuilt so that it is added straight into the input's dense gradient if it gets
+    /// one: a tied embedding would otherwise build a vocabulary-sized table of zeros
+    /// with a few rows set, only to add it to the output layer's gradient.
+    IndexAdd {
+        axis: usize,
+        ids: Tensor,
+        src: Tensor,
+    },
 }
 
 pub(crate) struct Node {
@@ -72,6 +98,52 @@ impl Gradients {
     }
 }
 
+/// Gradients of the vars that backward has yet to visit. Sparse gradients wait apart
+/// until their var's turn, when every use of the var has contributed, so that they are
+/// added into its dense gradient whichever of the two the graph reached first.
+#[derive(Default)]
+struct Pending {
+    dense: Gradients,
+    /// `(axis, ids, src)` of each [`InputGrad::IndexAdd`].
+    index_adds: HashMap<VarId, Vec<(usize, Tensor, Tensor)>>,
+}
+
+impl Pending {
+    /// Adds `op`'s gradient w.r.t. `input`.
+    fn add(&mut self, op: &'static str, input: &Var, grad: InputGrad) -> Result<()> {
+        match grad {
+            InputGrad::Dense(g) => {
+                if g.shape() != input.shape() {
+                    return Err(Error::ShapeMismatch {
+                        op,
+                        lhs: input.shape().clone(),
+                        rhs: g.shape().clone(),
+                    });
+                }
+                self.dense.accumulate(input.id(), g)
+            }
+            InputGrad::IndexAdd { axis, ids, src } => {
+                let adds = self.index_adds.entry(input.id()).or_default();
+                adds.push((axis, ids, src));
+                Ok(())
+            }
+        }
+    }
+
+    /// The whole gradient of `var`, or `None` if nothing contributed to it.
+    fn take(&mut self, var: &Var) -> Result<Option<Tensor>> {
+        let mut sum = self.dense.0.remove(&var.id());
+        for (axis, ids, src) in self.index_adds.remove(&var.id()).unwrap_or_default() {
+            let axis = axis as isize;
+            sum = Some(match sum {
+                Some(g) => g.index_add_into(axis, &ids, &src)?,
+                None => Tensor::index_add(var.shape(), axis, &ids, &src)?,
+            });
+        }
+        Ok(sum)
+    }
+}
+
 impl Var {
     /// Reverse-mode gradients of this scalar w.r.t. every leaf that requires one.
     pub fn backward(&self) -> Result<Gradients> {
@@ -99,31 +171,24 @@ impl Var {
                 rhs: seed.shape().clone(),
             });
         }
-        let mut pending = Gradients::default();
+        let mut pending = Pending::default();
         let mut leaves = Gradients::default();
         if !self.requires_grad() {
             return Ok(leaves);
         }
-        pending.accumulate(self.id(), seed)?;
+        pending.dense.accumulate(self.id(), seed)?;
         for var in self.reverse_topological_order() {
-            let Some(grad) = pending.0.remove(&var.id()) else {
+            let Some(grad) = pending.take(&var)? else {
                 continue;
             };
             let Some(node) = var.node() else {
                 leaves.accumulate(var.id(), grad)?;
                 continue;
             };
-            let input_grads = node.rule.backward(&grad, &node.inputs, var.tensor())?;
+            let input_grads = node.rule.input_grads(&grad, &node.inputs, var.tensor())?;
             for (input, g) in node.inputs.iter().zip(input_grads) {
                 if let Some(g) = g.filter(|_| input.requires_grad()) {
-                    if g.shape() != input.shape() {
-                        return Err(Error::ShapeMismatch {
-                            op: node.rule.name(),
-                            lhs: input.shape().clone(),
-                            rhs: g.shape().clone(),
-                        });
-                    }
-                    pending.accumulate(input.id(), g)?;
+                    pending.add(node.rule.name(), input, g)?;
                 }
             }
         }

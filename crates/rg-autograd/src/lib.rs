@@ -16,6 +16,6 @@ mod rules;
 mod var;
 
 pub use grad_mode::{is_grad_enabled, no_grad, NoGradGuard};
-pub use graph::{BackwardRule, Gradients};
+pub use graph::{BackwardRule, Gradients, InputGrad};
 pub use rg_core::{Error, Result, Tensor};
 pub use var::{Var, VarId};

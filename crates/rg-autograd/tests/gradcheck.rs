@@ -174,6 +174,17 @@ proptest! {
     }
 
     #[test]
+    fn tied_embedding(vocab in 1usize..=5, dim in 1usize..=4, count in 1usize..6, seed in any::<u64>()) {
+        let mut rng = Rng::new(seed);
+        let w = Input::new(rng.vec(vocab * dim, -2.0, 2.0), &[vocab, dim]);
+        let tokens: Vec<u32> = (0..count).map(|_| rng.below(vocab) as u32).collect();
+        let tokens = ids(&tokens);
+        // GPT-2's tied `wte`: the table's sparse lookup gradient meets the output
+        // layer's dense one.
+        check_gradients(vec![w], seed, |v| v[0].embedding(&tokens)?.matmul(&v[0].t()?));
+    }
+
+    #[test]
     fn views(d in prop::collection::vec(1usize..=4, 3..=3), seed in any::<u64>(), f in feed(), op in 0usize..7) {
         let mut rng = Rng::new(seed);
         let x = Input::new(rng.vec(n(&d), -2.0, 2.0), &d).feed(f);
@@ -309,4 +320,22 @@ fn add_into_never_writes_through_a_shared_buffer() {
     let d = Tensor::from_vec(vec![10.0f32, 20.0, 30.0, 40.0], [2, 2], &cpu).unwrap();
     let c = c.add_into(&d.t().unwrap()).unwrap();
     assert_eq!(c.to_vec::<f32>().unwrap(), vec![11.0, 32.0, 23.0, 44.0]);
+}
+
+#[test]
+fn index_add_into_never_writes_through_a_shared_buffer() {
+    let cpu = Device::Cpu;
+    let rows = ids(&[2, 0, 2]);
+    let src = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], [3, 2], &cpu).unwrap();
+    let want = vec![13.0, 14.0, 10.0, 10.0, 16.0, 18.0];
+    // A view shares the storage: the sum must be a new tensor.
+    let a = Tensor::from_vec(vec![10.0f32; 6], [3, 2], &cpu).unwrap();
+    let view = a.reshape([6]).unwrap();
+    let sum = a.index_add_into(0, &rows, &src).unwrap();
+    assert_eq!(sum.to_vec::<f32>().unwrap(), want);
+    assert_eq!(view.to_vec::<f32>().unwrap(), vec![10.0; 6]);
+    // Sole owner: written in place, same values.
+    let a = Tensor::from_vec(vec![10.0f32; 6], [3, 2], &cpu).unwrap();
+    let sum = a.index_add_into(0, &rows, &src).unwrap();
+    assert_eq!(sum.to_vec::<f32>().unwrap(), want);
 }

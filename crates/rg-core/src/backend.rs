@@ -273,6 +273,21 @@ pub trait Backend: Send + Sync {
         ids: View<'_>,
         src: View<'_>,
     ) -> Result<BoxStorage>;
+    /// [`Backend::index_add`] added into `dst` (contiguous, of shape `dst_dims`) in
+    /// place. Backends override the default, which builds the dense sum first, to touch
+    /// only the slices `ids` names.
+    fn index_add_assign(
+        &self,
+        dst: &mut dyn BackendStorage,
+        dst_dims: &[usize],
+        axis: usize,
+        ids: View<'_>,
+        src: View<'_>,
+    ) -> Result<()> {
+        let sum = self.index_add(dst_dims, axis, ids, src)?;
+        let layout = Layout::contiguous(crate::Shape::new(dst_dims));
+        self.add_assign(dst, View::new(&*sum, &layout))
+    }
 
     // ---- optimizer ------------------------------------------------------------------
     /// One fused AdamW update of contiguous `param`, `m`, `v` in place.

@@ -294,6 +294,18 @@ impl Backend for ProfilingBackend {
             b.index_add(dst_dims, axis, ids, src)
         })
     }
+    fn index_add_assign(
+        &self,
+        dst: &mut dyn BackendStorage,
+        dst_dims: &[usize],
+        axis: usize,
+        ids: View<'_>,
+        src: View<'_>,
+    ) -> Result<()> {
+        self.time(named("index_add_assign"), |b| {
+            b.index_add_assign(dst, dst_dims, axis, ids, src)
+        })
+    }
     fn adamw_step(
         &self,
         param: &mut dyn BackendStorage,

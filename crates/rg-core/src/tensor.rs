@@ -409,6 +409,16 @@ impl Tensor {
         Arc::strong_count(&self.0) == 1 && Arc::strong_count(&self.0.storage) == 1
     }
 
+    /// Whether an op may accumulate into this float tensor's storage in place: nothing
+    /// else sees it and it holds exactly this tensor's elements in order.
+    pub(crate) fn is_writable_in_place(&self) -> bool {
+        self.is_sole_handle()
+            && self.is_contiguous()
+            && self.layout().offset() == 0
+            && self.read().len() == self.elem_count()
+            && self.dtype().is_float()
+    }
+
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, BoxStorage> {
         self.0.storage.read().unwrap_or_else(|p| p.into_inner())
     }

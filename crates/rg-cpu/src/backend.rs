@@ -210,6 +210,17 @@ impl Backend for CpuBackend {
         indexing::index_add(dst_dims, axis, ids, src)
     }
 
+    fn index_add_assign(
+        &self,
+        dst: &mut dyn BackendStorage,
+        dst_dims: &[usize],
+        axis: usize,
+        ids: View<'_>,
+        src: View<'_>,
+    ) -> Result<()> {
+        indexing::index_add_assign(dst, dst_dims, axis, ids, src)
+    }
+
     fn adamw_step(
         &self,
         param: &mut dyn BackendStorage,

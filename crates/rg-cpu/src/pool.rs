@@ -5,18 +5,21 @@
 //! straight to `mmap` and returns them with `munmap`, so each step of GPT-2 training
 //! page-faulted about 2 GB of fresh zero pages — a third of the step's CPU time was the
 //! kernel's. Owned storage of at least [`MIN_POOLED_BYTES`] goes back here when dropped
-//! (see `CpuBuffer`'s `Drop`), keyed by element type and exact length; kernels take
-//! their outputs from here through [`zeroed`] and [`with_capacity`].
+//! (see `CpuBuffer`'s `Drop`), keyed by element type and exact length, if a kernel has
+//! asked for that key before; kernels take their outputs from here through [`zeroed`]
+//! and [`with_capacity`].
 //!
 //! The cache holds at most `RG_CPU_POOL_MB` megabytes (default 1024; 0 turns it off),
-//! freeing its oldest buffers to make room for new ones. The default trades memory for
-//! speed: on the GPT-2 124M B4xT64 training step (quiet machine) 1024 MB gives 1.37 s
-//! per step and a 2.85 GB peak with no page faults after the first step; 512 MB gives
-//! 1.65 s and 2.58 GB, because a cache smaller than one step's turnover evicts every
-//! large buffer before its size comes round again.
+//! freeing its oldest buffers to make room for new ones. The GPT-2 124M B4xT64 training
+//! step turns over about 0.9 GB of large buffers, so the default keeps them all: no page
+//! faults after the first step, and a 2.41 GB peak, 2.0 GB of which are the weights,
+//! gradients and AdamW moments. 512 or 768 MB leave the peak where it is (it comes at
+//! the end of the backward pass, when those buffers are all live) and cost 25K page
+//! faults per step, because a cache smaller than one step's turnover evicts buffers
+//! before their size comes round again.
 
 use std::any::{Any, TypeId};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, OnceLock};
 
 use crate::storage::CpuElement;
@@ -30,6 +33,11 @@ type Cached = (u64, Box<dyn Any + Send>);
 
 struct Pool {
     free: HashMap<Key, Vec<Cached>>,
+    /// Keys a kernel has asked for. Only their buffers are kept: a buffer of any other
+    /// size could only be reused by a request nothing has made yet, such as the f64
+    /// draws that parameter initialisation casts to f32, which would otherwise sit in
+    /// the cache through the first steps (a gigabyte for GPT-2).
+    wanted: HashSet<Key>,
     /// Cached buffers oldest first, as (serial, key, bytes); entries whose buffer was
     /// taken are skipped when evicting.
     order: VecDeque<(u64, Key, usize)>,
@@ -64,6 +72,7 @@ fn pool() -> &'static Mutex<Pool> {
             .unwrap_or(1024);
         Mutex::new(Pool {
             free: HashMap::new(),
+            wanted: HashSet::new(),
             order: VecDeque::new(),
             serial: 0,
             bytes: 0,
@@ -82,7 +91,9 @@ fn take<T: CpuElement>(len: usize) -> Option<Vec<T>> {
         return None;
     }
     let mut pool = pool().lock().unwrap_or_else(|p| p.into_inner());
-    let (_, boxed) = pool.free.get_mut(&(TypeId::of::<T>(), len))?.pop()?;
+    let key = (TypeId::of::<T>(), len);
+    pool.wanted.insert(key);
+    let (_, boxed) = pool.free.get_mut(&key)?.pop()?;
     pool.bytes -= bytes_of::<T>(len);
     let mut v = *boxed.downcast::<Vec<T>>().ok()?;
     v.clear();
@@ -105,20 +116,22 @@ pub fn with_capacity<T: CpuElement>(len: usize) -> Vec<T> {
     take::<T>(len).unwrap_or_else(|| Vec::with_capacity(len))
 }
 
-/// Keeps `v` for reuse if it is large and the cache has room; frees it otherwise.
+/// Keeps `v` for reuse if it is large, of a size that has been asked for, and the cache
+/// has room; frees it otherwise.
 pub fn recycle<T: CpuElement>(v: Vec<T>) {
     let bytes = bytes_of::<T>(v.capacity());
     if bytes < MIN_POOLED_BYTES {
         return;
     }
+    let key = (TypeId::of::<T>(), v.capacity());
     let mut pool = pool().lock().unwrap_or_else(|p| p.into_inner());
-    if bytes > pool.limit {
+    if bytes > pool.limit || !pool.wanted.contains(&key) {
         return;
     }
     pool.make_room(bytes);
     pool.bytes += bytes;
     pool.serial += 1;
-    let (serial, key) = (pool.serial, (TypeId::of::<T>(), v.capacity()));
+    let serial = pool.serial;
     pool.order.push_back((serial, key, bytes));
     pool.free
         .entry(key)
@@ -153,5 +166,15 @@ mod tests {
         // Small buffers are never cached.
         recycle(vec![1.0f32; 8]);
         assert_eq!(with_capacity::<f32>(8).capacity(), 8);
+    }
+
+    #[test]
+    fn only_sizes_that_were_asked_for_are_kept() {
+        let n = MIN_POOLED_BYTES + 3; // a length no other test uses
+        recycle(vec![1.0f32; n]);
+        assert!(take::<f32>(n).is_none());
+        // Now that `n` was asked for, its buffers are kept.
+        recycle(vec![1.0f32; n]);
+        assert_eq!(take::<f32>(n).map(|v| v.capacity()), Some(n));
     }
 }

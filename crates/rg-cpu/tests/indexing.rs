@@ -101,6 +101,64 @@ fn index_add_accumulates_repeated_ids() {
 }
 
 #[test]
+fn index_add_assign_adds_into_existing_values() {
+    let b = backend();
+    let mut rng = Lcg::new(53);
+    for (dims, axis) in [
+        (&[7usize][..], 0),
+        (&[50, 9], 0),
+        (&[2, 5, 7], 1),
+        (&[3, 4], 1),
+    ] {
+        let size = dims[axis];
+        let n = size + 3;
+        let ids: Vec<f64> = (0..n).map(|_| rng.below(size) as f64).collect();
+        let mut src_dims = dims.to_vec();
+        src_dims[axis] = n;
+        let total: usize = dims.iter().product();
+        for case in layouts(&src_dims) {
+            for dtype in FLOATS {
+                let data = rng.vec(case.len, 1.0);
+                let (s, is) = (store(&data, dtype), store(&ids, DType::I64));
+                let il = Layout::contiguous([n]);
+                let (src, ids) = (View::new(&*s, &case.layout), View::new(&*is, &il));
+                let start = rng.vec(total, 1.0);
+                let mut dst = store(&start, dtype);
+                b.index_add_assign(&mut *dst, dims, axis, ids, src).unwrap();
+                // Exactly the existing values plus what `index_add` builds.
+                let dense = read(&*b.index_add(dims, axis, ids, src).unwrap());
+                let want: Vec<f64> = rounded(&start, dtype)
+                    .iter()
+                    .zip(&dense)
+                    .map(|(a, d)| match dtype {
+                        DType::F32 => (*a as f32 + *d as f32) as f64,
+                        _ => a + d,
+                    })
+                    .collect();
+                let what = format!(
+                    "index_add_assign {dtype} {} {dims:?} axis {axis}",
+                    case.name
+                );
+                assert_eq!(read(&*dst), want, "{what}");
+            }
+        }
+    }
+    // The destination must match `dst_dims` and the source's dtype.
+    let s = store(&[1.0, 2.0], DType::F32);
+    let is = store(&[0.0], DType::I64);
+    let (sl, il) = (Layout::contiguous([1, 2]), Layout::contiguous([1]));
+    let (src, ids) = (View::new(&*s, &sl), View::new(&*is, &il));
+    let mut short = store(&[0.0; 3], DType::F32);
+    assert!(b
+        .index_add_assign(&mut *short, &[2, 2], 0, ids, src)
+        .is_err());
+    let mut wide = store(&[0.0; 4], DType::F64);
+    assert!(b
+        .index_add_assign(&mut *wide, &[2, 2], 0, ids, src)
+        .is_err());
+}
+
+#[test]
 fn embedding_backward_shape() {
     // The GPT case: ids [B*T] into a [vocab, d] table, many repeats.
     let b = backend();

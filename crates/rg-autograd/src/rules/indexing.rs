@@ -1,6 +1,6 @@
 use rg_core::{Error, Result, Tensor};
 
-use crate::{BackwardRule, Var};
+use crate::{BackwardRule, InputGrad, Var};
 
 /// Backward of `index_select`: scatter-add the gradient back to the selected entries
 /// (this is also the embedding backward; repeated ids accumulate).
@@ -17,6 +17,14 @@ impl BackwardRule for IndexSelect {
     fn backward(&self, g: &Tensor, inputs: &[Var], _: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let dx = Tensor::index_add(inputs[0].shape(), self.axis as isize, &self.ids, g)?;
         Ok(vec![Some(dx)])
+    }
+
+    fn input_grads(&self, g: &Tensor, _: &[Var], _: &Tensor) -> Result<Vec<Option<InputGrad>>> {
+        Ok(vec![Some(InputGrad::IndexAdd {
+            axis: self.axis,
+            ids: self.ids.clone(),
+            src: g.clone(),
+        })])
     }
 }
 

@@ -18,18 +18,14 @@ impl Tensor {
 
     /// `self + rhs`, written into `self`'s memory when this handle is the only one on
     /// it and it is contiguous with `rhs`'s shape and dtype; otherwise a new tensor as
-    /// [`Tensor::add`]. Gradient accumulation uses it so that summing, say, the tied
-    /// embedding's two gradients needs no third 150 MB buffer.
+    /// [`Tensor::add`]. Gradient accumulation uses it so that summing the gradients of a
+    /// var used twice needs no third buffer.
     pub fn add_into(self, rhs: &Tensor) -> Result<Tensor> {
-        let exclusive = self.is_sole_handle();
-        let fits = self.is_contiguous()
-            && self.layout().offset() == 0
-            && self.read().len() == self.elem_count()
+        let fits = self.is_writable_in_place()
             && self.dims() == rhs.dims()
             && self.dtype() == rhs.dtype()
-            && self.device() == rhs.device()
-            && self.dtype().is_float();
-        if !(exclusive && fits) {
+            && self.device() == rhs.device();
+        if !fits {
             return self.add(rhs);
         }
         {
