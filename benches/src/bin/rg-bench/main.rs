@@ -105,6 +105,7 @@ fn run_workload(name: &str, size: &str, reps: &Reps, target: &Target) -> Result<
         "layer_norm" => ops::layer_norm(size, reps)?,
         "gelu" => ops::gelu(size, reps)?,
         "attention_fwd_bwd" => ops::attention(size, reps)?,
+        "attention_fused_fwd_bwd" => ops::fused_attention(size, reps)?,
         "adamw_step" => ops::adamw(size, reps)?,
         "gpt2_train_step" => model::train_step("gpt2", size, reps)?,
         "nanogpt_char_train_step" => model::train_step("nano", size, reps)?,

@@ -116,6 +116,32 @@ pub fn attention(size: &str, reps: &Reps) -> Result<Measured> {
     Ok(Measured::new(times, flops, "flop"))
 }
 
+/// The fused causal attention op (`Var::attention`, one kernel each way) forward and
+/// backward, on the same `BxHxTxD` sizes as `attention_fwd_bwd` (inputs `[b, t, h, d]`
+/// as the models pass them). Work: that row's count over the causal half only, i.e.
+/// `12 d` FLOPs per visible (query, key) pair per head, the recomputation of the
+/// scores in the backward pass not counted.
+pub fn fused_attention(size: &str, reps: &Reps) -> Result<Measured> {
+    let [b, h, t, d] = dims(size)?[..] else {
+        bail!("attention size is BxHxTxD, got {size:?}");
+    };
+    let shape = [b, t, h, d];
+    let q = Var::parameter(pattern(&shape, 0)?);
+    let k = Var::parameter(pattern(&shape, 1)?);
+    let v = Var::parameter(pattern(&shape, 2)?);
+    let scale = 1.0 / (d as f64).sqrt();
+    let times = reps.run(|| {
+        q.attention(&k, &v, scale)?.sum_all()?.backward()?;
+        Ok(())
+    })?;
+    let pairs = (t * (t + 1) / 2) as f64;
+    Ok(Measured::new(
+        times,
+        12.0 * (b * h * d) as f64 * pairs,
+        "flop",
+    ))
+}
+
 /// Parameters of GPT-2 124M (the tied LM head counted once).
 pub const GPT2_PARAMS: usize = 124_439_808;
 
