@@ -1,13 +1,15 @@
 //! Bandwidth of the skinny matmul against a plain read of the same bytes, run back to
 //! back (on a shared machine only figures of the same minute compare):
 //!
-//!     cargo run --release -p rg-cpu --example gemv_bw [bf16]
+//!     cargo run --release -p rg-cpu --example gemv_bw [bf16] [lm-head]
 //!
-//! Forty 768x3072 weights (377 MB in f32, beyond any cache) times one activation row.
+//! Forty 768x3072 weights (377 MB in f32, beyond any cache) times one activation row;
+//! with `lm-head`, two GPT-2 LM heads instead (`wte` `[50257, 768]` read through its
+//! transposed view, 309 MB in f32).
 
 use rayon::prelude::*;
 use rg_core::backend::{Backend, MatmulDims, View};
-use rg_core::{HostBuffer, Layout};
+use rg_core::{HostBuffer, Layout, Shape};
 use rg_cpu::CpuBackend;
 use std::time::Instant;
 
@@ -18,9 +20,14 @@ fn main() {
         rg_cpu::init_thread_pool().unwrap();
     }
     let b = CpuBackend::new();
-    let (k, n) = (768usize, 3072usize);
-    let count = 40; // 40 * 9.4 MB = 377 MB f32
-    let bf = std::env::args().nth(1).as_deref() == Some("bf16");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let bf = args.iter().any(|a| a == "bf16");
+    let lm_head = args.iter().any(|a| a == "lm-head");
+    let (k, n, count) = if lm_head {
+        (768usize, 50257usize, 2)
+    } else {
+        (768, 3072, 40) // 40 * 9.4 MB = 377 MB f32
+    };
     let ws: Vec<_> = (0..count)
         .map(|i| {
             let v: Vec<f32> = (0..k * n)
@@ -42,7 +49,12 @@ fn main() {
     } else {
         b.from_host(HostBuffer::F32(vec![0.5; k])).unwrap()
     };
-    let (lx, lw) = (Layout::contiguous([1, k]), Layout::contiguous([k, n]));
+    let lx = Layout::contiguous([1, k]);
+    let lw = if lm_head {
+        Layout::new(Shape::new([k, n]), vec![1, k], 0)
+    } else {
+        Layout::contiguous([k, n])
+    };
     let dims = MatmulDims {
         batch: 1,
         m: 1,

@@ -5,7 +5,7 @@
 
 use half::bf16;
 
-/// Whether [`dot4`] can run here, detected once.
+/// Whether [`dot`] can run here, detected once.
 pub fn available() -> bool {
     #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
     {
@@ -21,17 +21,16 @@ pub fn available() -> bool {
     false
 }
 
-/// Dot products of `x` with four columns `c[0..4]` (all of `x.len()` elements), or
-/// `None` when the CPU lacks AVX512_BF16.
-pub fn dot4(x: &[bf16], c: [&[bf16]; 4]) -> Option<[f32; 4]> {
-    let k = x.len();
-    if !available() || c.iter().any(|c| c.len() < k) {
+/// The dot product of `x` with the column `c` (at least `x.len()` elements), or `None`
+/// when the CPU lacks AVX512_BF16.
+pub fn dot(x: &[bf16], c: &[bf16]) -> Option<f32> {
+    if !available() || c.len() < x.len() {
         return None;
     }
     #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
-    // SAFETY: `available` checked the CPU features; every column holds at least `k`
+    // SAFETY: `available` checked the CPU features; `c` holds at least `x.len()`
     // elements, the only range read.
-    let out = Some(unsafe { x86::dot4(x, c) });
+    let out = Some(unsafe { x86::dot(x, c) });
     #[cfg(not(all(target_arch = "x86_64", rg_cpu_avx512)))]
     let out = None;
     out
@@ -63,17 +62,31 @@ pub fn axpy_pairs<'a>(
         let mut permuted = vec![0f32; m * whole];
         let mut kk = k0;
         while kk < rows_end {
-            let (a, b) = (row(kk), row(kk + 1));
-            if a.len() < whole || b.len() < whole {
+            // Four pairs per pass while they last: the sums are loaded and stored once
+            // per eight weight rows instead of per two.
+            let pairs = if kk + 2 * PAIRS <= rows_end { PAIRS } else { 1 };
+            let rows: [&[bf16]; 2 * PAIRS] =
+                std::array::from_fn(|r| row(kk + r.min(2 * pairs - 1)));
+            if rows.iter().any(|r| r.len() < whole) {
                 return None;
             }
             for (i, acc) in permuted.chunks_exact_mut(whole).enumerate() {
-                let pair = [x[i * k + kk], x[i * k + kk + 1]];
-                // SAFETY: `available` checked the CPU features; `a`, `b` and `acc`
+                let xs = &x[i * k + kk..i * k + kk + 2 * pairs];
+                // SAFETY: `available` checked the CPU features; every row and `acc`
                 // hold at least `whole` elements, a multiple of 32.
-                unsafe { x86::axpy_pair(acc, a, b, pair) };
+                unsafe {
+                    if pairs == PAIRS {
+                        x86::axpy_pairs::<PAIRS>(
+                            acc,
+                            std::array::from_fn(|q| [rows[2 * q], rows[2 * q + 1]]),
+                            std::array::from_fn(|q| [xs[2 * q], xs[2 * q + 1]]),
+                        )
+                    } else {
+                        x86::axpy_pairs::<1>(acc, [[rows[0], rows[1]]], [[xs[0], xs[1]]])
+                    }
+                };
             }
-            kk += 2;
+            kk += 2 * pairs;
         }
         for (acc, yi) in permuted.chunks_exact(whole).zip(y.chunks_exact_mut(cols)) {
             for (t, block) in acc.chunks_exact(32).enumerate() {
@@ -93,6 +106,10 @@ pub fn axpy_pairs<'a>(
     }
 }
 
+/// Row pairs [`x86::axpy_pairs`] takes per pass over the sums.
+#[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+const PAIRS: usize = 8;
+
 // Compiled only where `build.rs` found Rust 1.89+ (AVX-512 intrinsics), above the
 // workspace's MSRV.
 #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
@@ -106,64 +123,67 @@ mod x86 {
     const STEP: usize = 32;
 
     /// # Safety
-    /// The CPU must have AVX512F and AVX512_BF16; each column must hold `x.len()`
-    /// elements.
+    /// The CPU must have AVX512F and AVX512_BF16; `c` must hold `x.len()` elements.
     #[target_feature(enable = "avx512f,avx512bf16")]
-    pub unsafe fn dot4(x: &[bf16], c: [&[bf16]; 4]) -> [f32; 4] {
+    pub unsafe fn dot(x: &[bf16], c: &[bf16]) -> f32 {
         let k = x.len();
-        let whole = k / STEP * STEP;
+        let whole = k / (2 * STEP) * (2 * STEP);
         let load = |p: *const bf16| -> __m512bh {
             // SAFETY: callers pass pointers with `STEP` readable elements; bf16 and
             // the vector are plain bits of the same meaning.
             unsafe { std::mem::transmute(_mm512_loadu_si512(p.cast())) }
         };
-        let mut acc = [_mm512_setzero_ps(); 4];
+        // Two independent sums, so consecutive `vdpbf16ps` do not wait on each other.
+        let mut acc = [_mm512_setzero_ps(); 2];
         let mut p = 0;
         while p < whole {
-            // SAFETY: p + STEP <= whole <= k, inside `x` and every column.
-            let xv = load(unsafe { x.as_ptr().add(p) });
-            for (a, col) in acc.iter_mut().zip(&c) {
-                *a = _mm512_dpbf16_ps(*a, xv, load(unsafe { col.as_ptr().add(p) }));
+            for (h, a) in acc.iter_mut().enumerate() {
+                // SAFETY: p + 2 * STEP <= whole <= k, inside `x` and `c`.
+                let (xp, cp) =
+                    unsafe { (x.as_ptr().add(p + h * STEP), c.as_ptr().add(p + h * STEP)) };
+                *a = _mm512_dpbf16_ps(*a, load(xp), load(cp));
             }
-            p += STEP;
+            p += 2 * STEP;
         }
-        let mut out = acc.map(|a| _mm512_reduce_add_ps(a));
-        for q in whole..k {
-            let xq = x[q].to_f32();
-            for (o, col) in out.iter_mut().zip(&c) {
-                *o += xq * col[q].to_f32();
-            }
-        }
-        out
+        let tail: f32 = (whole..k).map(|q| x[q].to_f32() * c[q].to_f32()).sum();
+        _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1])) + tail
     }
 
-    /// `acc += x[0] * a + x[1] * b` over 32-column blocks, the sums of each block kept
-    /// in unpacked order: `acc[t*32 + e]` is column `t*32 + 8*(e/4) + e%4` and
-    /// `acc[t*32 + 16 + e]` that column + 4 (`vpunpck[lh]wd` interleave rows `a` and `b`
-    /// within 128-bit lanes, giving the (a, b) pairs `vdpbf16ps` multiplies).
+    /// `acc += sum over pairs q of x[q][0] * rows[q][0] + x[q][1] * rows[q][1]` over
+    /// 32-column blocks, the sums of each block kept in unpacked order: `acc[t*32 + e]`
+    /// is column `t*32 + 8*(e/4) + e%4` and `acc[t*32 + 16 + e]` that column + 4
+    /// (`vpunpck[lh]wd` interleave a pair's two rows within 128-bit lanes, giving the
+    /// pairs `vdpbf16ps` multiplies).
     ///
     /// # Safety
-    /// The CPU must have AVX512F, AVX512BW and AVX512_BF16; `a`, `b` and `acc` must hold
-    /// at least `acc.len()` elements, a multiple of 32.
+    /// The CPU must have AVX512F, AVX512BW and AVX512_BF16; every row and `acc` must
+    /// hold at least `acc.len()` elements, a multiple of 32.
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-    pub unsafe fn axpy_pair(acc: &mut [f32], a: &[bf16], b: &[bf16], x: [bf16; 2]) {
-        let pair = (x[0].to_bits() as u32 | (x[1].to_bits() as u32) << 16) as i32;
-        // SAFETY: plain bits reinterpreted.
-        let xv: __m512bh = unsafe { std::mem::transmute(_mm512_set1_epi32(pair)) };
+    pub unsafe fn axpy_pairs<const P: usize>(
+        acc: &mut [f32],
+        rows: [[&[bf16]; 2]; P],
+        x: [[bf16; 2]; P],
+    ) {
+        let xv: [__m512bh; P] = x.map(|[x0, x1]| {
+            let pair = (x0.to_bits() as u32 | (x1.to_bits() as u32) << 16) as i32;
+            // SAFETY: plain bits reinterpreted.
+            unsafe { std::mem::transmute(_mm512_set1_epi32(pair)) }
+        });
         let mut p = 0;
         while p + 32 <= acc.len() {
-            // SAFETY: p + 32 <= acc.len() <= a.len(), b.len(); unaligned loads/stores.
+            // SAFETY: p + 32 <= acc.len() <= every row's length; unaligned loads/stores.
             unsafe {
-                let av = _mm512_loadu_si512(a.as_ptr().add(p).cast());
-                let bv = _mm512_loadu_si512(b.as_ptr().add(p).cast());
-                let lo: __m512bh = std::mem::transmute(_mm512_unpacklo_epi16(av, bv));
-                let hi: __m512bh = std::mem::transmute(_mm512_unpackhi_epi16(av, bv));
                 let out = acc.as_mut_ptr().add(p);
-                _mm512_storeu_ps(out, _mm512_dpbf16_ps(_mm512_loadu_ps(out), lo, xv));
-                _mm512_storeu_ps(
-                    out.add(16),
-                    _mm512_dpbf16_ps(_mm512_loadu_ps(out.add(16)), hi, xv),
-                );
+                let (mut lo, mut hi) = (_mm512_loadu_ps(out), _mm512_loadu_ps(out.add(16)));
+                for q in 0..P {
+                    let a = _mm512_loadu_si512(rows[q][0].as_ptr().add(p).cast());
+                    let b = _mm512_loadu_si512(rows[q][1].as_ptr().add(p).cast());
+                    let (l, h) = (_mm512_unpacklo_epi16(a, b), _mm512_unpackhi_epi16(a, b));
+                    lo = _mm512_dpbf16_ps(lo, std::mem::transmute::<__m512i, __m512bh>(l), xv[q]);
+                    hi = _mm512_dpbf16_ps(hi, std::mem::transmute::<__m512i, __m512bh>(h), xv[q]);
+                }
+                _mm512_storeu_ps(out, lo);
+                _mm512_storeu_ps(out.add(16), hi);
             }
             p += 32;
         }
