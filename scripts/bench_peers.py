@@ -135,6 +135,22 @@ def torch_attention(row):
     return repeat(row, step), 12.0 * b * h * t * t * d, "flop"
 
 
+def torch_sdpa(row):
+    """PyTorch's fused causal attention (`scaled_dot_product_attention`) forward and
+    backward; work counted over the causal half as our fused row counts it."""
+    import torch
+    import torch.nn.functional as F
+
+    b, h, t, d = dims(row["size"])
+    q, k, v = (pattern([b, h, t, d], s).requires_grad_() for s in range(3))
+
+    def step():
+        F.scaled_dot_product_attention(q, k, v, is_causal=True).sum().backward()
+        q.grad = k.grad = v.grad = None
+
+    return repeat(row, step), 12.0 * b * h * d * (t * (t + 1) / 2), "flop"
+
+
 def adamw(params, lr=6e-4):
     import torch
 
@@ -455,6 +471,7 @@ PEERS = {
     "layer_norm": [("torch", torch_layer_norm)],
     "gelu": [("torch", torch_gelu)],
     "attention_fwd_bwd": [("torch", torch_attention)],
+    "attention_fused_fwd_bwd": [("torch sdpa", torch_sdpa)],
     "adamw_step": [("torch", torch_adamw)],
     "gpt2_train_step": [("torch", lambda r: torch_train_step(r, (12, 12, 768, 50257, 1024)))],
     "nanogpt_char_train_step": [("torch", lambda r: torch_train_step(r, (4, 4, 128, 65, 64)))],

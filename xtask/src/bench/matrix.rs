@@ -208,8 +208,9 @@ const fn dtype(mut d: Def, dtype: &'static str) -> Def {
 /// Every row, in table order. Matmul rows are repeated for the BLAS build with
 /// `--blas`; everything else runs on the default build only (matmul is the one kernel
 /// that `blas` changes). Sizes: row ops at GPT-2 small's width over 4096 rows (GELU at
-/// the MLP's 4x width), attention at GPT-2 small's heads over 64 positions, decode
-/// after a 64-token prompt.
+/// the MLP's 4x width), attention at GPT-2 small's heads over 64 positions (composed
+/// from matmuls and softmax, and the fused op the models use; also over a 512-token
+/// prefill), decode after a 64-token prompt.
 const DEFS: &[Def] = &[
     def("matmul", "256", Weight::Light, GFLOPS),
     def("matmul", "1024", Weight::Medium, GFLOPS),
@@ -219,6 +220,18 @@ const DEFS: &[Def] = &[
     def("layer_norm", "4096x768", Weight::Light, GBPS),
     def("gelu", "4096x3072", Weight::Medium, GBPS),
     def("attention_fwd_bwd", "4x12x64x64", Weight::Light, GFLOPS),
+    def(
+        "attention_fused_fwd_bwd",
+        "4x12x64x64",
+        Weight::Light,
+        GFLOPS,
+    ),
+    def(
+        "attention_fused_fwd_bwd",
+        "1x12x512x64",
+        Weight::Light,
+        GFLOPS,
+    ),
     rss(def("adamw_step", "124M", Weight::Medium, GBPS)),
     rss(def("gpt2_train_step", "B4xT64", Weight::Heavy, TOKS)),
     rss(full_only(def(
