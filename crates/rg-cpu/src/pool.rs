@@ -85,7 +85,8 @@ fn bytes_of<T>(len: usize) -> usize {
     len.saturating_mul(std::mem::size_of::<T>())
 }
 
-/// A recycled vector with capacity exactly `len` and length 0, if one is cached.
+/// A recycled vector with capacity exactly `len`, still holding its old elements, if
+/// one is cached.
 fn take<T: CpuElement>(len: usize) -> Option<Vec<T>> {
     if bytes_of::<T>(len) < MIN_POOLED_BYTES {
         return None;
@@ -95,15 +96,28 @@ fn take<T: CpuElement>(len: usize) -> Option<Vec<T>> {
     pool.wanted.insert(key);
     let (_, boxed) = pool.free.get_mut(&key)?.pop()?;
     pool.bytes -= bytes_of::<T>(len);
-    let mut v = *boxed.downcast::<Vec<T>>().ok()?;
-    v.clear();
-    Some(v)
+    boxed.downcast::<Vec<T>>().ok().map(|v| *v)
 }
 
 /// `len` zeros.
 pub fn zeroed<T: CpuElement>(len: usize) -> Vec<T> {
     match take::<T>(len) {
         Some(mut v) => {
+            v.clear();
+            v.resize(len, T::zeroed());
+            v
+        }
+        None => vec![T::zeroed(); len],
+    }
+}
+
+/// `len` elements of no particular value (a recycled buffer's old contents, or zeros),
+/// for a kernel that writes every element: it skips the pass `zeroed` makes over a
+/// recycled buffer, a full extra write of every op's output.
+pub fn for_overwrite<T: CpuElement>(len: usize) -> Vec<T> {
+    match take::<T>(len) {
+        Some(mut v) => {
+            // Whatever length it was recycled at, the rest becomes zeros.
             v.resize(len, T::zeroed());
             v
         }
@@ -113,7 +127,9 @@ pub fn zeroed<T: CpuElement>(len: usize) -> Vec<T> {
 
 /// An empty vector with room for `len` elements.
 pub fn with_capacity<T: CpuElement>(len: usize) -> Vec<T> {
-    take::<T>(len).unwrap_or_else(|| Vec::with_capacity(len))
+    let mut v = take::<T>(len).unwrap_or_else(|| Vec::with_capacity(len));
+    v.clear();
+    v
 }
 
 /// Keeps `v` for reuse if it is large, of a size that has been asked for, and the cache
@@ -166,6 +182,21 @@ mod tests {
         // Small buffers are never cached.
         recycle(vec![1.0f32; 8]);
         assert_eq!(with_capacity::<f32>(8).capacity(), 8);
+    }
+
+    #[test]
+    fn buffers_for_overwriting_skip_the_zeroing_but_keep_their_length() {
+        let n = MIN_POOLED_BYTES + 5; // a length no other test uses
+        let mut v = for_overwrite::<f32>(n);
+        assert!(v.iter().all(|&x| x == 0.0), "fresh buffers are zeros");
+        v.fill(3.0);
+        let ptr = v.as_ptr();
+        recycle(v);
+        let w = for_overwrite::<f32>(n);
+        assert_eq!((w.len(), w.as_ptr()), (n, ptr));
+        // `zeroed` and `with_capacity` never see old contents.
+        recycle(w);
+        assert!(zeroed::<f32>(n).iter().all(|&x| x == 0.0));
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub fn index_select(src: View<'_>, axis: usize, ids: View<'_>) -> Result<BoxStor
     ) -> Result<BoxStorage> {
         let src = typed::<T>(src, OP)?.contiguous();
         let n = ids.len();
-        let mut out = crate::pool::zeroed(outer * n * inner);
+        let mut out = crate::pool::for_overwrite(outer * n * inner);
         // Each output row (one `inner` slice) is a copy of one source row.
         for_rows(&mut out, inner, |first, rows| {
             for (r, row) in rows.chunks_exact_mut(inner).enumerate() {

@@ -46,7 +46,7 @@ fn forward<T: Real>(
     let x = typed::<T>(x, OP)?.contiguous();
     let gamma = typed::<T>(gamma, OP)?.contiguous();
     let beta = typed::<T>(beta, OP)?.contiguous();
-    let mut y = crate::pool::zeroed(rows * cols);
+    let mut y = crate::pool::for_overwrite(rows * cols);
     let mut mean = crate::pool::zeroed(rows);
     let mut rstd = crate::pool::zeroed(rows);
     if rows > 0 && cols > 0 {
@@ -125,7 +125,7 @@ fn backward<T: Real>(
     let gamma = typed::<T>(gamma, OP_BACKWARD)?.contiguous();
     let mean = typed::<T>(mean, OP_BACKWARD)?.contiguous();
     let rstd = typed::<T>(rstd, OP_BACKWARD)?.contiguous();
-    let mut dx = crate::pool::zeroed(rows * cols);
+    let mut dx = crate::pool::for_overwrite(rows * cols);
     let zeros = || (crate::pool::zeroed(cols), crate::pool::zeroed(cols));
     let (dgamma, dbeta) = if rows == 0 || cols == 0 {
         zeros()

@@ -56,7 +56,7 @@ where
     let walk = Walk::new([src.layout]);
     let [s] = walk.inner_strides();
     let data = src.data;
-    let mut out = crate::pool::zeroed(walk.len());
+    let mut out = crate::pool::for_overwrite(walk.len());
     drive(&walk, &mut out, |o, [b]| match s {
         1 => {
             let n = o.len();
@@ -82,7 +82,7 @@ where
 {
     let walk = Walk::new([a.layout, b.layout]);
     let (da, db) = (a.data, b.data);
-    let mut out = crate::pool::zeroed(walk.len());
+    let mut out = crate::pool::for_overwrite(walk.len());
     drive(&walk, &mut out, |o, [ba, bb]| {
         let n = o.len();
         match walk.inner_strides() {
@@ -116,7 +116,7 @@ where
 {
     let walk = Walk::new([a.layout, b.layout, c.layout]);
     let (da, db, dc) = (a.data, b.data, c.data);
-    let mut out = crate::pool::zeroed(walk.len());
+    let mut out = crate::pool::for_overwrite(walk.len());
     drive(&walk, &mut out, |o, [ba, bb, bc]| {
         let n = o.len();
         match walk.inner_strides() {

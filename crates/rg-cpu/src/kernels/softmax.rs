@@ -16,7 +16,7 @@ pub fn softmax_last(src: View<'_>, log: bool) -> Result<BoxStorage> {
     fn run<T: Real>(src: View<'_>, log: bool, op: &'static str) -> Result<BoxStorage> {
         let (_, cols) = rows_cols(op, src.dims())?;
         let x = typed::<T>(src, op)?.contiguous();
-        let mut out = crate::pool::zeroed(x.len());
+        let mut out = crate::pool::for_overwrite(x.len());
         for_rows(&mut out, cols, |first, out| {
             let x = &x[first * cols..first * cols + out.len()];
             if log {
@@ -83,7 +83,7 @@ pub fn softmax_last_backward(y: View<'_>, dy: View<'_>, log: bool) -> Result<Box
         let (_, cols) = rows_cols(op, y.dims())?;
         let y = typed::<T>(y, op)?.contiguous();
         let dy = typed::<T>(dy, op)?.contiguous();
-        let mut dx = crate::pool::zeroed(y.len());
+        let mut dx = crate::pool::for_overwrite(y.len());
         for_rows(&mut dx, cols, |first, dx| {
             let range = first * cols..first * cols + dx.len();
             backward_rows(&y[range.clone()], &dy[range], dx, cols, log);
