@@ -405,9 +405,10 @@ multiversion! {
 }
 
 /// Columns of `w` are contiguous: each output is a dot product, taken one column after
-/// the next, so the weight is read as one sequential stream. (Interleaving 2, 4 or 8
-/// columns to share the activation loads measured slower: at 4, the LM head read 6 GB/s
-/// on one thread in f32 and 11 in bf16, against 13-16 and 15-17 column by column.)
+/// the next, so the weight is read as one sequential stream. (Interleaving four columns
+/// to share the activation loads, as this did before, read the LM head at 13 GB/s on
+/// one thread in f32 and 11.5 in bf16, against 16 and 13-17 column by column; two and
+/// eight columns were slower still.)
 fn dot_form<W: Widen>(
     x: Acts<'_, W>,
     w: Weight<'_, W>,
