@@ -6,8 +6,8 @@
 //! page-faulted about 2 GB of fresh zero pages — a third of the step's CPU time was the
 //! kernel's. Owned storage of at least [`MIN_POOLED_BYTES`] goes back here when dropped
 //! (see `CpuBuffer`'s `Drop`), keyed by element type and exact length, if a kernel has
-//! asked for that key before; kernels take their outputs from here through [`zeroed`]
-//! and [`with_capacity`].
+//! asked for that key before; kernels take their outputs from here through [`zeroed`],
+//! [`for_overwrite`] and [`with_capacity`].
 //!
 //! The cache holds at most `RG_CPU_POOL_MB` megabytes (default 1024; 0 turns it off),
 //! freeing its oldest buffers to make room for new ones. The GPT-2 124M B4xT64 training
@@ -101,28 +101,27 @@ fn take<T: CpuElement>(len: usize) -> Option<Vec<T>> {
 
 /// `len` zeros.
 pub fn zeroed<T: CpuElement>(len: usize) -> Vec<T> {
-    match take::<T>(len) {
-        Some(mut v) => {
-            v.clear();
-            v.resize(len, T::zeroed());
-            v
-        }
-        None => vec![T::zeroed(); len],
-    }
+    sized(len, false)
 }
 
 /// `len` elements of no particular value (a recycled buffer's old contents, or zeros),
 /// for a kernel that writes every element: it skips the pass `zeroed` makes over a
 /// recycled buffer, a full extra write of every op's output.
 pub fn for_overwrite<T: CpuElement>(len: usize) -> Vec<T> {
-    match take::<T>(len) {
-        Some(mut v) => {
-            // Whatever length it was recycled at, the rest becomes zeros.
-            v.resize(len, T::zeroed());
-            v
-        }
-        None => vec![T::zeroed(); len],
+    sized(len, true)
+}
+
+/// `len` elements from the cache (keeping its old values when `keep_old`; any missing
+/// tail becomes zeros), or `len` fresh zeros.
+fn sized<T: CpuElement>(len: usize, keep_old: bool) -> Vec<T> {
+    let Some(mut v) = take::<T>(len) else {
+        return vec![T::zeroed(); len];
+    };
+    if !keep_old {
+        v.clear();
     }
+    v.resize(len, T::zeroed());
+    v
 }
 
 /// An empty vector with room for `len` elements.

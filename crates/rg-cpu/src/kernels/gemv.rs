@@ -9,7 +9,7 @@
 //!   contiguous, so four rows at a time are scaled by the activations and added to
 //!   the output row (an "axpy" form that streams the weight front to back);
 //! - unit row stride (a transposed view, e.g. the LM head reading `wte` `[vocab, c]`):
-//!   each output is a dot product of contiguous memory, eight columns at a time;
+//!   each output is a dot product of contiguous memory, one column after the next;
 //! - any other strides: a plain strided loop (correct, not fast; no model uses it).
 //!
 //! Weights may be f32 or bf16; accumulation is always f32, and a bf16 product is
@@ -247,16 +247,7 @@ fn rows_parallel<W: Widen>(x: Acts<'_, W>, w: Weight<'_, W>, out: &mut [f32], m:
         })
         .collect();
     for y in partials {
-        add_into(out, &y);
-    }
-}
-
-multiversion! {
-    fn add_into(out: &mut [f32], y: &[f32]) {
-        let y = &y[..out.len()];
-        for (o, v) in out.iter_mut().zip(y) {
-            *o += v;
-        }
+        axpy1(out, &y, 1.0);
     }
 }
 
