@@ -23,6 +23,7 @@ their peak RSS (VmHWM) is theirs alone. numpy always runs in a child process wit
 OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed from its environment: this machine sets
 them for old OpenBLAS builds, and numpy's bundled recent OpenBLAS is fastest without.
 """
+import contextlib
 import json
 import math
 import os
@@ -86,9 +87,16 @@ def pattern(shape, seed):
 # ---- PyTorch kernels --------------------------------------------------------------
 
 
+def torch_dtype(row):
+    import torch
+
+    return torch.bfloat16 if row.get("dtype") == "bf16" else torch.float32
+
+
 def torch_matmul(row):
+    """`a @ b` in the row's dtype (bf16: oneDNN, AMX where the CPU has it)."""
     n = int(row["size"])
-    a, b = pattern([n, n], 0), pattern([n, n], 1)
+    a, b = (pattern([n, n], s).to(torch_dtype(row)) for s in (0, 1))
     return repeat(row, lambda: a @ b), 2.0 * n**3, "flop"
 
 
@@ -226,10 +234,16 @@ def torch_train_step(row, config):
     opt = adamw([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}])
     vocab = config[3]
 
+    # bf16 rows: mixed precision as `rgrad train --dtype bf16` runs it (bf16 matmuls,
+    # f32 master weights and optimizer state).
+    bf16 = row.get("dtype") == "bf16"
+
     def step():
         x = torch.randint(vocab, (b, t))
         y = torch.randint(vocab, (b, t))
-        loss = model(x, y)
+        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with ctx:
+            loss = model(x, y)
         loss.item()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -338,7 +352,6 @@ def cuda_matmul(row):
 def cuda_train_step(row):
     """GPT-2 124M in PyTorch eager on the GPU: f32 weights; "bf16" rows under
     torch.autocast (bf16 matmuls, f32 master weights), as mixed-precision training runs."""
-    import contextlib
 
     import torch
 
@@ -401,6 +414,8 @@ def cuda_decode(row):
 def numpy_matmul(row):
     import numpy as np
 
+    if row.get("dtype", "f32") != "f32":
+        return f"numpy has no {row['dtype']} matmul"
     n = int(row["size"])
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
@@ -494,7 +509,7 @@ def peers_for(row):
 
 
 def run_one(row, peer, func):
-    out = {"workload": row["workload"], "size": row["size"], "peer": peer}
+    out = {"workload": row["workload"], "size": row["size"], "dtype": row.get("dtype", "f32"), "peer": peer}
     try:
         got = func(row)
     except ImportError as e:
@@ -568,7 +583,7 @@ def run_row(row, numpy_results=None):
             if numpy_results is None:
                 out.extend(run_child([row], peer, numpy_env()))
             else:
-                out.extend(r for r in numpy_results if r["size"] == row["size"])
+                out.extend(r for r in numpy_results if r["size"] == row["size"] and r.get("dtype", "f32") == row.get("dtype", "f32"))
         elif row.get("isolate"):
             out.extend(run_child([row], peer))
         else:

@@ -37,6 +37,7 @@ mod strided;
 mod view;
 
 pub use backend::CpuBackend;
+pub use kernels::matmul::engine_name as matmul_engine;
 pub use parallel::init_thread_pool;
 pub use storage::{CpuBuffer, CpuElement, CpuStorage};
 

@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 /// Which build of the row runner measures a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// The default CPU build: pure-Rust matmul (`matrixmultiply`).
+    /// The default CPU build: matmul through rg-cpu's own packed GEMM (or
+    /// `matrixmultiply` where it has no kernel; results name the engine that ran).
     Cpu,
     /// `--features blas`: matmul through the system OpenBLAS.
     CpuBlas,
@@ -205,17 +206,25 @@ const fn dtype(mut d: Def, dtype: &'static str) -> Def {
     d
 }
 
-/// Every row, in table order. Matmul rows are repeated for the BLAS build with
-/// `--blas`; everything else runs on the default build only (matmul is the one kernel
-/// that `blas` changes). Sizes: row ops at GPT-2 small's width over 4096 rows (GELU at
+/// Every row, in table order. The memory probe comes first: its bandwidth is the
+/// roofline of every byte-bound row. Matmul rows are repeated for the BLAS build with
+/// `--blas` (f32 only); everything else runs on the default build only (matmul is the
+/// one kernel that `blas` changes). bf16 rows: matmul with bf16 operands (f32
+/// accumulation), and the training step in bf16 autocast (`rgrad train --dtype bf16`,
+/// against `torch.autocast("cpu", torch.bfloat16)`). Sizes: row ops at GPT-2 small's width over 4096 rows (GELU at
 /// the MLP's 4x width), attention at GPT-2 small's heads over 64 positions (composed
 /// from matmuls and softmax, and the fused op the models use; also over a 512-token
 /// prefill), decode after a 64-token prompt.
 const DEFS: &[Def] = &[
+    def("memory_read", "1GiB", Weight::Medium, GBPS),
     def("matmul", "256", Weight::Light, GFLOPS),
     def("matmul", "1024", Weight::Medium, GFLOPS),
     def("matmul", "2048", Weight::Medium, GFLOPS),
     full_only(def("matmul", "4096", Weight::Heavy, GFLOPS)),
+    full_only(bf16(def("matmul", "256", Weight::Light, GFLOPS))),
+    bf16(def("matmul", "1024", Weight::Medium, GFLOPS)),
+    bf16(def("matmul", "2048", Weight::Medium, GFLOPS)),
+    full_only(bf16(def("matmul", "4096", Weight::Heavy, GFLOPS))),
     def("softmax", "4096x768", Weight::Light, GBPS),
     def("layer_norm", "4096x768", Weight::Light, GBPS),
     def("gelu", "4096x3072", Weight::Medium, GBPS),
@@ -234,6 +243,7 @@ const DEFS: &[Def] = &[
     ),
     rss(def("adamw_step", "124M", Weight::Medium, GBPS)),
     rss(def("gpt2_train_step", "B4xT64", Weight::Heavy, TOKS)),
+    rss(bf16(def("gpt2_train_step", "B4xT64", Weight::Heavy, TOKS))),
     rss(full_only(def(
         "gpt2_train_step",
         "B8xT256",
@@ -331,7 +341,7 @@ pub fn rows(quick: bool, blas: bool, filter: Option<&str>) -> Vec<Row> {
         .filter(|d| if quick { d.in_quick } else { d.in_full })
     {
         let mut backends = vec![Backend::Cpu];
-        if blas && d.workload == "matmul" {
+        if blas && d.workload == "matmul" && d.dtype == "f32" {
             backends.push(Backend::CpuBlas);
         }
         for backend in backends {
@@ -391,9 +401,19 @@ mod tests {
 
     #[test]
     fn peers_are_shared_only_by_identical_work() {
+        // f32 on the default and the BLAS build, then bf16 (default build only).
         let all = rows(false, true, Some("matmul 1024"));
-        assert_eq!(all.len(), 2);
+        let labels: Vec<String> = all.iter().map(Row::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "matmul 1024 cpu f32",
+                "matmul 1024 cpu-blas f32",
+                "matmul 1024 cpu bf16"
+            ]
+        );
         assert!(all[0].same_peer_work(&all[1]));
+        assert!(!all[0].same_peer_work(&all[2]));
         let cuda = cuda_rows(false, Some("matmul 4096"));
         assert!(!cuda[0].same_peer_work(&cuda[1]));
     }

@@ -14,6 +14,7 @@ mod chart;
 mod matrix;
 mod peers;
 pub mod report;
+mod roofline;
 mod run;
 mod stats;
 
@@ -157,7 +158,11 @@ fn outputs(root: &std::path::Path, o: &Options) -> Outputs {
 pub fn run(args: &[String]) -> Result<()> {
     let o = parse(args)?;
     let root = workspace_root();
-    let markers = report::Markers::for_device(&o.device);
+    let machine = report::machine();
+    let markers = report::Markers::for_device(
+        &o.device,
+        machine["cpu_model"].as_str().unwrap_or("unknown CPU"),
+    );
     if let Some(file) = &o.section_from {
         let text =
             std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
@@ -211,7 +216,6 @@ pub fn run(args: &[String]) -> Result<()> {
         _ => None,
     };
     let commit = report::commit(&root);
-    let machine = report::machine();
     let date = report::now_utc(&root);
     let mode = if o.quick { "quick" } else { "full" };
     let mut results: Vec<RowResult> = Vec::new();
@@ -355,6 +359,7 @@ impl Report<'_> {
     /// section's text.
     fn write(&self, outs: &Outputs, markers: &report::Markers, last: bool) -> Result<String> {
         let load_end = report::load_average();
+        let roof = roofline::Roofline::of(self.results);
         let results_json = json!({
             "commit": self.commit,
             "date": self.date,
@@ -368,6 +373,7 @@ impl Report<'_> {
             "seconds": { "build": self.build_s, "measured": self.wall_s },
             "peers": self.peer_run.map(|p| json!({ "python": p.python, "versions": p.versions })),
             "peers_skipped": self.peers_off,
+            "roofline": roof.to_json(),
             "rows": self.results.iter().map(report::row_json).collect::<Vec<_>>(),
         });
         if let Some(dir) = outs.json.parent() {
@@ -376,7 +382,8 @@ impl Report<'_> {
         std::fs::write(&outs.json, serde_json::to_string_pretty(&results_json)?)?;
 
         let with_peers = self.peer_run.is_some();
-        let table = report::table(self.results, with_peers);
+        let table = report::table(self.results, with_peers, &roof);
+        let roof_summary = roof.summary();
         let section = report::section_text(&report::SectionInfo {
             args: self.args,
             commit: self.commit,
@@ -388,6 +395,7 @@ impl Report<'_> {
             peers: self.peer_run,
             peers_skipped: self.peers_off,
             table: &table,
+            roofline: &roof_summary,
             files_note: &match &outs.chart {
                 Some(chart) => format!(
                     "the raw figures are in `{}`, the chart in `{}`",

@@ -24,9 +24,10 @@ pub struct PeerResult {
 }
 
 impl PeerResult {
-    /// PyTorch proper, or a library built on it (transformers' `generate`).
+    /// PyTorch proper (any of its entry points, e.g. "torch sdpa"), or a library built
+    /// on it (transformers' `generate`).
     pub fn is_pytorch(&self) -> bool {
-        matches!(self.peer.as_str(), "torch" | "transformers")
+        self.peer == "torch" || self.peer.starts_with("torch ") || self.peer == "transformers"
     }
 }
 

@@ -9,31 +9,50 @@ use serde_json::{json, Value};
 
 use super::matrix::Row;
 use super::peers::{PeerResult, PeerRun};
+use super::roofline::Roofline;
 use super::run::Ours;
 
-/// The markers around one device's generated section of `docs/PERFORMANCE.md`, and
-/// the heading put above them when the file has none yet.
+/// The markers around one generated section of `docs/PERFORMANCE.md`, and the heading
+/// put above them when the file has none yet. CPU figures are kept per CPU model (one
+/// table per machine seen: a run replaces only its own CPU's table); the CUDA section
+/// is one.
 pub struct Markers {
-    pub start: &'static str,
-    pub end: &'static str,
-    pub heading: &'static str,
+    pub start: String,
+    pub end: String,
+    pub heading: String,
 }
 
 impl Markers {
-    pub fn for_device(device: &str) -> Markers {
+    pub fn for_device(device: &str, cpu_model: &str) -> Markers {
         match device {
             "cuda" => Markers {
-                start: "<!-- bench-matrix-cuda:start -->",
-                end: "<!-- bench-matrix-cuda:end -->",
-                heading: "## CUDA benchmark matrix",
+                start: "<!-- bench-matrix-cuda:start -->".into(),
+                end: "<!-- bench-matrix-cuda:end -->".into(),
+                heading: "## CUDA benchmark matrix".into(),
             },
-            _ => Markers {
-                start: "<!-- bench-matrix:start -->",
-                end: "<!-- bench-matrix:end -->",
-                heading: "## Benchmark matrix",
-            },
+            _ => {
+                let slug = slug(cpu_model);
+                Markers {
+                    start: format!("<!-- bench-matrix:{slug}:start -->"),
+                    end: format!("<!-- bench-matrix:{slug}:end -->"),
+                    heading: format!("### {cpu_model}"),
+                }
+            }
         }
     }
+}
+
+/// `"Intel(R) Xeon(R) Processor"` -> `"intel-r-xeon-r-processor"`.
+fn slug(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_string()
 }
 
 /// One row of the table: our measurement and the peers' for the same workload and size.
@@ -133,6 +152,23 @@ pub fn machine() -> Value {
     };
     let flags = field("flags").unwrap_or_default();
     let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+    // The features the kernels choose between (f32 FMA width, bf16 dot products, AMX
+    // tiles, int8 dot products, fp16 arithmetic), in /proc/cpuinfo's spelling.
+    let features: Vec<&str> = [
+        "avx2",
+        "fma",
+        "avx512f",
+        "avx512_bf16",
+        "avx512_fp16",
+        "avx512_vnni",
+        "avx_vnni",
+        "amx_tile",
+        "amx_bf16",
+        "amx_int8",
+    ]
+    .into_iter()
+    .filter(|f| has(f))
+    .collect();
     let mem_kb = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
         m.lines()
             .find(|l| l.starts_with("MemTotal:"))
@@ -143,6 +179,7 @@ pub fn machine() -> Value {
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "avx2": has("avx2"),
         "avx512f": has("avx512f"),
+        "features": features,
         "mem_total_gb": mem_kb.map(|kb| kb as f64 / 1024.0 / 1024.0),
         "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_string()),
         "gpu": gpu(),
@@ -197,6 +234,7 @@ pub fn row_json(r: &RowResult) -> Value {
         "size": row.size,
         "backend": row.backend.name(),
         "matmul_path": ours.matmul_path,
+        "weight_bytes_per_token": ours.weight_bytes_per_token,
         "dtype": row.dtype,
         "unit": "s",
         "stats": ours.stats.map(|s| s.to_json()),
@@ -273,38 +311,41 @@ fn peer_cell(r: &RowResult, p: Option<&PeerResult>) -> (String, String) {
 }
 
 /// The Markdown table, one line per row.
-pub fn table(results: &[RowResult], with_peers: bool) -> String {
+pub fn table(results: &[RowResult], with_peers: bool, roof: &Roofline) -> String {
     let mut out = String::from(
-        "| workload | size | backend | dtype | median | min–max | reps | rate | peak RSS |",
+        "| workload | size | backend | dtype | median | min–max | reps | rate | of limit | peak RSS |",
     );
     if with_peers {
         out.push_str(" PyTorch | ours/PyTorch | other peer | ours/other |");
     }
     out.push('\n');
-    out.push_str("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |");
+    out.push_str("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     if with_peers {
         out.push_str(" --- | ---: | --- | ---: |");
     }
     out.push('\n');
     for r in results {
         let (row, ours) = (&r.row, &r.ours);
+        // Matmul rows name the engine that ran, not only the build.
+        let backend = match (&ours.matmul_path, row.workload) {
+            (Some(engine), "matmul") => format!("{} ({engine})", row.backend.name()),
+            _ => row.backend.name().to_string(),
+        };
         let head = format!(
             "| {} | {} | {} | {} |",
-            row.workload,
-            row.size,
-            row.backend.name(),
-            row.dtype
+            row.workload, row.size, backend, row.dtype
         );
         let body = match (&ours.skipped, ours.stats) {
-            (Some(why), _) => format!(" skipped: {why} | | | | |"),
-            (None, None) => " no repetitions | | | | |".to_string(),
+            (Some(why), _) => format!(" skipped: {why} | | | | | |"),
+            (None, None) => " no repetitions | | | | | |".to_string(),
             (None, Some(s)) => format!(
-                " {} | {} | {} | {} {} | {} |",
+                " {} | {} | {} | {} {} | {} | {} |",
                 fmt_time(s.median),
                 fmt_spread(s.median, s.min, s.max),
                 s.n,
                 r.rate().map(sig3).unwrap_or_default(),
                 row.rate_unit,
+                roof.cell(r),
                 match ours.peak_rss_bytes {
                     Some(b) if row.rss_matters => fmt_bytes(b),
                     _ => String::new(),
@@ -329,7 +370,7 @@ pub fn table(results: &[RowResult], with_peers: bool) -> String {
 /// needed); the rest of the file belongs to others and is kept byte for byte.
 pub fn write_section(path: &Path, section: &str, m: &Markers) -> Result<()> {
     let old = std::fs::read_to_string(path).unwrap_or_default();
-    let (start, end) = (m.start, m.end);
+    let (start, end) = (m.start.as_str(), m.end.as_str());
     let block = format!("{start}\n{section}{end}");
     let new = match (old.find(start), old.find(end)) {
         (Some(a), Some(b)) if a < b => format!("{}{block}{}", &old[..a], &old[b + end.len()..]),
@@ -353,6 +394,8 @@ pub struct SectionInfo<'a> {
     pub peers: Option<&'a PeerRun>,
     pub peers_skipped: Option<&'a str>,
     pub table: &'a str,
+    /// The run's measured limits (`Roofline::summary`).
+    pub roofline: &'a str,
     /// Where the raw figures (and the chart) of this run are.
     pub files_note: &'a str,
 }
@@ -376,17 +419,29 @@ pub fn section_text(s: &SectionInfo) -> String {
         "- commit `{}`, {}; measuring took {:.0} s\n",
         s.commit, s.date, s.wall_s
     ));
+    let features: Vec<&str> = m["features"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
     out.push_str(&format!(
-        "- machine: {}, {} cores{}, {:.0} GB RAM, Linux {}\n",
+        "- machine: {}, {} cores, {:.0} GB RAM, Linux {}; CPU features: {} (FMA units per core are not \
+         reported by the OS: the best GEMM rate below is the measured f32 ceiling)\n",
         m["cpu_model"].as_str().unwrap_or("?"),
         m["cores"],
-        if m["avx512f"] == true {
-            ", AVX-512"
-        } else {
-            ""
-        },
         m["mem_total_gb"].as_f64().unwrap_or(0.0),
         m["kernel"].as_str().unwrap_or("?"),
+        if features.is_empty() {
+            "none of note".to_string()
+        } else {
+            features.join(", ")
+        },
+    ));
+    out.push_str(&format!(
+        "- roofline of this run: {}. Column \"of limit\": a FLOP row's rate over the best GEMM rate of its dtype, \
+         a byte row's (bytes read + written) and a decode row's (weight bytes per token × tokens/s) over the memory read bandwidth\n",
+        s.roofline
     ));
     if let Some(name) = m["gpu"]["name"].as_str() {
         out.push_str(&format!(
@@ -432,7 +487,8 @@ pub fn section_text(s: &SectionInfo) -> String {
         "- median over the repetitions after warm-up, with min–max; rate = work of one repetition \
          (FLOPs, bytes read + written, tokens) / median. Ratios are our rate / the peer's (above 1 we are faster), from the medians and, \
          in parentheses, from the fastest repetitions (less sensitive to other processes). \
-         Backend `cpu` is the default build (pure-Rust matmul); `--blas` adds `cpu-blas` matmul rows \
+         Backend `cpu` is the default build; matmul rows name the engine that ran (rg-cpu's packed GEMM and its \
+         micro-kernel, `matrixmultiply` or OpenBLAS); `--blas` adds `cpu-blas` f32 matmul rows \
          (`--features blas`, the system OpenBLAS). Peak RSS is the row's process high-water mark (VmHWM, model initialisation included); \
          the PyTorch GPT-2 training step's is measured the same way.\n\n",
     );

@@ -72,6 +72,8 @@ pub struct Ours {
     pub work_unit: String,
     pub peak_rss_bytes: Option<u64>,
     pub matmul_path: Option<String>,
+    /// Decode rows: bytes of weights one token reads.
+    pub weight_bytes_per_token: Option<f64>,
     pub skipped: Option<String>,
     pub load_before: Option<[f64; 3]>,
 }
@@ -86,6 +88,7 @@ impl Ours {
             work_unit: String::new(),
             peak_rss_bytes: None,
             matmul_path: None,
+            weight_bytes_per_token: None,
             skipped: Some(why),
             load_before: load_average(),
         }
@@ -105,6 +108,9 @@ pub fn run_row(runner: &Path, row: &Row, shared: &Path, timeout: Option<Duration
         .args(["--max-reps", &r.max_reps.to_string()])
         .args(["--budget-s", &r.budget_s.to_string()])
         .env("RG_SHARED_DIR", shared);
+    if row.backend != Backend::Cuda && row.dtype == "bf16" {
+        cmd.args(["--dtype", "bf16"]);
+    }
     if row.backend == Backend::Cuda {
         cmd.args(["--device", "cuda", "--dtype", row.dtype])
             .args(["--inner", &row.inner.to_string()]);
@@ -124,6 +130,7 @@ pub fn run_row(runner: &Path, row: &Row, shared: &Path, timeout: Option<Duration
         work_unit: String::new(),
         peak_rss_bytes: None,
         matmul_path: None,
+        weight_bytes_per_token: None,
         skipped: None,
         load_before,
     };
@@ -156,6 +163,7 @@ pub fn run_row(runner: &Path, row: &Row, shared: &Path, timeout: Option<Duration
     ours.work_unit = v["work_unit"].as_str().unwrap_or_default().to_string();
     ours.peak_rss_bytes = v["peak_rss_bytes"].as_u64();
     ours.matmul_path = v["matmul"].as_str().map(str::to_string);
+    ours.weight_bytes_per_token = v["weight_bytes_per_token"].as_f64();
     Ok(ours)
 }
 

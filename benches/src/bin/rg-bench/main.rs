@@ -6,7 +6,8 @@
 //! `cargo xtask bench` starts one process per row so that each row's peak resident
 //! memory (VmHWM) is its own and one row's allocations cannot slow the next. Output:
 //! `{"times_s": [...], "work": W, "work_unit": "flop"|"byte"|"token", "peak_rss_bytes":
-//! N, "matmul": "matrixmultiply"|"openblas"}`, or `{"skipped": "why"}` (exit 0) when a
+//! N, "matmul": ENGINE, "weight_bytes_per_token": B}` (ENGINE as `rg_cpu::matmul_engine`
+//! names the path that runs, or "cublas"; the weight bytes only for decode rows), or `{"skipped": "why"}` (exit 0) when a
 //! row cannot run here (e.g. the shared data is absent, or `--device cuda` finds no
 //! CUDA device). On CUDA every timed repetition ends with a device synchronisation, and
 //! `--inner N` runs the workload N times per repetition (reporting the mean), so short
@@ -16,6 +17,7 @@
 mod io;
 mod model;
 mod ops;
+mod probe;
 mod target;
 
 use std::time::Instant;
@@ -69,6 +71,8 @@ pub struct Measured {
     pub times_s: Vec<f64>,
     pub work: f64,
     pub work_unit: &'static str,
+    /// Decode rows: bytes of weights one token reads (for the memory-bandwidth roofline).
+    pub weight_bytes_per_token: Option<f64>,
 }
 
 impl Measured {
@@ -77,6 +81,7 @@ impl Measured {
             times_s,
             work,
             work_unit,
+            weight_bytes_per_token: None,
         }
     }
 }
@@ -100,15 +105,16 @@ fn run_workload(name: &str, size: &str, reps: &Reps, target: &Target) -> Result<
         return Ok(Outcome::Measured(m));
     }
     let m = match name {
-        "matmul" => ops::matmul(size, reps)?,
+        "memory_read" => probe::memory_read(size, reps)?,
+        "matmul" => ops::matmul_on(size, reps, target)?,
         "softmax" => ops::softmax(size, reps)?,
         "layer_norm" => ops::layer_norm(size, reps)?,
         "gelu" => ops::gelu(size, reps)?,
         "attention_fwd_bwd" => ops::attention(size, reps)?,
         "attention_fused_fwd_bwd" => ops::fused_attention(size, reps)?,
         "adamw_step" => ops::adamw(size, reps)?,
-        "gpt2_train_step" => model::train_step("gpt2", size, reps)?,
-        "nanogpt_char_train_step" => model::train_step("nano", size, reps)?,
+        "gpt2_train_step" => model::train_step_on("gpt2", size, reps, target)?,
+        "nanogpt_char_train_step" => model::train_step_on("nano", size, reps, target)?,
         "gpt2_prefill" => model::prefill(size, reps)?,
         "gpt2_decode" => model::decode(size, rusty_gradients::DType::F32, reps)?,
         "gpt2_decode_bf16" => model::decode(size, rusty_gradients::DType::BF16, reps)?,
@@ -172,8 +178,9 @@ fn main() -> Result<()> {
             "times_s": m.times_s,
             "work": m.work,
             "work_unit": m.work_unit,
-                "peak_rss_bytes": peak_rss_bytes(),
+            "peak_rss_bytes": peak_rss_bytes(),
             "matmul": target.matmul_path(),
+            "weight_bytes_per_token": m.weight_bytes_per_token,
         }),
     };
     println!("{out}");

@@ -48,34 +48,19 @@ fn batch_dims(size: &str) -> Result<(usize, usize)> {
 }
 
 /// One optimizer step of `preset` ("gpt2" or "nano") at batch `BxT`, as `rgrad train`
-/// runs it: constant LR, weight decay on matrices, clipping at 1.0, no dropout.
-pub fn train_step(preset: &str, size: &str, reps: &Reps) -> Result<Measured> {
-    train_step_device(preset, size, reps, Device::Cpu, None, Precision::F32)
-}
-
-/// The training step on `target`'s device, synchronised after each step; `bf16` is
-/// mixed precision (bf16 autocast of matmuls and attention, f32 master weights).
+/// runs it (constant LR, weight decay on matrices, clipping at 1.0, no dropout), on
+/// `target`'s device, synchronised after each step; `bf16` is mixed precision (bf16
+/// autocast of matmuls and attention, f32 master weights: `rgrad train --dtype bf16`).
 pub fn train_step_on(preset: &str, size: &str, reps: &Reps, target: &Target) -> Result<Measured> {
     let precision = if target.dtype == "bf16" {
         Precision::Bf16
     } else {
         Precision::F32
     };
-    train_step_device(preset, size, reps, target.device(), Some(target), precision)
-}
-
-fn train_step_device(
-    preset: &str,
-    size: &str,
-    reps: &Reps,
-    device: Device,
-    sync: Option<&Target>,
-    precision: Precision,
-) -> Result<Measured> {
     let (b, t) = batch_dims(size)?;
     let config = GptConfig::preset(preset)?;
     let vocab = config.vocab_size;
-    let model = Gpt::init(config, 1337, device)?;
+    let model = Gpt::init(config, 1337, target.device())?;
     // Enough tokens that random batches never run short.
     let tokens = random_tokens((b * t + 1) * 64, vocab, 7);
     let data = TextData::new(tokens, 0.0, SamplerKind::Random, 7)?;
@@ -105,12 +90,22 @@ fn train_step_device(
     let mut trainer = Trainer::new(model, Box::new(data), Box::new(tokenizer), train, None)?;
     let times = reps.run(|| {
         trainer.step()?;
-        match sync {
-            Some(target) => target.sync(),
-            None => Ok(()),
-        }
+        target.sync()
     })?;
     Ok(Measured::new(times, (b * t) as f64, "token"))
+}
+
+/// Bytes of weights one decoded token reads: every parameter once (the tied `wte` as
+/// the LM head), except the position table, of which it reads one row.
+fn weight_bytes_per_token(model: &Gpt) -> f64 {
+    let mut bytes = 0usize;
+    model.visit_params(&mut |name, var| {
+        let t = var.tensor();
+        if !name.ends_with("wpe.weight") {
+            bytes += t.elem_count() * t.dtype().size_in_bytes();
+        }
+    });
+    bytes as f64
 }
 
 fn gpt2() -> Result<Gpt> {
@@ -148,15 +143,16 @@ fn options(max_new_tokens: usize) -> GenerateOptions {
     }
 }
 
-/// Prefill of an `n`-token prompt (batch 1), timed by `generate` itself (the prompt's
-/// one forward pass into the KV cache).
+/// Prefill of an `n`-token prompt (batch 1): the whole call that produces the first
+/// new token (KV-cache allocation, the prompt's forward pass, sampling), which is what
+/// the peer's `generate(max_new_tokens=1)` does too.
 pub fn prefill(size: &str, reps: &Reps) -> Result<Measured> {
     let n: usize = size.parse().context("prefill size is the prompt length")?;
     let model = gpt2()?;
     let prompt = random_tokens(n, 50257, 3);
-    let times = reps.run_timed(|| {
-        let g = generate(&model, &prompt, &options(1), |_| Ok(true))?;
-        Ok(n as f64 / g.prefill_tokens_per_s)
+    let times = reps.run(|| {
+        generate(&model, &prompt, &options(1), |_| Ok(true))?;
+        Ok(())
     })?;
     Ok(Measured::new(times, n as f64, "token"))
 }
@@ -180,9 +176,12 @@ fn decode_model(size: &str, reps: &Reps, model: Gpt) -> Result<Measured> {
     };
     let (p, n): (usize, usize) = (p.parse()?, n.parse()?);
     let prompt = random_tokens(p, 50257, 5);
+    let weight_bytes = weight_bytes_per_token(&model);
     let times = reps.run_timed(|| {
         let g = generate(&model, &prompt, &options(n), |_| Ok(true))?;
         Ok(1.0 / g.decode_tokens_per_s)
     })?;
-    Ok(Measured::new(times, 1.0, "token"))
+    let mut m = Measured::new(times, 1.0, "token");
+    m.weight_bytes_per_token = Some(weight_bytes);
+    Ok(m)
 }

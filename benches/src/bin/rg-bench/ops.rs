@@ -24,17 +24,6 @@ pub fn pattern(dims: &[usize], seed: usize) -> Result<Tensor> {
     Ok(Tensor::from_vec(data, dims.to_vec(), &Device::Cpu)?)
 }
 
-/// Square f32 matmul `n x n @ n x n`; work is 2n^3 FLOPs.
-pub fn matmul(size: &str, reps: &Reps) -> Result<Measured> {
-    let n = size.parse::<usize>().context("matmul size is n")?;
-    let (a, b) = (pattern(&[n, n], 0)?, pattern(&[n, n], 1)?);
-    let times = reps.run(|| {
-        a.matmul(&b)?;
-        Ok(())
-    })?;
-    Ok(Measured::new(times, 2.0 * (n as f64).powi(3), "flop"))
-}
-
 /// Square matmul on `target`'s device and dtype (`tf32`: f32 data, TF32 products).
 /// A repetition is `target.inner` products then one synchronisation; its time is the
 /// mean per product. Work is 2n^3 FLOPs.

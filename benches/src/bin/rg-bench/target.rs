@@ -50,8 +50,15 @@ impl Target {
         if let Err(why) = &self.device {
             return Some(why.clone());
         }
-        if !self.is_cuda() && self.dtype != "f32" {
-            return Some(format!("{workload}: CPU rows are f32"));
+        let cpu_bf16 = matches!(
+            workload,
+            "matmul" | "gpt2_train_step" | "nanogpt_char_train_step" | "gpt2_decode_bf16"
+        );
+        if !self.is_cuda() && self.dtype != "f32" && !(self.dtype == "bf16" && cpu_bf16) {
+            return Some(format!(
+                "{workload}: no {} row on the CPU (bf16 rows: matmul, training steps, decode)",
+                self.dtype
+            ));
         }
         if self.dtype == "tf32" && std::env::var("RG_CUDA_TF32").as_deref() != Ok("1") {
             // rg-cuda reads the switch when the device is first used.
@@ -83,11 +90,12 @@ impl Target {
         Ok(())
     }
 
+    /// The matmul engine this row's products run on, as the backend names it.
     pub fn matmul_path(&self) -> &'static str {
-        match (self.is_cuda(), cfg!(feature = "blas")) {
-            (true, _) => "cublas",
-            (false, true) => "openblas",
-            (false, false) => "matrixmultiply",
+        if self.is_cuda() {
+            "cublas"
+        } else {
+            rusty_gradients::cpu::matmul_engine(self.tensor_dtype())
         }
     }
 }
@@ -119,12 +127,14 @@ mod tests {
         assert_eq!(m.times_s.len(), 2);
         assert!(m.times_s.iter().all(|t| *t > 0.0));
         assert_eq!(m.work, 2.0 * 64f64.powi(3));
-        // bf16 tensors are placed (cast on the host, then moved); the CPU backend has
-        // no bf16 matmul, so the product itself is the CUDA backend's to run.
+        // bf16 rows place bf16 operands and run the CPU's bf16 product.
         let t = cpu("bf16", 1)
             .place(ops::pattern(&[4, 4], 0).unwrap())
             .unwrap();
         assert_eq!(t.dtype(), DType::BF16);
+        let m = ops::matmul_on("48", &reps(), &cpu("bf16", 1)).unwrap();
+        assert_eq!(m.work, 2.0 * 48f64.powi(3));
+        assert!(!cpu("bf16", 1).matmul_path().is_empty());
     }
 
     #[test]
@@ -139,7 +149,8 @@ mod tests {
     fn unsupported_rows_say_why() {
         assert!(Target::new("cpu", "tf32", 1).is_err());
         assert!(Target::new("tpu", "f32", 1).is_err());
-        assert!(cpu("bf16", 1).unsupported("matmul").is_some());
+        assert!(cpu("bf16", 1).unsupported("softmax").is_some());
+        assert!(cpu("bf16", 1).unsupported("matmul").is_none());
         assert!(cpu("f32", 1).unsupported("matmul").is_none());
         // Without a CUDA backend linked (or a GPU), the reason is Device::cuda's.
         if let Err(e) = Device::cuda(0) {

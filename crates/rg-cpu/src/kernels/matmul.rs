@@ -93,6 +93,26 @@ fn engine(dtype: DType, plan: &Plan) -> Engine {
     }
 }
 
+/// The engine a large row-major product of `dtype` runs on (what benchmarks label
+/// their matmul rows with): `"rg-gemm-avx512"`, `"rg-gemm-portable"`, `"openblas"` or
+/// `"matrixmultiply"`.
+pub fn engine_name(dtype: DType) -> &'static str {
+    let n = 1024;
+    let plan = Plan {
+        m: n,
+        n,
+        k: n,
+        a: (n, 1),
+        b: (n, 1),
+    };
+    match engine(dtype, &plan) {
+        Engine::Packed(kern) => kern.name(),
+        Engine::Library if dtype == DType::F32 && f32::uses_blas(&plan) => "openblas",
+        Engine::Library if dtype == DType::F64 && f64::uses_blas(&plan) => "openblas",
+        Engine::Library => "matrixmultiply",
+    }
+}
+
 /// One operand: where each batch's matrix starts, and its row and column strides.
 struct Operand {
     starts: Vec<usize>,

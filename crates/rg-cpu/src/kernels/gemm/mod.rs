@@ -64,6 +64,7 @@ pub struct Kernel {
     run: KernelFn,
     /// Whether the kernel reads a row-major f32 lhs in place (any `LhsPanel` strides).
     in_place_lhs: bool,
+    name: &'static str,
 }
 
 impl Kernel {
@@ -77,6 +78,7 @@ impl Kernel {
                 nr: avx512::NR,
                 run: avx512::kernel::<{ avx512::MR }, { avx512::NV }>,
                 in_place_lhs: true,
+                name: "rg-gemm-avx512",
             });
         }
         None
@@ -89,7 +91,13 @@ impl Kernel {
             nr: portable::NR,
             run: portable::kernel,
             in_place_lhs: false,
+            name: "rg-gemm-portable",
         }
+    }
+
+    /// What benchmarks and logs call this kernel.
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
     /// The fastest kernel for this CPU.
