@@ -27,4 +27,7 @@ pub use error::{Error, Result};
 pub use header::{TensorInfo, MAX_HEADER_LEN, METADATA_KEY};
 pub use reader::SafeTensorsFile;
 pub use stored_dtype::StoredDType;
-pub use writer::{save_safetensors, save_safetensors_entries, serialize_safetensors, TensorEntry};
+pub use writer::{
+    save_safetensors, save_safetensors_entries, serialize_safetensors, TensorEntry,
+    STREAM_CHUNK_ELEMS,
+};

@@ -51,7 +51,9 @@ impl<'a> TensorEntry<'a> {
 
 /// Writes `tensors` (with their dtypes and shapes) and `metadata` to `path`
 /// atomically: the file at `path` is the old one or the complete new one, never a
-/// partial write.
+/// partial write. Tensor data is copied to the file a slice at a time
+/// ([`STREAM_CHUNK_ELEMS`] elements), so saving a model and its optimizer state needs
+/// no second copy of them in memory.
 pub fn save_safetensors(
     path: impl AsRef<Path>,
     tensors: &[(&str, &Tensor)],
@@ -60,15 +62,16 @@ pub fn save_safetensors(
     let path = path.as_ref();
     let entries = tensors
         .iter()
-        .map(|&(name, tensor)| {
-            TensorEntry::from_tensor(name, tensor).map_err(|source| Error::Tensor {
-                path: path.to_owned(),
-                tensor: shown(name),
-                source: Box::new(source),
-            })
+        .map(|&(name, tensor)| Entry {
+            name: Cow::Borrowed(name),
+            dtype: tensor.dtype().into(),
+            shape: tensor.dims().to_vec(),
+            len: tensor.elem_count() * tensor.dtype().size_in_bytes(),
+            data: Data::Tensor(tensor),
         })
-        .collect::<Result<Vec<_>>>()?;
-    save_safetensors_entries(path, entries, metadata)
+        .collect::<Vec<_>>();
+    let layout = Layout::new(path, entries, metadata)?;
+    atomic_write_with(path, |out| layout.write(out))
 }
 
 /// [`save_safetensors`] for raw entries (name, dtype, shape, bytes).
@@ -79,7 +82,7 @@ pub fn save_safetensors_entries<'a>(
 ) -> Result<()> {
     let path = path.as_ref();
     // Validate before creating anything on disk.
-    let layout = Layout::new(path, entries, metadata)?;
+    let layout = Layout::new(path, entries.into_iter().map(Entry::from), metadata)?;
     atomic_write_with(path, |out| layout.write(out))
 }
 
@@ -88,7 +91,11 @@ pub fn serialize_safetensors<'a>(
     entries: impl IntoIterator<Item = TensorEntry<'a>>,
     metadata: &BTreeMap<String, String>,
 ) -> Result<Vec<u8>> {
-    let layout = Layout::new(Path::new("<memory>"), entries, metadata)?;
+    let layout = Layout::new(
+        Path::new("<memory>"),
+        entries.into_iter().map(Entry::from),
+        metadata,
+    )?;
     let mut out = Vec::with_capacity(layout.file_len());
     layout
         .write(&mut out)
@@ -96,19 +103,72 @@ pub fn serialize_safetensors<'a>(
     Ok(out)
 }
 
+/// What the layout writes: a tensor's name, stored dtype, shape, byte length, and
+/// where its bytes come from.
+struct Entry<'a> {
+    name: Cow<'a, str>,
+    dtype: StoredDType,
+    shape: Vec<usize>,
+    len: usize,
+    data: Data<'a>,
+}
+
+enum Data<'a> {
+    /// Bytes the caller already has.
+    Bytes(Cow<'a, [u8]>),
+    /// A tensor, copied to host bytes a chunk at a time while writing.
+    Tensor(&'a Tensor),
+}
+
+impl<'a> From<TensorEntry<'a>> for Entry<'a> {
+    fn from(e: TensorEntry<'a>) -> Self {
+        Entry {
+            len: e.bytes.len(),
+            name: e.name,
+            dtype: e.dtype,
+            shape: e.shape,
+            data: Data::Bytes(e.bytes),
+        }
+    }
+}
+
+/// Elements of a tensor copied to the host per write (16 MiB of f32).
+pub const STREAM_CHUNK_ELEMS: usize = 1 << 22;
+
+impl Entry<'_> {
+    fn write(&self, out: &mut dyn Write) -> io::Result<()> {
+        match &self.data {
+            Data::Bytes(b) => out.write_all(b),
+            Data::Tensor(t) => {
+                let failed = |e: rg_core::Error| {
+                    io::Error::other(format!("copying tensor {}: {e}", shown(&self.name)))
+                };
+                let flat = t.flatten_all().map_err(failed)?;
+                let n = flat.elem_count();
+                for start in (0..n).step_by(STREAM_CHUNK_ELEMS) {
+                    let len = STREAM_CHUNK_ELEMS.min(n - start);
+                    let host = flat.narrow(0, start, len).and_then(|c| c.to_host());
+                    out.write_all(&host.map_err(failed)?.to_le_bytes())?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Validated entries in file order, and the padded header that describes them.
 struct Layout<'a> {
     header: Vec<u8>,
-    entries: Vec<TensorEntry<'a>>,
+    entries: Vec<Entry<'a>>,
 }
 
 impl<'a> Layout<'a> {
     fn new(
         path: &Path,
-        entries: impl IntoIterator<Item = TensorEntry<'a>>,
+        entries: impl IntoIterator<Item = Entry<'a>>,
         metadata: &BTreeMap<String, String>,
     ) -> Result<Self> {
-        let mut entries: Vec<TensorEntry<'a>> = entries.into_iter().collect();
+        let mut entries: Vec<Entry<'a>> = entries.into_iter().collect();
         let mut seen = HashSet::with_capacity(entries.len());
         for entry in &entries {
             check_entry(path, entry)?;
@@ -133,20 +193,20 @@ impl<'a> Layout<'a> {
     }
 
     fn file_len(&self) -> usize {
-        8 + self.header.len() + self.entries.iter().map(|e| e.bytes.len()).sum::<usize>()
+        8 + self.header.len() + self.entries.iter().map(|e| e.len).sum::<usize>()
     }
 
     fn write(&self, out: &mut dyn Write) -> io::Result<()> {
         out.write_all(&(self.header.len() as u64).to_le_bytes())?;
         out.write_all(&self.header)?;
         for entry in &self.entries {
-            out.write_all(&entry.bytes)?;
+            entry.write(out)?;
         }
         Ok(())
     }
 }
 
-fn check_entry(path: &Path, entry: &TensorEntry) -> Result<()> {
+fn check_entry(path: &Path, entry: &Entry) -> Result<()> {
     let invalid = |msg: String| Error::InvalidEntry {
         path: path.to_owned(),
         tensor: shown(&entry.name),
@@ -162,13 +222,13 @@ fn check_entry(path: &Path, entry: &TensorEntry) -> Result<()> {
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .and_then(|n| n.checked_mul(entry.dtype.size_in_bytes()));
-    if expected != Some(entry.bytes.len()) {
+    if expected != Some(entry.len) {
         return Err(invalid(format!(
             "shape {:?} of {} needs {} bytes, got {}",
             entry.shape,
             entry.dtype,
             expected.map_or_else(|| "more than usize::MAX".to_owned(), |n| n.to_string()),
-            entry.bytes.len()
+            entry.len
         )));
     }
     Ok(())
@@ -177,7 +237,7 @@ fn check_entry(path: &Path, entry: &TensorEntry) -> Result<()> {
 /// The compact JSON header the reference writer produces (metadata first, then the
 /// tensors in file order with contiguous offsets), padded with spaces to a multiple of
 /// 8 bytes so the data section starts 8-byte aligned.
-fn encode_header(entries: &[TensorEntry], metadata: &BTreeMap<String, String>) -> Vec<u8> {
+fn encode_header(entries: &[Entry], metadata: &BTreeMap<String, String>) -> Vec<u8> {
     // Serialising a string cannot fail; the expect documents that, not an input case.
     let quote = |s: &str| serde_json::to_string(s).expect("serialising a str never fails");
     let mut json = String::from("{");
@@ -191,7 +251,7 @@ fn encode_header(entries: &[TensorEntry], metadata: &BTreeMap<String, String>) -
     }
     let mut offset = 0usize;
     for entry in entries {
-        let end = offset + entry.bytes.len();
+        let end = offset + entry.len;
         let shape: Vec<String> = entry.shape.iter().map(usize::to_string).collect();
         members.push(format!(
             "{}:{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{offset},{end}]}}",
