@@ -25,6 +25,10 @@ pub trait BackendStorage: Send + Sync + fmt::Debug {
     }
     fn as_any(&self) -> &dyn Any;
     fn as_any_mut(&mut self) -> &mut dyn Any;
+    /// Copies elements borrowed from elsewhere (a memory-mapped file) into memory the
+    /// storage owns, so later in-place writes need no copy and the source can be
+    /// released. Storage that always owns its memory has nothing to do.
+    fn make_owned(&mut self) {}
 }
 
 pub type BoxStorage = Box<dyn BackendStorage>;

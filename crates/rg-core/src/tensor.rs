@@ -360,6 +360,14 @@ impl Tensor {
         self.force_contiguous()
     }
 
+    /// Takes the storage's elements off any borrowed memory (a memory-mapped file) into
+    /// memory it owns, in place: every view of the storage sees the same values. For
+    /// parameters about to be updated in place, so the file mapping is released before
+    /// gradients and optimizer state are allocated.
+    pub fn make_owned(&self) {
+        self.write().make_owned();
+    }
+
     /// A contiguous copy with its own storage, even when this tensor is contiguous.
     pub fn copy(&self) -> Result<Tensor> {
         self.force_contiguous()

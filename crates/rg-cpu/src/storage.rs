@@ -318,4 +318,10 @@ impl BackendStorage for CpuStorage {
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
+
+    fn make_owned(&mut self) {
+        with_buffer!(self, b => {
+            b.make_mut();
+        })
+    }
 }

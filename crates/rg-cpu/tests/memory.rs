@@ -213,6 +213,40 @@ fn writing_zero_copy_storage_copies_first() {
 }
 
 #[test]
+fn make_owned_copies_borrowed_elements_and_drops_the_borrow() {
+    let b = backend();
+    let values = [1.0f32, -2.0, 3.5, 4.0];
+    let bytes = shared(f32_bytes(&values, 0), 0, 16);
+    let mut s = b.from_shared_bytes(DType::F32, bytes.clone()).unwrap();
+    let borrowed = CpuStorage::downcast(&*s).unwrap().is_zero_copy();
+    s.make_owned();
+    let cpu = CpuStorage::downcast(&*s).unwrap();
+    assert!(!cpu.is_zero_copy());
+    assert_eq!(cpu.as_slice::<f32>().unwrap(), &values);
+    if borrowed {
+        // The owned copy is elsewhere than the shared bytes.
+        assert_ne!(
+            cpu.as_slice::<f32>().unwrap().as_ptr() as usize,
+            bytes.as_bytes().as_ptr() as usize
+        );
+    }
+    // Owned storage is left as it is.
+    let mut owned = store(&[5.0], DType::F32);
+    let before = CpuStorage::downcast(&*owned)
+        .unwrap()
+        .as_slice::<f32>()
+        .unwrap()
+        .as_ptr();
+    owned.make_owned();
+    let after = CpuStorage::downcast(&*owned)
+        .unwrap()
+        .as_slice::<f32>()
+        .unwrap()
+        .as_ptr();
+    assert_eq!(before, after);
+}
+
+#[test]
 fn host_buffers_move_in_without_copy_semantics_loss() {
     let b = backend();
     let s = b.from_host(HostBuffer::U32(vec![1, 2, 3])).unwrap();

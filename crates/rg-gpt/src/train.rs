@@ -284,6 +284,12 @@ impl Trainer {
             ));
         }
         let named = model.named_params();
+        // Weights loaded from a file are memory-mapped; the optimizer writes them in
+        // place. Copy them now, so the mapping is gone before gradients and moments
+        // exist (copying on the first update kept both alive at the step's peak).
+        for (_, v) in &named {
+            v.tensor().make_owned();
+        }
         let params = named.iter().map(|(_, v)| v.clone()).collect();
         let adamw = AdamWConfig {
             lr: config.lr,
