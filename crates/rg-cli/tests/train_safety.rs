@@ -158,6 +158,53 @@ fn sigterm_also_checkpoints_and_exits_143() {
 }
 
 #[test]
+fn a_second_ctrl_c_exits_at_once_and_the_last_complete_checkpoint_loads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("run");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rgrad"))
+        .args(TASK)
+        .args([
+            "--batch-size",
+            "16",
+            "--steps",
+            "100000",
+            "--save-every",
+            "2",
+        ])
+        .args(["--out", out_dir.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let pid = child.id().to_string();
+    let mut sent = false;
+    // Read to the end: a closed pipe would make the run fail on its next line.
+    for line in stdout.lines() {
+        let v: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if !sent && v["event"] == "step" && v["step"].as_u64().unwrap() >= 4 {
+            for _ in 0..2 {
+                Command::new("kill").args(["-INT", &pid]).status().unwrap();
+            }
+            sent = true;
+        }
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    // The run directory resolves to its newest complete checkpoint (an interrupted
+    // write is a `.tmp-` directory that is never picked).
+    let out = rgrad(&[
+        "generate",
+        "--model",
+        out_dir.to_str().unwrap(),
+        "--prompt",
+        "12+34=",
+        "--max-new-tokens",
+        "2",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
 fn preflight_refuses_an_impossible_run_at_once() {
     let start = Instant::now();
     // GPT-2 XL with 4096 rows per batch needs hundreds of GiB.
