@@ -4,8 +4,10 @@
 //!
 //! The estimate counts f32 bytes: parameters, gradients and AdamW's two moments
 //! (16 bytes per parameter), the activations autograd keeps for one micro-batch, the
-//! logits and their gradient, the KV cache for generation, and the process's own
-//! baseline (code, thread stacks, allocator).
+//! logits and their gradient, the host copy a checkpoint save makes of the optimizer
+//! file, the KV cache for generation, and the process's own baseline (code, thread
+//! stacks, allocator). Measured on GPT-2 124M (B4×T64): estimate 3.52 GB, peak RSS
+//! 3.45 GB (Xeon Sapphire Rapids, 2 cores).
 
 use anyhow::{bail, Result};
 use rusty_gradients::gpt::GptConfig;
@@ -80,6 +82,8 @@ pub fn training(
         ("AdamW state", 8 * params),
         ("activations", activations),
         ("logits", logits),
+        // Saving copies the largest file (the moments) to host bytes before writing.
+        ("checkpoint write", 8 * params),
         ("process", BASELINE_BYTES),
     ];
     if let Some((rows, prompt_len)) = eval_prompts {
