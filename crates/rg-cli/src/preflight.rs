@@ -56,14 +56,14 @@ fn matmul_params(c: &GptConfig) -> u64 {
 }
 
 /// Training with `batch` rows of `seq` tokens per micro-batch; `eval_prompts`: the
-/// number and length of prompts generated in one batch by an accuracy evaluation (the
-/// built-in task), if any.
+/// number of prompts an accuracy evaluation (the built-in task) generates in one
+/// batch, their length, and their length with the answer, if any.
 pub fn training(
     c: &GptConfig,
     batch: usize,
     seq: usize,
     bf16: bool,
-    eval_prompts: Option<(usize, usize)>,
+    eval_prompts: Option<(usize, usize, usize)>,
 ) -> Estimate {
     let params = param_count(c);
     let tokens = (batch * seq) as u64;
@@ -86,9 +86,9 @@ pub fn training(
         ("checkpoint write", 8 * params),
         ("process", BASELINE_BYTES),
     ];
-    if let Some((rows, prompt_len)) = eval_prompts {
+    if let Some((rows, prompt_len, total_len)) = eval_prompts {
         // Its KV cache and prefill come on top: the pool still holds training's buffers.
-        let (kv, prefill) = generation_buffers(c, rows, prompt_len);
+        let (kv, prefill) = generation_buffers(c, rows, prompt_len, total_len);
         parts.push(("accuracy evaluation", kv + prefill));
     }
     let flops = 6.0 * matmul_params(c) as f64 + 12.0 * (l * e * seq as u64) as f64;
@@ -99,7 +99,7 @@ pub fn training(
 pub fn generation(c: &GptConfig, weight_bytes_per_param: u64, rows: usize) -> Estimate {
     let params = param_count(c);
     let (e, l, t) = (c.n_embd as u64, c.n_layer as u64, c.block_size as u64);
-    let (kv_cache, prefill) = generation_buffers(c, rows, c.block_size);
+    let (kv_cache, prefill) = generation_buffers(c, rows, c.block_size, c.block_size);
     let parts = vec![
         ("weights", weight_bytes_per_param * params),
         ("KV cache", kv_cache),
@@ -110,13 +110,19 @@ pub fn generation(c: &GptConfig, weight_bytes_per_param: u64, rows: usize) -> Es
     finish(params, parts, flops)
 }
 
-/// Bytes of the KV cache and of a `prefill_len` prefill (a layer's activations for
-/// every position, and the last position's logits) for `rows` sequences.
-fn generation_buffers(c: &GptConfig, rows: usize, prefill_len: usize) -> (u64, u64) {
+/// Bytes of the KV cache for `cache_len` positions (the generator sizes it to what
+/// the run can reach) and of a `prefill_len` prefill (a layer's activations for every
+/// position, and the last position's logits) for `rows` sequences.
+fn generation_buffers(
+    c: &GptConfig,
+    rows: usize,
+    prefill_len: usize,
+    cache_len: usize,
+) -> (u64, u64) {
     let (e, l, t, v) = (
         c.n_embd as u64,
         c.n_layer as u64,
-        c.block_size as u64,
+        cache_len.min(c.block_size) as u64,
         c.vocab_size as u64,
     );
     let rows = rows as u64;

@@ -276,13 +276,13 @@ fn encode_data(tokenizer: &dyn Tokenizer, text: &str, skip_unknown: bool) -> Res
 }
 
 /// Prints the memory estimate of training `cfg` and refuses when it cannot fit.
-/// `eval_prompts`: the built-in task's held-out problems (count, prompt length),
-/// generated in one batch.
+/// `eval_prompts`: the built-in task's held-out problems (count, prompt length, with
+/// the answer), generated in one batch.
 fn preflight(
     args: &TrainArgs,
     cfg: &GptConfig,
     train: &TrainConfig,
-    eval_prompts: Option<(usize, usize)>,
+    eval_prompts: Option<(usize, usize, usize)>,
 ) -> Result<()> {
     let bf16 = train.precision.compute_dtype().is_some();
     let estimate =
@@ -363,7 +363,11 @@ fn setup(args: &TrainArgs, device: Device) -> Result<Setup> {
             args,
             &model_cfg,
             &train,
-            Some((task.test_problems().len(), task.prompt_len())),
+            Some((
+                task.test_problems().len(),
+                task.prompt_len(),
+                task.seq_len(),
+            )),
         )?;
         let model = Gpt::init(model_cfg, train.seed, device)?;
         let tokenizer: Box<dyn Tokenizer> = Box::new(task.tokenizer().clone());
@@ -451,7 +455,11 @@ fn setup_resume(args: &TrainArgs, dir: &Path, device: Device) -> Result<Setup> {
     let eval_prompts = match &args.data {
         None => {
             let task = AdditionTask::new(3, TASK_TEST_PROBLEMS, train.seed)?;
-            Some((task.test_problems().len(), task.prompt_len()))
+            Some((
+                task.test_problems().len(),
+                task.prompt_len(),
+                task.seq_len(),
+            ))
         }
         Some(_) => None,
     };

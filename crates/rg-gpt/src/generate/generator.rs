@@ -46,7 +46,8 @@ pub struct GenerationStats {
 pub struct Generator<'m> {
     model: &'m Gpt,
     options: GenerateOptions,
-    cache: KvCache,
+    /// Sized at prefill: the whole context only when generation can reach it.
+    cache: Option<KvCache>,
     samplers: Vec<Sampler>,
     /// Per row: the prompt as used and everything sampled since (the window's source).
     tokens: Vec<Vec<u32>>,
@@ -75,9 +76,8 @@ impl<'m> Generator<'m> {
         if rows == 0 {
             return Err(GptError::setting("generate", "no prompts to generate for"));
         }
-        let context = model.config().block_size;
         Ok(Generator {
-            cache: KvCache::new(model.config(), rows, context, &model.device())?,
+            cache: None,
             samplers: (0..rows).map(|_| Sampler::new(options.sampling)).collect(),
             tokens: vec![Vec::new(); rows],
             outputs: vec![Vec::new(); rows],
@@ -124,6 +124,17 @@ impl<'m> Generator<'m> {
                 "batched prompts must have one length",
             ));
         }
+        // Room for the prompt and every token that will be fed back (the last new
+        // token never is): a batch of short answers needs no full-context cache.
+        let context = self.model.config().block_size;
+        let needed = len + self.options.max_new_tokens.saturating_sub(1);
+        let capacity = needed.min(context);
+        self.cache = Some(KvCache::new(
+            self.model.config(),
+            self.rows(),
+            capacity,
+            &self.model.device(),
+        )?);
         let start = Instant::now();
         self.logits = Some(self.forward(&fitted)?);
         self.stats.prefill_s = start.elapsed().as_secs_f64();
@@ -167,7 +178,7 @@ impl<'m> Generator<'m> {
                 return Ok(None);
             }
         }
-        let window = self.cache.len();
+        let window = self.cache_mut().len();
         let logits = self.logits.as_mut().expect("checked above");
         let mut next = Vec::with_capacity(logits.len());
         for (r, row) in logits.iter_mut().enumerate() {
@@ -216,17 +227,19 @@ impl<'m> Generator<'m> {
     /// Feeds the newest token of each row; slides the window first when it is full.
     /// `false`: the window is full and sliding is off.
     fn feed(&mut self, ids: Vec<u32>) -> Result<bool> {
-        let logits = if self.cache.len() < self.cache.capacity() {
+        let cache = self.cache_mut();
+        // The cache is smaller than the context only when no feed can overflow it.
+        let logits = if cache.len() < cache.capacity() {
             self.forward(&ids.into_iter().map(|id| vec![id]).collect::<Vec<_>>())?
         } else if self.options.slide_context {
             // `tokens` already ends with `ids`: the kept tail includes them.
-            let keep = slide_keep(self.cache.capacity());
+            let keep = slide_keep(self.model.config().block_size);
             let tails: Vec<Vec<u32>> = self
                 .tokens
                 .iter()
                 .map(|t| t[t.len() - keep..].to_vec())
                 .collect();
-            self.cache.reset();
+            self.cache_mut().reset();
             self.stats.context_slides += 1;
             self.forward(&tails)?
         } else {
@@ -238,11 +251,16 @@ impl<'m> Generator<'m> {
         Ok(true)
     }
 
+    fn cache_mut(&mut self) -> &mut KvCache {
+        self.cache.as_mut().expect("allocated by prefill")
+    }
+
     /// Logits of the last position of each row after appending `rows` to the cache.
     fn forward(&mut self, rows: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
         let t = rows[0].len();
         let ids = Tensor::from_vec(rows.concat(), [rows.len(), t], &self.model.device())?;
-        let hidden = self.model.hidden_cached(&ids, &mut self.cache)?;
+        let cache = self.cache.as_mut().expect("allocated by prefill");
+        let hidden = self.model.hidden_cached(&ids, cache)?;
         let logits = rg_autograd::no_grad(|| self.model.lm_head(&hidden.narrow(1, t - 1, 1)?))?;
         let v = self.model.config().vocab_size;
         let flat = logits.tensor().to_dtype(DType::F32)?.to_vec::<f32>()?;
