@@ -24,7 +24,8 @@ pub struct ConvertArgs {
     /// for a directory; a file keeps its names unless this is given.
     #[arg(long)]
     layout: Option<String>,
-    /// Replace an existing --output (never the input or a directory holding it).
+    /// Replace an existing --output (never the input or a directory holding it)
+    /// [default: off].
     #[arg(long)]
     overwrite: bool,
     /// text: a summary line; json: one object.

@@ -2,8 +2,10 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use rusty_gradients::gpt::generate::{generate, GenerateOptions, Sampling};
-use rusty_gradients::hub::{load_model_with_dtype, HubOptions};
+use rusty_gradients::gpt::checkpoint::read_json;
+use rusty_gradients::gpt::generate::{generate, slide_keep, GenerateOptions, Generation, Sampling};
+use rusty_gradients::gpt::GptConfig;
+use rusty_gradients::hub::{load_model_files, resolve_model, HubOptions, ModelFiles};
 use rusty_gradients::DType;
 use serde_json::json;
 
@@ -17,30 +19,51 @@ pub struct GenerateArgs {
     /// Weight dtype for compute: f32, or bf16 (bf16 weights, f32 accumulation).
     #[arg(long, default_value = "f32")]
     dtype: String,
+    /// Text to continue (required; it is printed before the continuation).
     #[arg(long)]
     prompt: String,
+    /// Tokens to generate; past the model's context the window slides (see --no-slide).
     #[arg(long, default_value_t = 64)]
     max_new_tokens: usize,
-    /// 0 = greedy.
+    /// Sampling temperature; 0 = greedy (always the most likely token).
     #[arg(long, default_value_t = 0.8)]
     temperature: f64,
+    /// Sample only from the K most likely tokens [default: all].
     #[arg(long)]
     top_k: Option<usize>,
+    /// Sample only from the most likely tokens whose probabilities sum to P, in (0, 1]
+    /// [default: 1, all].
     #[arg(long)]
     top_p: Option<f64>,
+    /// Above 1 discourages tokens already in the context window (1 = off).
     #[arg(long, default_value_t = 1.0)]
     repetition_penalty: f64,
+    /// Seed of the sampler: the same seed gives the same text.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Stop when the generated text contains this string (repeatable); it is not printed.
+    /// Stop when the generated text contains this string (repeatable); it is not
+    /// printed [default: none].
     #[arg(long)]
     stop: Vec<String>,
-    /// Keep the end of a prompt longer than the context instead of failing.
+    /// Keep the end of a prompt longer than the context instead of failing [default: off].
     #[arg(long)]
     truncate: bool,
-    /// text: stream the continuation; json: one object with ids, text and speeds.
+    /// Stop when prompt and new tokens fill the model's context instead of sliding the
+    /// window (keep the newest half, re-read it) [default: off, slide].
+    #[arg(long)]
+    no_slide: bool,
+    /// Drop prompt characters the model's vocabulary lacks (with a warning) instead of
+    /// failing [default: off].
+    #[arg(long)]
+    skip_unknown: bool,
+    /// Start even when the memory estimate exceeds the memory available [default: off].
+    #[arg(long)]
+    force: bool,
+    /// text: stream the continuation; json: one object with ids, text, speeds and
+    /// context events.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     format: String,
+    /// Device to run on: cpu, or cuda[:N] in a CUDA build.
     #[arg(long, default_value = "cpu")]
     device: String,
 }
@@ -60,21 +83,40 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         progress: args.format != "json",
         ..HubOptions::default()
     };
-    let loaded = load_model_with_dtype(&args.model, &device, &hub, dtype)
+    let json_out = args.format == "json";
+    let files =
+        resolve_model(&args.model, &hub).with_context(|| format!("--model {}", args.model))?;
+    let config = model_config(&files).with_context(|| format!("--model {}", args.model))?;
+    let estimate = crate::preflight::generation(&config, dtype.size_in_bytes() as u64, 1);
+    if !json_out {
+        eprintln!("{}", crate::preflight::describe(&estimate));
+    }
+    crate::preflight::check(
+        &estimate,
+        args.force,
+        "use --dtype bf16 to halve the weights, or a smaller model",
+    )?;
+    let loaded = load_model_files(&files, &device, dtype)
         .with_context(|| format!("--model {}", args.model))?;
-    let rss_after_load = memory_status("VmRSS");
+    let rss_after_load = crate::preflight::process_memory("VmRSS");
     let tok = loaded.tokenizer;
-    let prompt_ids = tok.encode(&args.prompt);
+    let prompt = crate::vocab_check::checked_text(
+        "--prompt",
+        tok.as_ref(),
+        &args.prompt,
+        args.skip_unknown,
+    )?;
+    let prompt_ids = tok.encode(&prompt);
     let options = GenerateOptions {
         max_new_tokens: args.max_new_tokens,
         sampling,
         stop_token: tok.eot_token(),
         truncate: args.truncate,
+        slide_context: !args.no_slide,
     };
-    let json_out = args.format == "json";
     let mut stdout = std::io::stdout().lock();
     if !json_out {
-        write!(stdout, "{}", args.prompt)?;
+        write!(stdout, "{prompt}")?;
         stdout.flush()?;
     }
     // Text is printed only once it cannot be the start of a stop string, and only in
@@ -111,9 +153,13 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             "prefill_tokens_per_s": gen.prefill_tokens_per_s,
             "decode_tokens_per_s": gen.decode_tokens_per_s,
             "weight_bytes": weight_bytes(&loaded.model),
+            "context_length": config.block_size,
+            "context_slides": gen.context_slides,
+            "stopped_at_context": gen.stopped_at_context,
+            "memory_estimate_bytes": estimate.bytes,
             "rss_after_load_bytes": rss_after_load,
-            "rss_after_generate_bytes": memory_status("VmRSS"),
-            "peak_rss_bytes": memory_status("VmHWM"),
+            "rss_after_generate_bytes": crate::preflight::process_memory("VmRSS"),
+            "peak_rss_bytes": crate::preflight::process_memory("VmHWM"),
         });
         writeln!(stdout, "{out}")?;
     } else {
@@ -121,8 +167,34 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             write!(stdout, "{}", &text[printed..])?;
         }
         writeln!(stdout)?;
+        drop(stdout);
+        report_context(&gen, config.block_size, args.max_new_tokens);
     }
     Ok(())
+}
+
+/// Says on stderr when the context window slid or generation stopped at it, so a
+/// short or long-range-incoherent output is never a surprise.
+fn report_context(gen: &Generation, context: usize, asked: usize) {
+    if gen.context_slides > 0 {
+        eprintln!(
+            "note: the context of {context} tokens filled; the window slid {} times (each keeps the newest {} tokens)",
+            gen.context_slides,
+            slide_keep(context)
+        );
+    }
+    if gen.stopped_at_context {
+        eprintln!(
+            "note: stopped at the context of {context} tokens after {} of {asked} tokens (--no-slide)",
+            gen.generated_ids.len()
+        );
+    }
+}
+
+/// The model's configuration, read before any weights are.
+fn model_config(files: &ModelFiles) -> Result<GptConfig> {
+    let json = read_json(&files.config)?;
+    GptConfig::from_hf_json(&json).with_context(|| format!("{}", files.config.display()))
 }
 
 /// Bytes of the model's parameters in their dtypes.
@@ -132,15 +204,6 @@ fn weight_bytes(model: &rusty_gradients::gpt::Gpt) -> usize {
         total += var.elem_count() * var.dtype().size_in_bytes();
     });
     total
-}
-
-/// A `/proc/self/status` memory figure (`VmRSS`: resident now, a memory-mapped file's
-/// touched pages included; `VmHWM`: the peak) in bytes; `None` off Linux.
-fn memory_status(key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(key))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }
 
 /// How much of `text` can be printed: up to a character boundary that is not inside a

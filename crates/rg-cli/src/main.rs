@@ -6,8 +6,14 @@ mod device;
 mod generate;
 mod input;
 mod inspect;
+mod interrupt;
+mod preflight;
 mod tokenize;
 mod train;
+mod vocab_check;
+
+#[cfg(test)]
+mod help_check;
 
 use clap::{Parser, Subcommand};
 
@@ -25,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a GPT on your text, or on the built-in addition task when --data is absent.
-    #[command(allow_negative_numbers = true)]
+    #[command(allow_negative_numbers = true, after_help = train::EXAMPLES)]
     Train(Box<train::TrainArgs>),
     /// Generate text from a model directory or checkpoint.
     Generate(generate::GenerateArgs),

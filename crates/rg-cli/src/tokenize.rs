@@ -24,6 +24,7 @@ pub struct TrainArgs {
     /// Text files (or directories of *.txt files).
     #[arg(long, required = true, num_args = 1..)]
     data: Vec<PathBuf>,
+    /// Tokens in the vocabulary: the 256 bytes, the specials, then learned merges.
     #[arg(long)]
     vocab_size: usize,
     /// Output directory for tokenizer.json, vocab.json and merges.txt.
@@ -39,6 +40,7 @@ pub struct EncodeArgs {
     /// tokenizer.json, or a directory with tokenizer.json or vocab.json + merges.txt.
     #[arg(long)]
     tokenizer: PathBuf,
+    /// The UTF-8 text file to encode.
     #[arg(long)]
     input: PathBuf,
     /// json: a JSON array of ids; ids: ids separated by spaces.
@@ -48,6 +50,7 @@ pub struct EncodeArgs {
 
 #[derive(Args)]
 pub struct DecodeArgs {
+    /// tokenizer.json, or a directory with tokenizer.json or vocab.json + merges.txt.
     #[arg(long)]
     tokenizer: PathBuf,
     /// A file of ids (JSON array or whitespace-separated); `-` reads standard input.
@@ -57,10 +60,13 @@ pub struct DecodeArgs {
 
 #[derive(Args)]
 pub struct StatsArgs {
+    /// tokenizer.json, or a directory with tokenizer.json or vocab.json + merges.txt.
     #[arg(long)]
     tokenizer: PathBuf,
+    /// Text files to measure on (one or more).
     #[arg(long, required = true, num_args = 1..)]
     input: Vec<PathBuf>,
+    /// text: one summary line; json: one object.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     format: String,
 }

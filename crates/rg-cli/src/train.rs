@@ -13,94 +13,143 @@ use rusty_gradients::Device;
 use serde_json::json;
 
 /// Every flag is optional: defaults depend on whether the run trains on --data or on
-/// the built-in task.
+/// the built-in task (help shows both where they differ).
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Text file, or directory of *.txt files, tokenized as one stream. Without it,
-    /// trains on the built-in 3-digit addition task.
-    #[arg(long)]
+    /// Text file, or directory of *.txt files, tokenized as one stream [default: none,
+    /// trains on the built-in 3-digit addition task].
+    #[arg(long, help_heading = "Data")]
     data: Option<PathBuf>,
-    /// `char` (build a character vocabulary from the data), a tokenizer.json, or a
-    /// directory with vocab.json + merges.txt. Default: char, or --init's tokenizer.
-    #[arg(long)]
+    /// `char` (a character vocabulary built from the data), a tokenizer.json, or a
+    /// directory with vocab.json + merges.txt [default: char, or --init's tokenizer].
+    #[arg(long, help_heading = "Data")]
     tokenizer: Option<String>,
-    /// Start from a Hugging Face GPT-2 directory or one of our checkpoints.
-    #[arg(long)]
-    init: Option<PathBuf>,
-    /// Continue a run from one of its checkpoints (same --data).
-    #[arg(long)]
-    resume: Option<PathBuf>,
-    /// Model preset: gpt2, gpt2-medium, gpt2-large, gpt2-xl, nano, micro.
-    #[arg(long)]
-    config: Option<String>,
-    #[arg(long)]
-    n_layer: Option<usize>,
-    #[arg(long)]
-    n_head: Option<usize>,
-    #[arg(long)]
-    n_embd: Option<usize>,
-    #[arg(long)]
-    block_size: Option<usize>,
-    #[arg(long)]
-    batch_size: Option<usize>,
-    #[arg(long)]
-    seq_len: Option<usize>,
-    #[arg(long)]
-    steps: Option<usize>,
-    #[arg(long)]
-    lr: Option<f64>,
-    #[arg(long)]
-    min_lr: Option<f64>,
-    /// constant or cosine (linear warmup, cosine decay to --min-lr).
-    #[arg(long)]
-    lr_schedule: Option<String>,
-    #[arg(long)]
-    warmup: Option<usize>,
-    #[arg(long)]
-    weight_decay: Option<f64>,
-    #[arg(long)]
-    beta1: Option<f64>,
-    #[arg(long)]
-    beta2: Option<f64>,
-    #[arg(long)]
-    eps: Option<f64>,
-    /// Global gradient-norm limit; 0 turns clipping off.
-    #[arg(long)]
-    grad_clip: Option<f64>,
-    #[arg(long)]
-    grad_accum: Option<usize>,
-    #[arg(long)]
-    dropout: Option<f64>,
-    /// sequential or random.
-    #[arg(long)]
+    /// Drop characters of --data that the vocabulary lacks (with a warning) instead of
+    /// failing [default: off].
+    #[arg(long, help_heading = "Data")]
+    skip_unknown: bool,
+    /// sequential or random windows of the token stream [default: random].
+    #[arg(long, help_heading = "Data")]
     sampler: Option<String>,
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Fraction of the token stream held out for evaluation (its tail).
-    #[arg(long)]
+    /// Fraction of the token stream held out for evaluation (its tail) [default: 0.1].
+    #[arg(long, help_heading = "Data")]
     eval_fraction: Option<f64>,
-    #[arg(long)]
-    eval_every: Option<usize>,
-    #[arg(long)]
-    eval_iters: Option<usize>,
-    #[arg(long)]
-    save_every: Option<usize>,
-    /// Keep only the newest N step checkpoints (the best one is kept as `best`).
-    #[arg(long)]
-    keep_last: Option<usize>,
+    /// Start from a Hugging Face GPT-2 directory or one of our checkpoints [default:
+    /// fresh weights].
+    #[arg(long, help_heading = "Model")]
+    init: Option<PathBuf>,
+    /// Continue a run from one of its checkpoints (same --data) [default: none].
+    #[arg(long, help_heading = "Model")]
+    resume: Option<PathBuf>,
+    /// Model preset: gpt2, gpt2-medium, gpt2-large, gpt2-xl, nano, micro [default:
+    /// nano; built-in task: 2 layers, 4 heads, 96 wide].
+    #[arg(long, help_heading = "Model")]
+    config: Option<String>,
+    /// Transformer layers [default: from --config].
+    #[arg(long, help_heading = "Model")]
+    n_layer: Option<usize>,
+    /// Attention heads (must divide --n-embd) [default: from --config].
+    #[arg(long, help_heading = "Model")]
+    n_head: Option<usize>,
+    /// Embedding width [default: from --config].
+    #[arg(long, help_heading = "Model")]
+    n_embd: Option<usize>,
+    /// Context length in tokens [default: --seq-len or 64; built-in task: 16].
+    #[arg(long, help_heading = "Model")]
+    block_size: Option<usize>,
+    /// Dropout probability [default: 0, or the checkpoint's].
+    #[arg(long, help_heading = "Model")]
+    dropout: Option<f64>,
+    /// Rows per micro-batch [default: 12; built-in task: 64].
+    #[arg(long, help_heading = "Optimisation")]
+    batch_size: Option<usize>,
+    /// Tokens per row [default: min(64, context); built-in task: 12].
+    #[arg(long, help_heading = "Optimisation")]
+    seq_len: Option<usize>,
+    /// Optimizer steps in all [default: 1000; built-in task: 2500].
+    #[arg(long, help_heading = "Optimisation")]
+    steps: Option<usize>,
+    /// Peak learning rate [default: 1e-3].
+    #[arg(long, help_heading = "Optimisation")]
+    lr: Option<f64>,
+    /// Learning rate at the end of the cosine decay [default: 1e-4, or --lr if lower].
+    #[arg(long, help_heading = "Optimisation")]
+    min_lr: Option<f64>,
+    /// constant or cosine (linear warmup, cosine decay to --min-lr) [default: cosine].
+    #[arg(long, help_heading = "Optimisation")]
+    lr_schedule: Option<String>,
+    /// Linear warmup steps [default: 100; built-in task: 50].
+    #[arg(long, help_heading = "Optimisation")]
+    warmup: Option<usize>,
+    /// AdamW weight decay on matrices and embeddings [default: 0.1].
+    #[arg(long, help_heading = "Optimisation")]
+    weight_decay: Option<f64>,
+    /// AdamW beta1 [default: 0.9].
+    #[arg(long, help_heading = "Optimisation")]
+    beta1: Option<f64>,
+    /// AdamW beta2 [default: 0.99; built-in task: 0.98].
+    #[arg(long, help_heading = "Optimisation")]
+    beta2: Option<f64>,
+    /// AdamW epsilon [default: 1e-8].
+    #[arg(long, help_heading = "Optimisation")]
+    eps: Option<f64>,
+    /// Global gradient-norm limit; 0 turns clipping off [default: 1.0].
+    #[arg(long, help_heading = "Optimisation")]
+    grad_clip: Option<f64>,
+    /// Micro-batches per optimizer step [default: 1].
+    #[arg(long, help_heading = "Optimisation")]
+    grad_accum: Option<usize>,
+    /// Seed of initialisation, data order and dropout [default: 1337].
+    #[arg(long, help_heading = "Optimisation")]
+    seed: Option<u64>,
     /// Compute precision of matmuls and attention: f32, or bf16 (autocast; weights and
-    /// optimizer state stay f32).
-    #[arg(long, value_parser = ["f32", "bf16"])]
+    /// optimizer state stay f32) [default: f32].
+    #[arg(long, value_parser = ["f32", "bf16"], help_heading = "Optimisation")]
     dtype: Option<String>,
+    /// Evaluate every N steps; 0 only at the end [default: 250; built-in task: 500].
+    #[arg(long, help_heading = "Evaluation and checkpoints")]
+    eval_every: Option<usize>,
+    /// Held-out batches per evaluation [default: 20; built-in task: 4].
+    #[arg(long, help_heading = "Evaluation and checkpoints")]
+    eval_iters: Option<usize>,
+    /// Save a checkpoint every N steps; 0 only at the end (and on Ctrl-C) [default: 0].
+    #[arg(long, help_heading = "Evaluation and checkpoints")]
+    save_every: Option<usize>,
+    /// Keep only the newest N step checkpoints, 0 keeps all (the best one is kept as
+    /// `best`) [default: 0].
+    #[arg(long, help_heading = "Evaluation and checkpoints")]
+    keep_last: Option<usize>,
     /// Output directory: checkpoints/, metrics.jsonl, loss.svg.
-    #[arg(long, default_value = "out")]
+    #[arg(long, default_value = "out", help_heading = "Output")]
     out: PathBuf,
-    /// text: a progress bar; json: one JSON object per step on stdout.
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    /// text: a progress bar on stderr; json: one JSON object per event on stdout.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"], help_heading = "Output")]
     log_format: String,
-    #[arg(long, default_value = "cpu")]
+    /// Device to train on: cpu, or cuda[:N] in a CUDA build.
+    #[arg(long, default_value = "cpu", help_heading = "Output")]
     device: String,
+    /// Start even when the memory estimate exceeds the memory available [default: off].
+    #[arg(long, help_heading = "Output")]
+    force: bool,
 }
+
+/// Shown after `rgrad train --help`.
+pub const EXAMPLES: &str = "\
+Examples:
+  # The built-in 3-digit addition task (about two minutes on two cores):
+  rgrad train --out runs/addition
+
+  # A character model of Tiny Shakespeare (nanoGPT's shakespeare_char, CPU size):
+  rgrad train --data tinyshakespeare.txt --block-size 64 --batch-size 12 --steps 2000 \\
+      --out runs/shakespeare
+  rgrad generate --model runs/shakespeare --prompt 'ROMEO:' --max-new-tokens 500
+
+  # Fine-tuning GPT-2 (124M) from a Hugging Face directory on your text:
+  rgrad train --init path/to/gpt2 --data my-text.txt --seq-len 128 --batch-size 4 \\
+      --lr 3e-5 --steps 200 --dtype bf16 --out runs/finetune";
+
+/// Held-out problems of the built-in task (its accuracy is measured on them).
+const TASK_TEST_PROBLEMS: usize = 500;
 
 /// Settings of the built-in task: a model and schedule that reach high held-out
 /// accuracy in a couple of minutes on two cores.
@@ -192,13 +241,66 @@ impl TrainArgs {
     }
 }
 
-/// The text of `--data`: a file, or a directory's *.txt files in name order, joined.
+/// The text of `--data`: a file, or a directory's *.txt files in name order, joined;
+/// empty or whitespace-only text is an error.
 fn read_text(path: &Path) -> Result<String> {
     let mut text = String::new();
     for f in crate::input::text_files("--data", &[path.to_path_buf()])? {
         text.push_str(&crate::input::read_utf8("--data", &f)?);
     }
+    if text.trim().is_empty() {
+        let what = if path.is_dir() {
+            "the *.txt files in this directory"
+        } else {
+            "the file"
+        };
+        let state = if text.is_empty() {
+            "empty"
+        } else {
+            "only whitespace"
+        };
+        bail!(
+            "--data {}: {what} {} {state}: there is nothing to train on",
+            path.display(),
+            if path.is_dir() { "are" } else { "is" }
+        );
+    }
     Ok(text)
+}
+
+/// Tokens of `text` through a tokenizer that was not built from it: characters it
+/// cannot represent are an error naming them, or dropped with `--skip-unknown`.
+fn encode_data(tokenizer: &dyn Tokenizer, text: &str, skip_unknown: bool) -> Result<Vec<u32>> {
+    let text = crate::vocab_check::checked_text("--data", tokenizer, text, skip_unknown)?;
+    Ok(tokenizer.encode(&text))
+}
+
+/// Prints the memory estimate of training `cfg` and refuses when it cannot fit.
+/// `eval_prompts`: the built-in task's held-out problems (count, prompt length, with
+/// the answer), generated in one batch.
+fn preflight(
+    args: &TrainArgs,
+    cfg: &GptConfig,
+    train: &TrainConfig,
+    eval_prompts: Option<(usize, usize, usize)>,
+) -> Result<()> {
+    let bf16 = train.precision.compute_dtype().is_some();
+    let estimate =
+        crate::preflight::training(cfg, train.batch_size, train.seq_len, bf16, eval_prompts);
+    let line = crate::preflight::describe(&estimate);
+    if args.log_format == "json" {
+        println!(
+            "{}",
+            json!({"event": "preflight", "params": estimate.params, "flops_per_token": estimate.flops_per_token, "memory_estimate_bytes": estimate.bytes})
+        );
+    } else {
+        eprintln!("{line}");
+    }
+    crate::preflight::check(
+        &estimate,
+        args.force,
+        "use a smaller --batch-size or --seq-len (with --grad-accum to keep the tokens per step), a smaller model, or --dtype bf16",
+    )
 }
 
 fn text_tokenizer(spec: Option<&str>, text: &str) -> Result<Box<dyn Tokenizer>> {
@@ -246,7 +348,7 @@ fn setup(args: &TrainArgs, device: Device) -> Result<Setup> {
         }
         let (model_cfg, train_cfg) = task_defaults();
         let train = args.apply_run_settings(train_cfg)?;
-        let task = AdditionTask::new(3, 500, train.seed)?;
+        let task = AdditionTask::new(3, TASK_TEST_PROBLEMS, train.seed)?;
         let model_cfg = args.apply_model_sizes(GptConfig {
             vocab_size: task.tokenizer().vocab_size(),
             ..model_cfg
@@ -257,9 +359,19 @@ fn setup(args: &TrainArgs, device: Device) -> Result<Setup> {
                 task.seq_len()
             );
         }
+        preflight(
+            args,
+            &model_cfg,
+            &train,
+            Some((
+                task.test_problems().len(),
+                task.prompt_len(),
+                task.seq_len(),
+            )),
+        )?;
         let model = Gpt::init(model_cfg, train.seed, device)?;
         let tokenizer: Box<dyn Tokenizer> = Box::new(task.tokenizer().clone());
-        let data = Box::new(AdditionTask::new(3, 500, train.seed)?);
+        let data = Box::new(AdditionTask::new(3, TASK_TEST_PROBLEMS, train.seed)?);
         return Ok(Setup {
             model,
             data,
@@ -269,7 +381,7 @@ fn setup(args: &TrainArgs, device: Device) -> Result<Setup> {
         });
     };
     let text = read_text(data_path)?;
-    let (model, tokenizer) = match &args.init {
+    let (model, tokenizer, train) = match &args.init {
         Some(dir) => {
             let loaded = load_model_dir(dir, &device)
                 .with_context(|| format!("--init {}", dir.display()))?;
@@ -282,8 +394,10 @@ fn setup(args: &TrainArgs, device: Device) -> Result<Setup> {
                 cfg.dropout = p;
             }
             cfg.validate().context("--dropout")?;
+            let train = text_run_settings(args, &cfg)?;
+            preflight(args, &cfg, &train, None)?;
             let model = Gpt::from_tensors(cfg, tensors_of(&loaded.model))?;
-            (model, tokenizer)
+            (model, tokenizer, train)
         }
         None => {
             let tokenizer = text_tokenizer(args.tokenizer.as_deref(), &text)?;
@@ -297,15 +411,12 @@ fn setup(args: &TrainArgs, device: Device) -> Result<Setup> {
                 vocab_size: tokenizer.vocab_size(),
                 ..cfg
             };
-            let seed = args.seed.unwrap_or(TrainConfig::default().seed);
-            (Gpt::init(cfg, seed, device)?, tokenizer)
+            let train = text_run_settings(args, &cfg)?;
+            preflight(args, &cfg, &train, None)?;
+            (Gpt::init(cfg, train.seed, device)?, tokenizer, train)
         }
     };
-    let tokens = tokenizer.encode(&text);
-    let train = args.apply_run_settings(TrainConfig {
-        seq_len: model.config().block_size.min(64),
-        ..TrainConfig::default()
-    })?;
+    let tokens = encode_data(tokenizer.as_ref(), &text, args.skip_unknown)?;
     let eval_fraction = args.eval_fraction.unwrap_or(0.1);
     let data = Box::new(TextData::new(tokens, eval_fraction, sampler, train.seed)?);
     Ok(Setup {
@@ -314,6 +425,15 @@ fn setup(args: &TrainArgs, device: Device) -> Result<Setup> {
         tokenizer,
         train,
         task: None,
+    })
+}
+
+/// Run settings of training on text: the defaults, with rows as long as the context
+/// allows (at most 64 tokens), then the flags.
+fn text_run_settings(args: &TrainArgs, cfg: &GptConfig) -> Result<TrainConfig> {
+    args.apply_run_settings(TrainConfig {
+        seq_len: cfg.block_size.min(64),
+        ..TrainConfig::default()
     })
 }
 
@@ -332,11 +452,23 @@ fn setup_resume(args: &TrainArgs, dir: &Path, device: Device) -> Result<Setup> {
     };
     let model = Gpt::from_tensors(cfg, tensors_of(&loaded.model))?;
     let train = args.apply_run_settings(info.train)?;
+    let eval_prompts = match &args.data {
+        None => {
+            let task = AdditionTask::new(3, TASK_TEST_PROBLEMS, train.seed)?;
+            Some((
+                task.test_problems().len(),
+                task.prompt_len(),
+                task.seq_len(),
+            ))
+        }
+        Some(_) => None,
+    };
+    preflight(args, model.config(), &train, eval_prompts)?;
     let tokenizer = loaded.tokenizer;
     let (data, task): (Box<dyn DataSource>, Option<AdditionTask>) = match &args.data {
         None => (
-            Box::new(AdditionTask::new(3, 500, train.seed)?),
-            Some(AdditionTask::new(3, 500, train.seed)?),
+            Box::new(AdditionTask::new(3, TASK_TEST_PROBLEMS, train.seed)?),
+            Some(AdditionTask::new(3, TASK_TEST_PROBLEMS, train.seed)?),
         ),
         Some(path) => {
             let sampler: SamplerKind = args
@@ -345,7 +477,7 @@ fn setup_resume(args: &TrainArgs, dir: &Path, device: Device) -> Result<Setup> {
                 .or(info.sampler.as_deref())
                 .unwrap_or("random")
                 .parse()?;
-            let tokens = tokenizer.encode(&read_text(path)?);
+            let tokens = encode_data(tokenizer.as_ref(), &read_text(path)?, args.skip_unknown)?;
             let eval_fraction = args.eval_fraction.unwrap_or(0.1);
             (
                 Box::new(TextData::new(tokens, eval_fraction, sampler, train.seed)?),
@@ -389,6 +521,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if let Some(task) = s.task {
         trainer = trainer.with_accuracy(move |m| task.accuracy(m));
     }
+    let signals = crate::interrupt::StopSignals::install()?;
+    trainer = trainer.with_stop_flag(signals.flag());
     if let Some(dir) = &args.resume {
         trainer
             .restore(dir)
@@ -447,7 +581,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
         "eval_accuracy": summary.eval_accuracy,
         "checkpoint": summary.checkpoint,
         "wall_s": summary.wall_s,
+        "interrupted": summary.interrupted,
+        "peak_rss_bytes": crate::preflight::process_memory("VmHWM"),
     });
+    if summary.interrupted {
+        if json_log {
+            println!("{done}");
+        }
+        report_interrupt(&args, &summary, &signals);
+        std::process::exit(signals.exit_code());
+    }
     if json_log {
         println!("{done}");
     } else {
@@ -472,4 +615,33 @@ pub fn run(args: TrainArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Where the interrupted run's checkpoint is and the command that continues it.
+fn report_interrupt(
+    args: &TrainArgs,
+    summary: &rusty_gradients::gpt::Summary,
+    signals: &crate::interrupt::StopSignals,
+) {
+    let Some(ckpt) = summary.checkpoint.as_deref() else {
+        eprintln!(
+            "{}: stopped after step {} (no --out, nothing saved)",
+            signals.name(),
+            summary.steps
+        );
+        return;
+    };
+    let data = args
+        .data
+        .as_deref()
+        .map(|d| format!(" --data {}", d.display()))
+        .unwrap_or_default();
+    eprintln!(
+        "{}: stopped after step {}; checkpoint {}\nresume with: rgrad train --resume {}{data} --out {}",
+        signals.name(),
+        summary.steps,
+        ckpt.display(),
+        ckpt.display(),
+        args.out.display()
+    );
 }

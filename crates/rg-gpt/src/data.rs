@@ -95,6 +95,12 @@ impl TextData {
                 format!("{eval_fraction} is not in [0, 1)"),
             ));
         }
+        if tokens.is_empty() {
+            return Err(GptError::setting(
+                "--data",
+                "the text encodes to no tokens (is it empty?)",
+            ));
+        }
         let n_eval = (tokens.len() as f64 * eval_fraction).round() as usize;
         let mut train = tokens;
         let eval = train.split_off(train.len() - n_eval);

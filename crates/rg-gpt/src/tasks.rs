@@ -136,6 +136,7 @@ impl AdditionTask {
             sampling: Sampling::greedy(),
             stop_token: None,
             truncate: false,
+            slide_context: true,
         };
         // All prompts have one length, so this is one batched prefill and decode.
         let generations = generate_batch(model, &prompts, &options)?;

@@ -3,6 +3,8 @@
 //! evaluation and checkpoints.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use rg_autograd::{no_grad, Gradients, Var};
@@ -242,6 +244,8 @@ pub struct Summary {
     pub eval_accuracy: Option<f64>,
     pub checkpoint: Option<PathBuf>,
     pub wall_s: f64,
+    /// The stop flag ended the run before `steps` (the checkpoint is of the last step).
+    pub interrupted: bool,
 }
 
 /// A held-out accuracy measure of a model (the built-in tasks define one).
@@ -261,6 +265,7 @@ pub struct Trainer {
     metrics: Option<MetricsLog>,
     accuracy: Option<AccuracyFn>,
     best_eval_loss: f64,
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl Trainer {
@@ -316,6 +321,7 @@ impl Trainer {
             metrics,
             accuracy: None,
             best_eval_loss: f64::INFINITY,
+            stop: None,
         })
     }
 
@@ -323,6 +329,18 @@ impl Trainer {
     pub fn with_accuracy(mut self, f: impl Fn(&Gpt) -> Result<f64> + Send + 'static) -> Self {
         self.accuracy = Some(Box::new(f));
         self
+    }
+
+    /// A flag (set by a signal handler, say) that ends [`Trainer::run`] cleanly: the
+    /// step under way finishes, a checkpoint of it is written, and `run` returns with
+    /// `interrupted` set. Checked between steps only, so no step is half applied.
+    pub fn with_stop_flag(mut self, stop: Arc<AtomicBool>) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
     }
 
     pub fn model(&self) -> &Gpt {
@@ -531,6 +549,7 @@ impl Trainer {
         let mut last_loss = f64::NAN;
         let mut last_eval: Option<EvalReport> = None;
         let mut checkpoint = None;
+        let mut interrupted = false;
         while self.step < self.config.steps {
             let report = self.step()?;
             last_loss = report.loss;
@@ -552,11 +571,17 @@ impl Trainer {
                     last_eval = Some(e);
                 }
             }
-            if done || (self.config.save_every > 0 && self.step % self.config.save_every == 0) {
+            let stop = !done && self.stop_requested();
+            let periodic = self.config.save_every > 0 && self.step % self.config.save_every == 0;
+            if done || periodic || stop {
                 if let Some(path) = self.save_checkpoint()? {
                     on_event(Event::Checkpoint(&path));
                     checkpoint = Some(path);
                 }
+            }
+            if stop {
+                interrupted = true;
+                break;
             }
         }
         Ok(Summary {
@@ -566,6 +591,7 @@ impl Trainer {
             eval_accuracy: last_eval.and_then(|e| e.eval_accuracy),
             checkpoint,
             wall_s: start.elapsed().as_secs_f64(),
+            interrupted,
         })
     }
 }

@@ -23,6 +23,7 @@ fn greedy(n: usize) -> GenerateOptions {
         sampling: Sampling::greedy(),
         stop_token: None,
         truncate: false,
+        slide_context: true,
     }
 }
 
@@ -111,6 +112,7 @@ fn sampling_is_seeded_and_respects_top_k_and_stop_token() {
         },
         stop_token: None,
         truncate: false,
+        slide_context: true,
     };
     let a = generate(&model, &prompt, &opts(3, None), |_| Ok(true)).unwrap();
     let b = generate(&model, &prompt, &opts(3, None), |_| Ok(true)).unwrap();
@@ -142,6 +144,13 @@ fn long_prompts_need_truncate() {
     opts.truncate = true;
     let g = generate(&model, &long, &opts, |_| Ok(true)).unwrap();
     assert_eq!(g.prompt_ids, long[37..].to_vec());
-    // 63 prompt positions + 1 fed-back token fill the context of 64: two new tokens.
+    // Past the full context the window slides, so every requested token comes.
+    assert_eq!(g.generated_ids.len(), 5);
+    assert!(g.context_slides > 0);
+    // Without sliding, 63 prompt positions + 1 fed-back token fill the context of 64:
+    // two new tokens, and the result says why it stopped.
+    opts.slide_context = false;
+    let g = generate(&model, &long, &opts, |_| Ok(true)).unwrap();
     assert_eq!(g.generated_ids.len(), 2);
+    assert!(g.stopped_at_context);
 }

@@ -89,6 +89,7 @@ fn bf16_logits_are_close_to_f32_and_greedy_ids_match() {
             sampling: Sampling::greedy(),
             stop_token: None,
             truncate: false,
+            slide_context: true,
         };
         let got = generate(&model, &ids, &options, |_| Ok(true)).unwrap();
         assert_eq!(got.generated_ids, want, "prompt {:?}", case["prompt"]);

@@ -140,6 +140,7 @@ fn options(max_new_tokens: usize) -> GenerateOptions {
         sampling: Sampling::greedy(),
         stop_token: None,
         truncate: false,
+        slide_context: true,
     }
 }
 
