@@ -5,9 +5,11 @@
 //! same way. The output is contiguous.
 //!
 //! Engines ([`engine`] picks one per call, the same for every product of the batch):
-//! - f32 on AVX-512 CPUs, and bf16 everywhere: the packed GEMM of [`super::gemm`]
-//!   (f32 accumulation; bf16 operands are widened while packing and the result rounded
-//!   to nearest even at the end). It threads on the global rayon pool.
+//! - bf16 on CPUs with AMX or AVX512_BF16: the bf16 GEMM of [`super::gemm::bf16`]
+//!   (bf16 packing, f32 accumulation, the result rounded to nearest even at the end).
+//! - f32 on AVX-512 CPUs, and bf16 on the others: the packed GEMM of [`super::gemm`]
+//!   (f32 accumulation; bf16 operands are widened while packing). Both GEMMs thread
+//!   on the global rayon pool.
 //! - f32 elsewhere, and f64: `matrixmultiply`; with the `blas` feature, system
 //!   OpenBLAS takes f32 and f64 whenever both operands have a unit stride in one axis.
 //!
@@ -67,6 +69,12 @@ pub fn matmul(lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<BoxStora
             let out = run_packed(kern, &plan, batch, (x, &a), (y, &b));
             Ok(boxed(round_to_bf16(&out)))
         }
+        #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+        (DType::BF16, Engine::Bf16(kern)) => {
+            let (x, y) = (typed::<bf16>(lhs, OP)?, typed::<bf16>(rhs, OP)?);
+            let out = run_packed(kern, &plan, batch, (x, &a), (y, &b));
+            Ok(boxed(round_to_bf16(&out)))
+        }
         (DType::F64, _) => run_library::<f64>(lhs, rhs, &plan, batch, (&a, &b)),
         _ => run_library::<f32>(lhs, rhs, &plan, batch, (&a, &b)),
     }
@@ -77,6 +85,9 @@ pub fn matmul(lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<BoxStora
 enum Engine {
     /// [`super::gemm`] with this micro-kernel.
     Packed(Kernel),
+    /// [`super::gemm::bf16`]: bf16 operands on AMX or AVX512_BF16.
+    #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+    Bf16(gemm::bf16::Bf16Kernel),
     /// `matrixmultiply`, or OpenBLAS under the `blas` feature.
     Library,
 }
@@ -85,12 +96,22 @@ enum Engine {
 /// plug in here: a GEMV engine gets its branch ahead of the packed GEMM.
 fn engine(dtype: DType, plan: &Plan) -> Engine {
     match dtype {
-        DType::BF16 => Engine::Packed(Kernel::best()),
+        DType::BF16 => bf16_engine(),
         DType::F32 if !f32::uses_blas(plan) => {
             Kernel::avx512().map_or(Engine::Library, Engine::Packed)
         }
         _ => Engine::Library,
     }
+}
+
+/// bf16 products: AMX, else AVX512_BF16, else widened to f32 for the packed GEMM
+/// (`RG_CPU_BF16` caps the choice, see [`crate::simd::bf16_level`]).
+fn bf16_engine() -> Engine {
+    #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+    if let Some(kern) = gemm::bf16::Bf16Kernel::best() {
+        return Engine::Bf16(kern);
+    }
+    Engine::Packed(Kernel::best())
 }
 
 /// One operand: where each batch's matrix starts, and its row and column strides.
@@ -144,9 +165,56 @@ impl Operand {
     }
 }
 
+/// One GEMM over element type `E`: the packed f32 GEMM with a micro-kernel, or the
+/// bf16 GEMM.
+trait Product<E>: Copy + Sync {
+    /// # Safety
+    /// As [`gemm::gemm`].
+    unsafe fn product(
+        self,
+        dims: (usize, usize, usize),
+        a: Mat<E>,
+        b: Mat<E>,
+        c: *mut f32,
+        ldc: usize,
+        parallel: bool,
+    );
+}
+
+impl<E: gemm::Elem> Product<E> for Kernel {
+    unsafe fn product(
+        self,
+        dims: (usize, usize, usize),
+        a: Mat<E>,
+        b: Mat<E>,
+        c: *mut f32,
+        ldc: usize,
+        parallel: bool,
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe { gemm::gemm(self, dims, a, b, c, ldc, parallel) }
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+impl Product<bf16> for gemm::bf16::Bf16Kernel {
+    unsafe fn product(
+        self,
+        dims: (usize, usize, usize),
+        a: Mat<bf16>,
+        b: Mat<bf16>,
+        c: *mut f32,
+        ldc: usize,
+        parallel: bool,
+    ) {
+        // SAFETY: forwarded from the caller; `best` only returns available kernels.
+        unsafe { gemm::bf16::gemm(self, dims, a, b, c, ldc, parallel) }
+    }
+}
+
 /// The packed GEMM over the batch, into a fresh f32 `[batch, m, n]`.
 fn run_packed<E: gemm::Elem + crate::storage::CpuElement>(
-    kern: Kernel,
+    kern: impl Product<E>,
     plan: &Plan,
     batch: usize,
     (a, lhs): (Typed<'_, E>, &Operand),
@@ -177,8 +245,7 @@ fn run_packed<E: gemm::Elem + crate::storage::CpuElement>(
         // starts and strides come from those layouts with the checked dims, so every
         // element the GEMM reads is in bounds; `c` holds exactly the `m * n` outputs.
         unsafe {
-            gemm::gemm(
-                kern,
+            kern.product(
                 (m, n, k),
                 mat(a.data.as_ptr(), lhs.starts[i], plan.a),
                 mat(b.data.as_ptr(), rhs.starts[i], plan.b),
