@@ -35,6 +35,7 @@ use rg_core::{DType, Device, Error, Layout, Result, Shape};
 
 use super::gemm::{self, Kernel, Mat};
 use crate::math::Real;
+use crate::simd::multiversion;
 use crate::strided::Walk;
 use crate::view::{boxed, common_dtype, typed, unsupported, Typed};
 
@@ -67,13 +68,13 @@ pub fn matmul(lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<BoxStora
         (DType::BF16, Engine::Packed(kern)) => {
             let (x, y) = (typed::<bf16>(lhs, OP)?, typed::<bf16>(rhs, OP)?);
             let out = run_packed(kern, &plan, batch, (x, &a), (y, &b));
-            Ok(boxed(round_to_bf16(&out)))
+            Ok(boxed(round_to_bf16(out)))
         }
         #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
         (DType::BF16, Engine::Bf16(kern)) => {
             let (x, y) = (typed::<bf16>(lhs, OP)?, typed::<bf16>(rhs, OP)?);
             let out = run_packed(kern, &plan, batch, (x, &a), (y, &b));
-            Ok(boxed(round_to_bf16(&out)))
+            Ok(boxed(round_to_bf16(out)))
         }
         (DType::F64, _) => run_library::<f64>(lhs, rhs, &plan, batch, (&a, &b)),
         _ => run_library::<f32>(lhs, rhs, &plan, batch, (&a, &b)),
@@ -273,15 +274,30 @@ fn run_packed<E: gemm::Elem + crate::storage::CpuElement>(
     out
 }
 
-/// f32 results rounded to bf16 (nearest, ties to even).
-fn round_to_bf16(src: &[f32]) -> Vec<bf16> {
-    let mut out = crate::pool::zeroed(src.len());
+/// f32 results rounded to bf16 (nearest, ties to even); the f32 buffer goes back to
+/// the pool, since the next product of the same shape wants it again.
+fn round_to_bf16(src: Vec<f32>) -> Vec<bf16> {
+    let mut out = crate::pool::for_overwrite(src.len());
     crate::parallel::for_rows(&mut out, 1, |first, dst| {
-        for (d, &s) in dst.iter_mut().zip(&src[first..]) {
-            *d = bf16::from_f32(s);
-        }
+        round_slice(dst, &src[first..first + dst.len()]);
     });
+    crate::pool::recycle(src);
     out
+}
+
+multiversion! {
+    /// `dst[i] = bf16(src[i])`, rounded to nearest even, NaN kept quiet: the same
+    /// result as `bf16::from_f32`, written as integer arithmetic on the bits so it
+    /// vectorises (it is a full pass over every bf16 product's output).
+    fn round_slice(dst: &mut [bf16], src: &[f32]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            let b = s.to_bits();
+            let nan = b & 0x7fff_ffff > 0x7f80_0000;
+            let rounded = b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16;
+            let bits = if nan { (b >> 16) | 0x40 } else { rounded };
+            *d = bf16::from_bits(bits as u16);
+        }
+    }
 }
 
 /// `matrixmultiply` (or OpenBLAS) over the batch.

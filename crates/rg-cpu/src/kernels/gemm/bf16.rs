@@ -16,12 +16,15 @@ use rayon::prelude::*;
 
 use super::bf16_pack::{pack_lhs_panel, pack_rhs_panel, CHUNK, LANES};
 use super::{amx, dpbf16, split, Mat, Out};
-use crate::simd::{bf16_level, bf16_support, Bf16Level};
+#[cfg(test)]
+use crate::simd::bf16_support;
+use crate::simd::{bf16_level, Bf16Level};
 
 /// Depth of one packed block: a 32-row lhs panel (32 KiB of bf16) stays in L1.
 pub(super) const KC: usize = 512;
-/// Lhs rows packed per depth block.
-pub(super) const MC: usize = 512;
+/// Lhs rows packed per depth block: large, because each block of rows repacks the
+/// whole rhs (a 2048 x 512 bf16 lhs block is 2 MiB, within L3).
+pub(super) const MC: usize = 2048;
 /// Rhs columns per packed block: `KC x NC` bf16 (1 MiB) stays in L2.
 pub(super) const NC: usize = 1024;
 /// Largest `MR * NR` of the two kernels (the scratch tile for partial edges).
