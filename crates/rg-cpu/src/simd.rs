@@ -113,3 +113,126 @@ macro_rules! multiversion {
 }
 
 pub(crate) use multiversion;
+
+/// How bf16 matrix products are computed, slowest to fastest: operands widened to f32
+/// for the f32 GEMM, AVX512_BF16 `vdpbf16ps` on pairs, or AMX tiles (`tdpbf16ps`).
+/// `RG_CPU_BF16=widen|avx512bf16|amx` caps the level (to compare the paths on one
+/// machine); a `RG_CPU_SIMD` cap below AVX-512 means `Widen`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Bf16Level {
+    Widen = 1,
+    Dot = 2,
+    Amx = 3,
+}
+
+static BF16_SUPPORT: AtomicU8 = AtomicU8::new(0);
+static BF16_LEVEL: AtomicU8 = AtomicU8::new(0);
+
+fn bf16_from(v: u8) -> Option<Bf16Level> {
+    match v {
+        1 => Some(Bf16Level::Widen),
+        2 => Some(Bf16Level::Dot),
+        3 => Some(Bf16Level::Amx),
+        _ => None,
+    }
+}
+
+/// The fastest bf16 path this CPU and OS allow, ignoring `RG_CPU_BF16` (tests use it
+/// to run every path the machine has). Detected once; the first call that finds AMX
+/// asks Linux for the tile-data permission, and without it reports `Dot` at most.
+pub fn bf16_support() -> Bf16Level {
+    if let Some(l) = bf16_from(BF16_SUPPORT.load(Ordering::Relaxed)) {
+        return l;
+    }
+    let l = detect_bf16();
+    BF16_SUPPORT.store(l as u8, Ordering::Relaxed);
+    l
+}
+
+/// The bf16 path in use: [`bf16_support`] capped by `RG_CPU_BF16` and `RG_CPU_SIMD`.
+pub fn bf16_level() -> Bf16Level {
+    if let Some(l) = bf16_from(BF16_LEVEL.load(Ordering::Relaxed)) {
+        return l;
+    }
+    let cap = match std::env::var("RG_CPU_BF16").as_deref() {
+        Ok("widen") => Bf16Level::Widen,
+        Ok("avx512bf16") => Bf16Level::Dot,
+        _ => Bf16Level::Amx,
+    };
+    let l = bf16_support().min(cap);
+    BF16_LEVEL.store(l as u8, Ordering::Relaxed);
+    l
+}
+
+fn detect_bf16() -> Bf16Level {
+    #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+    {
+        // The bf16 kernels and their packers use AVX-512F (and BW for the packers).
+        if level() < Level::Avx512 || !is_x86_feature_detected!("avx512bw") {
+            return Bf16Level::Widen;
+        }
+        if amx_bf16_cpuid() && amx_permitted() {
+            return Bf16Level::Amx;
+        }
+        if is_x86_feature_detected!("avx512bf16") {
+            return Bf16Level::Dot;
+        }
+    }
+    Bf16Level::Widen
+}
+
+/// CPUID leaf 7: AMX-TILE (EDX bit 24) and AMX-BF16 (EDX bit 22), and the OS enabling
+/// the tile state in XCR0 (bits 17 and 18, checked after OSXSAVE).
+#[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+fn amx_bf16_cpuid() -> bool {
+    use std::arch::x86_64::{__cpuid, __cpuid_count};
+    // Leaf 7 only after checking leaf 0's maximum.
+    let max = __cpuid(0).eax;
+    if max < 7 {
+        return false;
+    }
+    let edx = __cpuid_count(7, 0).edx;
+    let cpu = edx & (1 << 24) != 0 && edx & (1 << 22) != 0;
+    let osxsave = __cpuid(1).ecx & (1 << 27) != 0;
+    if !cpu || !osxsave {
+        return false;
+    }
+    let xcr0: u64;
+    // SAFETY: XGETBV with ECX = 0 is valid once CPUID reports OSXSAVE.
+    unsafe {
+        let (lo, hi): (u32, u32);
+        std::arch::asm!("xgetbv", in("ecx") 0, out("eax") lo, out("edx") hi, options(nomem, nostack));
+        xcr0 = (u64::from(hi) << 32) | u64::from(lo);
+    }
+    xcr0 & (0b11 << 17) == 0b11 << 17
+}
+
+/// Linux hands out AMX tile data only to processes that ask (`arch_prctl(
+/// ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`, kernel 5.16+); the permission then holds
+/// for every thread of the process. A refusal (older kernel, seccomp) means no AMX.
+#[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+fn amx_permitted() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        const SYS_ARCH_PRCTL: usize = 158;
+        const ARCH_REQ_XCOMP_PERM: usize = 0x1023;
+        const XFEATURE_XTILEDATA: usize = 18;
+        let ret: isize;
+        // SAFETY: a plain syscall with integer arguments that reads and writes no memory
+        // of ours; rcx and r11 are clobbered by `syscall`.
+        unsafe {
+            std::arch::asm!(
+                "syscall",
+                inlateout("rax") SYS_ARCH_PRCTL => ret,
+                in("rdi") ARCH_REQ_XCOMP_PERM,
+                in("rsi") XFEATURE_XTILEDATA,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        ret == 0
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
+}

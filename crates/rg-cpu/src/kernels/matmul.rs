@@ -5,9 +5,11 @@
 //! same way. The output is contiguous.
 //!
 //! Engines ([`engine`] picks one per call, the same for every product of the batch):
-//! - f32 on AVX-512 CPUs, and bf16 everywhere: the packed GEMM of [`super::gemm`]
-//!   (f32 accumulation; bf16 operands are widened while packing and the result rounded
-//!   to nearest even at the end). It threads on the global rayon pool.
+//! - bf16 on CPUs with AMX or AVX512_BF16: the bf16 GEMM of [`super::gemm::bf16`]
+//!   (bf16 packing, f32 accumulation, the result rounded to nearest even at the end).
+//! - f32 on AVX-512 CPUs, and bf16 on the others: the packed GEMM of [`super::gemm`]
+//!   (f32 accumulation; bf16 operands are widened while packing). Both GEMMs thread
+//!   on the global rayon pool.
 //! - f32 elsewhere, and f64: `matrixmultiply`; with the `blas` feature, system
 //!   OpenBLAS takes f32 and f64 whenever both operands have a unit stride in one axis.
 //!
@@ -33,6 +35,7 @@ use rg_core::{DType, Device, Error, Layout, Result, Shape};
 
 use super::gemm::{self, Kernel, Mat};
 use crate::math::Real;
+use crate::simd::multiversion;
 use crate::strided::Walk;
 use crate::view::{boxed, common_dtype, typed, unsupported, Typed};
 
@@ -65,7 +68,13 @@ pub fn matmul(lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<BoxStora
         (DType::BF16, Engine::Packed(kern)) => {
             let (x, y) = (typed::<bf16>(lhs, OP)?, typed::<bf16>(rhs, OP)?);
             let out = run_packed(kern, &plan, batch, (x, &a), (y, &b));
-            Ok(boxed(round_to_bf16(&out)))
+            Ok(boxed(round_to_bf16(out)))
+        }
+        #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+        (DType::BF16, Engine::Bf16(kern)) => {
+            let (x, y) = (typed::<bf16>(lhs, OP)?, typed::<bf16>(rhs, OP)?);
+            let out = run_packed(kern, &plan, batch, (x, &a), (y, &b));
+            Ok(boxed(round_to_bf16(out)))
         }
         (DType::F64, _) => run_library::<f64>(lhs, rhs, &plan, batch, (&a, &b)),
         _ => run_library::<f32>(lhs, rhs, &plan, batch, (&a, &b)),
@@ -77,6 +86,9 @@ pub fn matmul(lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<BoxStora
 enum Engine {
     /// [`super::gemm`] with this micro-kernel.
     Packed(Kernel),
+    /// [`super::gemm::bf16`]: bf16 operands on AMX or AVX512_BF16.
+    #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+    Bf16(gemm::bf16::Bf16Kernel),
     /// `matrixmultiply`, or OpenBLAS under the `blas` feature.
     Library,
 }
@@ -85,7 +97,7 @@ enum Engine {
 /// plug in here: a GEMV engine gets its branch ahead of the packed GEMM.
 fn engine(dtype: DType, plan: &Plan) -> Engine {
     match dtype {
-        DType::BF16 => Engine::Packed(Kernel::best()),
+        DType::BF16 => bf16_engine(),
         DType::F32 if !f32::uses_blas(plan) => {
             Kernel::avx512().map_or(Engine::Library, Engine::Packed)
         }
@@ -94,8 +106,8 @@ fn engine(dtype: DType, plan: &Plan) -> Engine {
 }
 
 /// The engine a large row-major product of `dtype` runs on (what benchmarks label
-/// their matmul rows with): `"rg-gemm-avx512"`, `"rg-gemm-portable"`, `"openblas"` or
-/// `"matrixmultiply"`.
+/// their matmul rows with): `"rg-gemm-avx512"`, `"rg-gemm-portable"`,
+/// `"rg-gemm-amx-bf16"`, `"rg-gemm-avx512bf16"`, `"openblas"` or `"matrixmultiply"`.
 pub fn engine_name(dtype: DType) -> &'static str {
     let n = 1024;
     let plan = Plan {
@@ -107,10 +119,22 @@ pub fn engine_name(dtype: DType) -> &'static str {
     };
     match engine(dtype, &plan) {
         Engine::Packed(kern) => kern.name(),
+        #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+        Engine::Bf16(kern) => kern.name(),
         Engine::Library if dtype == DType::F32 && f32::uses_blas(&plan) => "openblas",
         Engine::Library if dtype == DType::F64 && f64::uses_blas(&plan) => "openblas",
         Engine::Library => "matrixmultiply",
     }
+}
+
+/// bf16 products: AMX, else AVX512_BF16, else widened to f32 for the packed GEMM
+/// (`RG_CPU_BF16` caps the choice, see [`crate::simd::bf16_level`]).
+fn bf16_engine() -> Engine {
+    #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+    if let Some(kern) = gemm::bf16::Bf16Kernel::best() {
+        return Engine::Bf16(kern);
+    }
+    Engine::Packed(Kernel::best())
 }
 
 /// One operand: where each batch's matrix starts, and its row and column strides.
@@ -164,9 +188,56 @@ impl Operand {
     }
 }
 
+/// One GEMM over element type `E`: the packed f32 GEMM with a micro-kernel, or the
+/// bf16 GEMM.
+trait Product<E>: Copy + Sync {
+    /// # Safety
+    /// As [`gemm::gemm`].
+    unsafe fn product(
+        self,
+        dims: (usize, usize, usize),
+        a: Mat<E>,
+        b: Mat<E>,
+        c: *mut f32,
+        ldc: usize,
+        parallel: bool,
+    );
+}
+
+impl<E: gemm::Elem> Product<E> for Kernel {
+    unsafe fn product(
+        self,
+        dims: (usize, usize, usize),
+        a: Mat<E>,
+        b: Mat<E>,
+        c: *mut f32,
+        ldc: usize,
+        parallel: bool,
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe { gemm::gemm(self, dims, a, b, c, ldc, parallel) }
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+impl Product<bf16> for gemm::bf16::Bf16Kernel {
+    unsafe fn product(
+        self,
+        dims: (usize, usize, usize),
+        a: Mat<bf16>,
+        b: Mat<bf16>,
+        c: *mut f32,
+        ldc: usize,
+        parallel: bool,
+    ) {
+        // SAFETY: forwarded from the caller; `best` only returns available kernels.
+        unsafe { gemm::bf16::gemm(self, dims, a, b, c, ldc, parallel) }
+    }
+}
+
 /// The packed GEMM over the batch, into a fresh f32 `[batch, m, n]`.
 fn run_packed<E: gemm::Elem + crate::storage::CpuElement>(
-    kern: Kernel,
+    kern: impl Product<E>,
     plan: &Plan,
     batch: usize,
     (a, lhs): (Typed<'_, E>, &Operand),
@@ -197,8 +268,7 @@ fn run_packed<E: gemm::Elem + crate::storage::CpuElement>(
         // starts and strides come from those layouts with the checked dims, so every
         // element the GEMM reads is in bounds; `c` holds exactly the `m * n` outputs.
         unsafe {
-            gemm::gemm(
-                kern,
+            kern.product(
                 (m, n, k),
                 mat(a.data.as_ptr(), lhs.starts[i], plan.a),
                 mat(b.data.as_ptr(), rhs.starts[i], plan.b),
@@ -226,15 +296,30 @@ fn run_packed<E: gemm::Elem + crate::storage::CpuElement>(
     out
 }
 
-/// f32 results rounded to bf16 (nearest, ties to even).
-fn round_to_bf16(src: &[f32]) -> Vec<bf16> {
-    let mut out = crate::pool::zeroed(src.len());
+/// f32 results rounded to bf16 (nearest, ties to even); the f32 buffer goes back to
+/// the pool, since the next product of the same shape wants it again.
+fn round_to_bf16(src: Vec<f32>) -> Vec<bf16> {
+    let mut out = crate::pool::for_overwrite(src.len());
     crate::parallel::for_rows(&mut out, 1, |first, dst| {
-        for (d, &s) in dst.iter_mut().zip(&src[first..]) {
-            *d = bf16::from_f32(s);
-        }
+        round_slice(dst, &src[first..first + dst.len()]);
     });
+    crate::pool::recycle(src);
     out
+}
+
+multiversion! {
+    /// `dst[i] = bf16(src[i])`, rounded to nearest even, NaN kept quiet: the same
+    /// result as `bf16::from_f32`, written as integer arithmetic on the bits so it
+    /// vectorises (it is a full pass over every bf16 product's output).
+    fn round_slice(dst: &mut [bf16], src: &[f32]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            let b = s.to_bits();
+            let nan = b & 0x7fff_ffff > 0x7f80_0000;
+            let rounded = b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16;
+            let bits = if nan { (b >> 16) | 0x40 } else { rounded };
+            *d = bf16::from_bits(bits as u16);
+        }
+    }
 }
 
 /// `matrixmultiply` (or OpenBLAS) over the batch.

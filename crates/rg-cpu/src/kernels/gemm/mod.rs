@@ -16,9 +16,22 @@
 //!
 //! Kernels: the AVX-512 one where the CPU has it (and `RG_CPU_SIMD` does not cap the
 //! level below it), else a portable one the compiler vectorises.
+//!
+//! bf16 products on CPUs with AMX or AVX512_BF16 use [`bf16`] instead: the same
+//! blocking over operands packed as bf16, multiplied by AMX tiles or `vdpbf16ps`.
 
 #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+mod amx;
+#[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
 mod avx512;
+#[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+pub mod bf16;
+#[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+mod bf16_pack;
+#[cfg(all(test, target_arch = "x86_64", rg_cpu_avx512))]
+mod bf16_tests;
+#[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+mod dpbf16;
 mod pack;
 mod portable;
 #[cfg(test)]

@@ -1,0 +1,335 @@
+//! The bf16 GEMM: `c = a * b` for bf16 operands read through any strides, f32
+//! accumulation and f32 output, on AMX tiles or AVX512_BF16 `vdpbf16ps`.
+//!
+//! The same blocking as the f32 GEMM (see the parent module), with the operands packed
+//! as bf16 in AMX tile order ([`super::bf16_pack`]) instead of widened to f32: half
+//! the bytes per packed panel, and the kernels multiply bf16 pairs directly. Depth
+//! blocks are `KC` deep, rounded up to whole 32-depth chunks with zeros; C tiles are
+//! overwritten in the first depth block and accumulated in later ones.
+//!
+//! Threads: as in the f32 GEMM, packing is split by panel and the tiles of a block
+//! into about four tasks per pool thread. AMX state is per thread, so each task loads
+//! the tile configuration before its first tile and releases the tiles after its last.
+
+use half::bf16;
+use rayon::prelude::*;
+
+use super::bf16_pack::{pack_lhs_panel, pack_rhs_panel, CHUNK, LANES};
+use super::{amx, dpbf16, split, Mat, Out};
+#[cfg(test)]
+use crate::simd::bf16_support;
+use crate::simd::{bf16_level, Bf16Level};
+
+/// Depth of one packed block: a 32-row lhs panel (32 KiB of bf16) stays in L1.
+pub(super) const KC: usize = 512;
+/// Lhs rows packed per depth block: large, because each block of rows repacks the
+/// whole rhs (a 2048 x 512 bf16 lhs block is 2 MiB, within L3).
+pub(super) const MC: usize = 2048;
+/// Rhs columns per packed block: `KC x NC` bf16 (1 MiB) stays in L2.
+pub(super) const NC: usize = 1024;
+/// Largest `MR * NR` of the two kernels (the scratch tile for partial edges).
+const MAX_TILE: usize = 1536;
+const _: () = assert!(amx::MR * amx::NR <= MAX_TILE && dpbf16::MR * dpbf16::NR <= MAX_TILE);
+
+/// A bf16 micro-kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bf16Kernel {
+    /// AMX tiles, 32 x 32 C tiles ([`amx`]).
+    Amx,
+    /// AVX512_BF16 `vdpbf16ps`, 8 x 48 C tiles ([`dpbf16`]).
+    Dot,
+}
+
+impl Bf16Kernel {
+    /// What benchmarks call this engine.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bf16Kernel::Amx => "rg-gemm-amx-bf16",
+            Bf16Kernel::Dot => "rg-gemm-avx512bf16",
+        }
+    }
+
+    /// The kernel `RG_CPU_BF16` and the CPU select, or `None` where bf16 products
+    /// should be widened for the f32 GEMM.
+    pub fn best() -> Option<Bf16Kernel> {
+        match bf16_level() {
+            Bf16Level::Amx => Some(Bf16Kernel::Amx),
+            Bf16Level::Dot if has_dot() => Some(Bf16Kernel::Dot),
+            _ => None,
+        }
+    }
+
+    /// Every kernel this machine can run, whatever `RG_CPU_BF16` says (for the tests
+    /// comparing them).
+    #[cfg(test)]
+    pub fn available() -> Vec<Bf16Kernel> {
+        let mut v = Vec::new();
+        if bf16_support() == Bf16Level::Amx {
+            v.push(Bf16Kernel::Amx);
+        }
+        if bf16_support() >= Bf16Level::Dot && has_dot() {
+            v.push(Bf16Kernel::Dot);
+        }
+        v
+    }
+
+    fn mr(self) -> usize {
+        match self {
+            Bf16Kernel::Amx => amx::MR,
+            Bf16Kernel::Dot => dpbf16::MR,
+        }
+    }
+
+    fn nr(self) -> usize {
+        match self {
+            Bf16Kernel::Amx => amx::NR,
+            Bf16Kernel::Dot => dpbf16::NR,
+        }
+    }
+
+    /// Rows of the packed lhs are a multiple of this (whole panels and whole tiles).
+    fn row_align(self) -> usize {
+        self.mr().max(LANES)
+    }
+
+    /// Prepares the calling thread to run tiles.
+    ///
+    /// # Safety
+    /// The kernel must be one of [`Bf16Kernel::available`].
+    unsafe fn begin(self) {
+        if self == Bf16Kernel::Amx {
+            // SAFETY: AMX is available (caller).
+            unsafe { amx::configure() };
+        }
+    }
+
+    /// Undoes [`Bf16Kernel::begin`].
+    ///
+    /// # Safety
+    /// As [`Bf16Kernel::begin`].
+    unsafe fn end(self) {
+        if self == Bf16Kernel::Amx {
+            // SAFETY: AMX is available (caller).
+            unsafe { amx::release() };
+        }
+    }
+
+    /// One tile (see [`amx::kernel`] and [`dpbf16::kernel`]).
+    ///
+    /// # Safety
+    /// As the kernel's, and [`Bf16Kernel::begin`] must have run on this thread.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run(
+        self,
+        kcp: usize,
+        a: *const u16,
+        b: *const u16,
+        panel: usize,
+        c: *mut f32,
+        ldc: usize,
+        acc: bool,
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match self {
+                Bf16Kernel::Amx => amx::kernel(kcp, a, b, panel, c, ldc, acc),
+                Bf16Kernel::Dot => dpbf16::kernel(kcp, a, b, panel, c, ldc, acc),
+            }
+        }
+    }
+}
+
+fn has_dot() -> bool {
+    is_x86_feature_detected!("avx512bf16")
+}
+
+/// 64-byte aligned bf16 scratch, so packed tiles start on cache lines.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u16; 32]);
+
+thread_local! {
+    /// Each thread's packing buffers, kept between products (as the f32 GEMM's).
+    static SCRATCH: std::cell::Cell<(Vec<Line>, Vec<Line>)> = std::cell::Cell::default();
+}
+
+/// At least `len` bf16 of `buf`, as a slice.
+fn grown(buf: &mut Vec<Line>, len: usize) -> &mut [u16] {
+    let lines = len.div_ceil(32);
+    if buf.len() < lines {
+        *buf = vec![Line([0; 32]); lines];
+    }
+    // SAFETY: `Line` is `repr(C)` over 32 u16, so the lines are contiguous u16.
+    unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u16>(), buf.len() * 32) }
+}
+
+/// `c = a * b` (see the module docs). Every element of the `m x n` result is written
+/// (zeros when `k == 0`), so `c` may start uninitialised.
+///
+/// # Safety
+/// `kern` must be one of [`Bf16Kernel::available`]. `a` must be valid for every
+/// element of an `m x k` matrix through its strides, `b` for `k x n`, and `c` for
+/// writes of `m` rows of `n` values `ldc` apart (`ldc >= n`), not overlapping `a` or
+/// `b`, with nothing else touching `c` meanwhile.
+pub unsafe fn gemm(
+    kern: Bf16Kernel,
+    (m, n, k): (usize, usize, usize),
+    a: Mat<bf16>,
+    b: Mat<bf16>,
+    c: *mut f32,
+    ldc: usize,
+    parallel: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for i in 0..m {
+            // SAFETY: row `i` of `c` is valid by the caller's contract.
+            unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), n).fill(0.0) };
+        }
+        return;
+    }
+    let kc_max = KC.min(k).next_multiple_of(CHUNK);
+    let mc_max = MC.min(m).next_multiple_of(kern.row_align());
+    let nc_max = NC.min(n).next_multiple_of(kern.nr());
+    let (mut abuf, mut bbuf) = SCRATCH.take();
+    let (apack, bpack) = (
+        grown(&mut abuf, mc_max * kc_max),
+        grown(&mut bbuf, nc_max * kc_max),
+    );
+    for p0 in (0..k).step_by(KC) {
+        let kc = KC.min(k - p0);
+        let kcp = kc.next_multiple_of(CHUNK);
+        for i0 in (0..m).step_by(MC) {
+            let mc = MC.min(m - i0);
+            let panels = mc.next_multiple_of(kern.row_align()) / LANES;
+            // SAFETY: rows `i0..i0 + mc` and depths `p0..p0 + kc` are inside `a`.
+            pack(
+                &mut apack[..panels * kcp * LANES],
+                kcp,
+                parallel,
+                |dst, q| unsafe {
+                    let live = LANES.min(mc.saturating_sub(q * LANES));
+                    pack_lhs_panel(dst, a, i0 + q * LANES, live, p0, kc)
+                },
+            );
+            for j0 in (0..n).step_by(NC) {
+                let nc = NC.min(n - j0);
+                let panels = nc.next_multiple_of(kern.nr()) / LANES;
+                // SAFETY: columns `j0..j0 + nc` and depths `p0..p0 + kc` are inside `b`.
+                pack(
+                    &mut bpack[..panels * kcp * LANES],
+                    kcp,
+                    parallel,
+                    |dst, q| unsafe {
+                        let live = LANES.min(nc.saturating_sub(q * LANES));
+                        pack_rhs_panel(dst, b, j0 + q * LANES, live, p0, kc)
+                    },
+                );
+                let block = Block {
+                    kern,
+                    kcp,
+                    mc,
+                    nc,
+                    ldc,
+                    acc: p0 > 0,
+                };
+                // SAFETY: the `mc x nc` block of `c` at `(i0, j0)` is inside `c`.
+                let cblock = Out(unsafe { c.add(i0 * ldc + j0) });
+                block.compute(apack, bpack, cblock, parallel);
+            }
+        }
+    }
+    SCRATCH.set((abuf, bbuf));
+}
+
+/// Fills `dst` panel by panel (`kcp * 16` values each) with `one(panel, index)`.
+fn pack(dst: &mut [u16], kcp: usize, parallel: bool, one: impl Fn(&mut [u16], usize) + Sync) {
+    let len = kcp * LANES;
+    if parallel && dst.len() > len {
+        dst.par_chunks_mut(len)
+            .enumerate()
+            .for_each(|(q, d)| one(d, q));
+    } else {
+        dst.chunks_mut(len).enumerate().for_each(|(q, d)| one(d, q));
+    }
+}
+
+/// One packed `mc x nc` block of C over `kcp` depths.
+struct Block {
+    kern: Bf16Kernel,
+    kcp: usize,
+    mc: usize,
+    nc: usize,
+    ldc: usize,
+    acc: bool,
+}
+
+impl Block {
+    /// Runs every tile of the block, split into a grid of tasks when `parallel`; each
+    /// task owns a rectangle of tiles, so tasks write disjoint parts of `c`.
+    fn compute(&self, apack: &[u16], bpack: &[u16], c: Out, parallel: bool) {
+        let (mr, nr) = (self.kern.mr(), self.kern.nr());
+        let (rows, cols) = (self.mc.div_ceil(mr), self.nc.div_ceil(nr));
+        let target = if parallel {
+            rayon::current_num_threads() * 4
+        } else {
+            1
+        };
+        let ta = rows.min(target);
+        let tb = cols.min(target.div_ceil(ta));
+        let task = |t: usize| {
+            let (ia, ib) = (split(rows, ta, t / tb), split(cols, tb, t % tb));
+            // SAFETY: the kernel is available (the GEMM's contract); begin/end pair up
+            // on this thread around its tiles.
+            unsafe { self.kern.begin() };
+            for ti in ia {
+                for tj in ib.clone() {
+                    self.tile(apack, bpack, c, ti * mr, tj * nr);
+                }
+            }
+            unsafe { self.kern.end() };
+        };
+        if ta * tb > 1 {
+            (0..ta * tb).into_par_iter().for_each(task);
+        } else {
+            task(0);
+        }
+    }
+
+    /// The tile at `(i, j)` of the block: straight into `c` when whole, through a
+    /// scratch tile at the block's right and bottom edges.
+    fn tile(&self, apack: &[u16], bpack: &[u16], c: Out, i: usize, j: usize) {
+        let (mr, nr, kcp) = (self.kern.mr(), self.kern.nr(), self.kcp);
+        let panel = kcp * LANES;
+        // Row `i` is row `i % 16` of lhs panel `i / 16`; column `j` starts rhs panel
+        // `j / 16` (`j` is a multiple of `nr`, itself a multiple of 16).
+        let a = apack[(i / LANES) * panel + (i % LANES) * CHUNK..].as_ptr();
+        let b = bpack[(j / LANES) * panel..].as_ptr();
+        let (rows, cols) = (mr.min(self.mc - i), nr.min(self.nc - j));
+        // SAFETY: `(i, j)` is inside the block, which is inside `c`.
+        let ct = unsafe { c.ptr().add(i * self.ldc + j) };
+        if rows == mr && cols == nr {
+            // SAFETY: the packed block holds whole tiles (rows and columns padded), and
+            // the whole C tile is inside `c`.
+            unsafe { self.kern.run(kcp, a, b, panel, ct, self.ldc, self.acc) };
+            return;
+        }
+        let mut scratch = [0.0f32; MAX_TILE];
+        // SAFETY: as above, into the `mr x nr` scratch tile with row stride `nr`.
+        unsafe {
+            self.kern
+                .run(kcp, a, b, panel, scratch.as_mut_ptr(), nr, false)
+        };
+        for (r, src) in scratch.chunks_exact(nr).take(rows).enumerate() {
+            // SAFETY: the live `rows x cols` part of the tile is inside `c`.
+            let dst = unsafe { std::slice::from_raw_parts_mut(ct.add(r * self.ldc), cols) };
+            if self.acc {
+                dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+            } else {
+                dst.copy_from_slice(&src[..cols]);
+            }
+        }
+    }
+}
