@@ -7,6 +7,9 @@ use rg_core::{Device, Tensor};
 use rg_gpt::{Gpt, GptConfig};
 use rg_io::SafeTensorsFile;
 
+mod grad_parity;
+pub use grad_parity::assert_gradients_match_reference;
+
 /// `../shared` (or `$RG_SHARED_DIR`); `None` with a printed reason when it is absent,
 /// a failure when `CI` is set.
 pub fn shared_dir() -> Option<PathBuf> {
