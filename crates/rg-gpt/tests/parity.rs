@@ -118,7 +118,7 @@ fn step0_gradients_match_pytorch() {
             (name, g, r)
         })
         .collect();
-    assert_gradients_match_reference(&compared);
+    grad_parity::assert_gradients_match_reference(&compared);
 }
 
 #[test]

@@ -7,8 +7,7 @@ use rg_core::{Device, Tensor};
 use rg_gpt::{Gpt, GptConfig};
 use rg_io::SafeTensorsFile;
 
-mod grad_parity;
-pub use grad_parity::assert_gradients_match_reference;
+pub mod grad_parity;
 
 /// `../shared` (or `$RG_SHARED_DIR`); `None` with a printed reason when it is absent,
 /// a failure when `CI` is set.
