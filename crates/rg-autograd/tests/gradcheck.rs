@@ -6,7 +6,7 @@ mod harness;
 use harness::{check_gradients, Feed, Input, Rng};
 use proptest::prelude::*;
 use rg_autograd::Var;
-use rg_core::{Device, Tensor, UnaryOp};
+use rg_core::{DType, Device, Tensor, UnaryOp};
 
 fn dims(max_rank: usize) -> impl Strategy<Value = Vec<usize>> {
     prop::collection::vec(1usize..=4, 1..=max_rank)
@@ -338,4 +338,106 @@ fn index_add_into_never_writes_through_a_shared_buffer() {
     let a = Tensor::from_vec(vec![10.0f32; 6], [3, 2], &cpu).unwrap();
     let sum = a.index_add_into(0, &rows, &src).unwrap();
     assert_eq!(sum.to_vec::<f32>().unwrap(), want);
+}
+
+/// Unit roundoff of a float dtype: the relative error of one rounding to it.
+fn unit_roundoff(dtype: DType) -> f64 {
+    match dtype {
+        DType::F64 => f64::EPSILON / 2.0,
+        DType::F32 => f32::EPSILON as f64 / 2.0,
+        DType::F16 => 2f64.powi(-11),
+        DType::BF16 => 2f64.powi(-8),
+        other => panic!("{other} is not a float dtype"),
+    }
+}
+
+/// `to_dtype`'s backward through a chain of casts from a parameter of dtype `from`,
+/// against central differences of `sum(w * cast(x)^2)` (the square and the sum in
+/// f64). Inputs and the step are multiples of 1/64 below 2, exact in every float
+/// dtype, so each perturbed forward is exact and the difference quotient of the
+/// quadratic is exact too: the only error left is the rounding of the gradient by
+/// each cast on its way back, at most twice the narrowest dtype's unit roundoff.
+fn check_cast_chain(from: DType, chain: &[DType], dims: &[usize], feed: Feed, seed: u64) {
+    let device = Device::Cpu;
+    let mut rng = Rng::new(seed);
+    let step = 1.0 / 64.0;
+    let transposed = feed == Feed::Transposed && dims.len() >= 2;
+    let mut stored_dims = dims.to_vec();
+    if transposed {
+        stored_dims.swap(dims.len() - 2, dims.len() - 1);
+    }
+    let count = n(dims);
+    let base: Vec<f64> = (0..count)
+        .map(|_| (rng.below(241) as f64 - 120.0) * step)
+        .collect();
+    let weights =
+        Var::constant(Tensor::from_vec(rng.vec(count, -1.0, 1.0), dims.to_vec(), &device).unwrap());
+    let param_of = |data: Vec<f64>| {
+        Tensor::from_vec(data, stored_dims.clone(), &device)
+            .unwrap()
+            .to_dtype(from)
+            .unwrap()
+    };
+    let loss_of = |stored: &Var| -> Var {
+        let mut v = if transposed {
+            stored.t().unwrap()
+        } else {
+            stored.clone()
+        };
+        for &dtype in chain {
+            v = v.to_dtype(dtype).unwrap();
+        }
+        let v = v.to_dtype(DType::F64).unwrap();
+        v.mul(&v).unwrap().mul(&weights).unwrap().sum_all().unwrap()
+    };
+    let param = Var::parameter(param_of(base.clone()));
+    let grads = loss_of(&param).backward().unwrap();
+    let grad = grads
+        .get(&param)
+        .unwrap_or_else(|| panic!("{from} -> {chain:?}: no gradient"));
+    assert_eq!(grad.dtype(), from, "{from} -> {chain:?}: gradient dtype");
+    assert_eq!(
+        grad.dims(),
+        &stored_dims[..],
+        "{from} -> {chain:?}: gradient dims"
+    );
+    let analytic = grad.to_f64_vec().unwrap();
+    let narrowest = chain
+        .iter()
+        .chain([&from])
+        .map(|&d| unit_roundoff(d))
+        .fold(0.0, f64::max);
+    for (j, a) in analytic.iter().enumerate() {
+        let at = |delta: f64| {
+            let mut data = base.clone();
+            data[j] += delta;
+            let x = Var::constant(param_of(data));
+            rg_autograd::no_grad(|| loss_of(&x).tensor().to_scalar::<f64>().unwrap())
+        };
+        let numeric = (at(step) - at(-step)) / (2.0 * step);
+        let tol = 2.0 * narrowest * numeric.abs() + 1e-12;
+        assert!(
+            (a - numeric).abs() <= tol,
+            "{from} -> {chain:?} ({dims:?}, fed {feed:?}) element {j}: backward {a} vs \
+             finite difference {numeric}"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    #[test]
+    fn to_dtype_chains(d in dims(3), seed in any::<u64>(), f in feed(), chain in 0usize..6) {
+        use DType::{BF16, F16, F32, F64};
+        let (from, casts): (DType, &[DType]) = [
+            (F64, &[F32][..]),
+            (F32, &[F64][..]),
+            (F64, &[BF16][..]),
+            (F32, &[BF16, F64][..]),
+            (F64, &[F16, F32][..]),
+            (BF16, &[F32][..]),
+        ][chain];
+        check_cast_chain(from, casts, &d, f, seed);
+    }
 }

@@ -5,6 +5,8 @@
 //! its bf16 form): each of the ten losses within 0.05 of PyTorch's f32 run.
 
 mod common;
+#[path = "../../rg-gpt/tests/common/grad_parity.rs"]
+mod grad_parity;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -125,24 +127,22 @@ fn step0_gradients_match_pytorch() {
     );
     let grads = loss.backward().unwrap();
     let reference = load_tensors(fixture_dir(&shared).join("grads.safetensors"), &Device::Cpu);
-    for (name, var) in model.named_params() {
-        let r = reference[&format!("transformer.{name}")]
-            .to_vec::<f32>()
-            .unwrap();
-        let g = grads
-            .get(&var)
-            .unwrap_or_else(|| panic!("no gradient for {name}"))
-            .to_vec::<f32>()
-            .unwrap();
-        let max_ref = r.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
-        let tol = 1e-5 + 1e-3 * max_ref;
-        for (i, (a, e)) in g.iter().zip(&r).enumerate() {
-            assert!(
-                ((a - e) as f64).abs() <= tol,
-                "{name}[{i}]: {a} vs {e} (tol {tol})"
-            );
-        }
-    }
+    let compared: Vec<(String, Vec<f32>, Vec<f32>)> = model
+        .named_params()
+        .into_iter()
+        .map(|(name, var)| {
+            let r = reference[&format!("transformer.{name}")]
+                .to_vec::<f32>()
+                .unwrap();
+            let g = grads
+                .get(&var)
+                .unwrap_or_else(|| panic!("no gradient for {name}"))
+                .to_vec::<f32>()
+                .unwrap();
+            (name, g, r)
+        })
+        .collect();
+    grad_parity::assert_gradients_match_reference(&compared);
 }
 
 fn train_config() -> rg_gpt::TrainConfig {

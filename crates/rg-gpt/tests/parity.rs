@@ -104,24 +104,21 @@ fn step0_gradients_match_pytorch() {
         reference.len(),
         "one reference gradient per parameter"
     );
-    for (name, var) in params {
-        let r = reference[&format!("transformer.{name}")]
-            .to_vec::<f32>()
-            .unwrap();
-        let g = grads
-            .get(&var)
-            .unwrap_or_else(|| panic!("no gradient for {name}"))
-            .to_vec::<f32>()
-            .unwrap();
-        let max_ref = r.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
-        let tol = 1e-5 + 1e-3 * max_ref;
-        for (i, (a, e)) in g.iter().zip(&r).enumerate() {
-            assert!(
-                ((a - e) as f64).abs() <= tol,
-                "{name}[{i}]: {a} vs {e} (tol {tol})"
-            );
-        }
-    }
+    let compared: Vec<(String, Vec<f32>, Vec<f32>)> = params
+        .into_iter()
+        .map(|(name, var)| {
+            let r = reference[&format!("transformer.{name}")]
+                .to_vec::<f32>()
+                .unwrap();
+            let g = grads
+                .get(&var)
+                .unwrap_or_else(|| panic!("no gradient for {name}"))
+                .to_vec::<f32>()
+                .unwrap();
+            (name, g, r)
+        })
+        .collect();
+    grad_parity::assert_gradients_match_reference(&compared);
 }
 
 #[test]

@@ -142,117 +142,97 @@ fn options(cache: &Path, hub: &FakeHub) -> HubOptions {
     }
 }
 
-fn no_proxy_configured() -> bool {
-    let proxy = [
-        "ALL_PROXY",
-        "all_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-    ]
-    .iter()
-    .any(|v| std::env::var_os(v).is_some());
-    if proxy {
-        println!("skipped: a proxy is configured; these tests serve the hub on loopback");
-    }
-    !proxy
-}
-
 #[test]
 fn a_missing_model_is_downloaded_into_the_cache_once() {
-    let Some(shared) = shared_dir() else { return };
-    if !no_proxy_configured() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let repo_dir = copy_model(&shared, &tmp.path().join("repo"), ALL_FILES);
-    std::fs::write(repo_dir.join("pytorch_model.bin"), b"never fetched").unwrap();
-    let hub = FakeHub::start(BTreeMap::from([("me/tiny".to_string(), repo_dir)]));
-    let cache = tmp.path().join("cache");
-    let options = options(&cache, &hub);
+    without_proxies("a_missing_model_is_downloaded_into_the_cache_once", || {
+        let Some(shared) = shared_dir() else { return };
+        let tmp = tempfile::tempdir().unwrap();
+        let repo_dir = copy_model(&shared, &tmp.path().join("repo"), ALL_FILES);
+        std::fs::write(repo_dir.join("pytorch_model.bin"), b"never fetched").unwrap();
+        let hub = FakeHub::start(BTreeMap::from([("me/tiny".to_string(), repo_dir)]));
+        let cache = tmp.path().join("cache");
+        let options = options(&cache, &hub);
 
-    let loaded = load_model("me/tiny", &Device::Cpu, &options).unwrap();
-    assert_matches_fixture(&shared, &loaded.model);
-    let snapshot = cache.join("models--me--tiny/snapshots").join(COMMIT);
-    assert_eq!(loaded.dir, snapshot);
-    assert!(!snapshot.join("pytorch_model.bin").exists());
-    assert_eq!(
-        std::fs::read_to_string(cache.join("models--me--tiny/refs/main")).unwrap(),
-        COMMIT
-    );
+        let loaded = load_model("me/tiny", &Device::Cpu, &options).unwrap();
+        assert_matches_fixture(&shared, &loaded.model);
+        let snapshot = cache.join("models--me--tiny/snapshots").join(COMMIT);
+        assert_eq!(loaded.dir, snapshot);
+        assert!(!snapshot.join("pytorch_model.bin").exists());
+        assert_eq!(
+            std::fs::read_to_string(cache.join("models--me--tiny/refs/main")).unwrap(),
+            COMMIT
+        );
 
-    // Now cached: resolved without a single request, offline or not.
-    let before = hub.requests();
-    let files = resolve_model("me/tiny", &options).unwrap();
-    assert_eq!(
-        files.source,
-        ModelSource::HubCache {
-            id: HubId {
-                repo: "me/tiny".into(),
-                revision: "main".into()
+        // Now cached: resolved without a single request, offline or not.
+        let before = hub.requests();
+        let files = resolve_model("me/tiny", &options).unwrap();
+        assert_eq!(
+            files.source,
+            ModelSource::HubCache {
+                id: HubId {
+                    repo: "me/tiny".into(),
+                    revision: "main".into()
+                }
             }
-        }
-    );
-    resolve_model("me/tiny", &HubOptions::offline_cache(&cache)).unwrap();
-    assert_eq!(hub.requests(), before);
+        );
+        resolve_model("me/tiny", &HubOptions::offline_cache(&cache)).unwrap();
+        assert_eq!(hub.requests(), before);
+    });
 }
 
 #[test]
 fn sharded_repositories_download_every_shard() {
-    let Some(shared) = shared_dir() else { return };
-    if !no_proxy_configured() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let repo_dir = copy_model(
-        &shared,
-        &tmp.path().join("repo"),
-        &["config.json", "vocab.json", "merges.txt"],
-    );
-    let entries = fixture_entries(&shared);
-    let (a, b) = entries.split_at(5);
-    write_sharded(&repo_dir, &[a.to_vec(), b.to_vec()], None);
-    let hub = FakeHub::start(BTreeMap::from([("me/sharded".to_string(), repo_dir)]));
-    let cache = tmp.path().join("cache");
+    without_proxies("sharded_repositories_download_every_shard", || {
+        let Some(shared) = shared_dir() else { return };
+        let tmp = tempfile::tempdir().unwrap();
+        let repo_dir = copy_model(
+            &shared,
+            &tmp.path().join("repo"),
+            &["config.json", "vocab.json", "merges.txt"],
+        );
+        let entries = fixture_entries(&shared);
+        let (a, b) = entries.split_at(5);
+        write_sharded(&repo_dir, &[a.to_vec(), b.to_vec()], None);
+        let hub = FakeHub::start(BTreeMap::from([("me/sharded".to_string(), repo_dir)]));
+        let cache = tmp.path().join("cache");
 
-    let files = resolve_model("me/sharded", &options(&cache, &hub)).unwrap();
-    assert!(matches!(files.source, ModelSource::Downloaded { .. }));
-    let WeightFiles::Sharded { shards, .. } = &files.weights else {
-        panic!("{:?}", files.weights)
-    };
-    assert_eq!(shards.len(), 2);
-    let loaded = load_model(
-        "me/sharded",
-        &Device::Cpu,
-        &HubOptions::offline_cache(&cache),
-    )
-    .unwrap();
-    assert_matches_fixture(&shared, &loaded.model);
+        let files = resolve_model("me/sharded", &options(&cache, &hub)).unwrap();
+        assert!(matches!(files.source, ModelSource::Downloaded { .. }));
+        let WeightFiles::Sharded { shards, .. } = &files.weights else {
+            panic!("{:?}", files.weights)
+        };
+        assert_eq!(shards.len(), 2);
+        let loaded = load_model(
+            "me/sharded",
+            &Device::Cpu,
+            &HubOptions::offline_cache(&cache),
+        )
+        .unwrap();
+        assert_matches_fixture(&shared, &loaded.model);
+    });
 }
 
 #[test]
 fn hub_side_problems_are_explained() {
-    let Some(shared) = shared_dir() else { return };
-    if !no_proxy_configured() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let pickles = tmp.path().join("pickles");
-    copy_model(&shared, &pickles, &["config.json", "tokenizer.json"]);
-    std::fs::write(pickles.join("pytorch_model.bin"), b"pickle").unwrap();
-    let hub = FakeHub::start(BTreeMap::from([("me/pickles".to_string(), pickles)]));
-    let cache = tmp.path().join("cache");
+    without_proxies("hub_side_problems_are_explained", || {
+        let Some(shared) = shared_dir() else { return };
+        let tmp = tempfile::tempdir().unwrap();
+        let pickles = tmp.path().join("pickles");
+        copy_model(&shared, &pickles, &["config.json", "tokenizer.json"]);
+        std::fs::write(pickles.join("pytorch_model.bin"), b"pickle").unwrap();
+        let hub = FakeHub::start(BTreeMap::from([("me/pickles".to_string(), pickles)]));
+        let cache = tmp.path().join("cache");
 
-    let err = err_of(resolve_model("me/absent", &options(&cache, &hub)));
-    assert_eq!(
-        err,
-        "model \"me/absent\": me/absent on the hub: cannot list its files: no such model, \
-         revision or file on the hub"
-    );
-    let err = err_of(resolve_model("me/pickles", &options(&cache, &hub)));
-    assert!(
-        err.contains("only safetensors are supported (the repository has: pytorch_model.bin)"),
-        "{err}"
-    );
+        let err = err_of(resolve_model("me/absent", &options(&cache, &hub)));
+        assert_eq!(
+            err,
+            "model \"me/absent\": me/absent on the hub: cannot list its files: no such model, \
+             revision or file on the hub"
+        );
+        let err = err_of(resolve_model("me/pickles", &options(&cache, &hub)));
+        assert!(
+            err.contains("only safetensors are supported (the repository has: pytorch_model.bin)"),
+            "{err}"
+        );
+    });
 }

@@ -126,47 +126,35 @@ fn incomplete_snapshot_offline_names_what_is_missing() {
 
 #[test]
 fn unreachable_hub_fails_fast() {
-    if [
-        "ALL_PROXY",
-        "all_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-    ]
-    .iter()
-    .any(|v| std::env::var_os(v).is_some())
-    {
-        println!("skipped: a proxy is configured, so the probe would test the proxy");
-        return;
-    }
-    let cache = tempfile::tempdir().unwrap();
-    let options = HubOptions {
-        cache_dir: Some(cache.path().to_path_buf()),
-        offline: Some(false),
-        // Port 9 (discard) on loopback: refused at once on any normal machine.
-        endpoint: Some("http://127.0.0.1:9".into()),
-        connect_timeout: Some(Duration::from_millis(500)),
-        progress: false,
-    };
-    let start = Instant::now();
-    let err = err_of(resolve_model("gpt2", &options));
-    assert!(
-        start.elapsed() < Duration::from_secs(1),
-        "took {:?}",
-        start.elapsed()
-    );
-    let why = if cfg!(feature = "download") {
-        "connecting to 127.0.0.1:9"
-    } else {
-        "built without its `download` feature"
-    };
-    assert!(
-        err.contains("is not in the Hugging Face cache")
-            && err.contains(why)
-            && err.contains("`huggingface-cli download gpt2`"),
-        "{err}"
-    );
+    without_proxies("unreachable_hub_fails_fast", || {
+        let cache = tempfile::tempdir().unwrap();
+        let options = HubOptions {
+            cache_dir: Some(cache.path().to_path_buf()),
+            offline: Some(false),
+            // Port 9 (discard) on loopback: refused at once on any normal machine.
+            endpoint: Some("http://127.0.0.1:9".into()),
+            connect_timeout: Some(Duration::from_millis(500)),
+            progress: false,
+        };
+        let start = Instant::now();
+        let err = err_of(resolve_model("gpt2", &options));
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "took {:?}",
+            start.elapsed()
+        );
+        let why = if cfg!(feature = "download") {
+            "connecting to 127.0.0.1:9"
+        } else {
+            "built without its `download` feature"
+        };
+        assert!(
+            err.contains("is not in the Hugging Face cache")
+                && err.contains(why)
+                && err.contains("`huggingface-cli download gpt2`"),
+            "{err}"
+        );
+    });
 }
 
 /// `HF_HUB_OFFLINE` and `HF_HUB_CACHE` are read when the options leave them open.

@@ -1,7 +1,6 @@
 use std::collections::HashMap;
 
 use rg_autograd::Var;
-use rg_core::backend::AdamWParams;
 use rg_core::{DType, Device, Tensor};
 use rg_cpu as _;
 use rg_nn::optim::ParamGroup;
@@ -66,15 +65,6 @@ fn adamw_matches_reference_update() {
     // The bias had no gradient: untouched; moments exist only for the weight.
     assert_eq!(b.tensor().to_vec::<f64>().unwrap(), vec![1.0, 1.0]);
     assert_eq!(opt.moments().len(), 1);
-    let _ = AdamWParams {
-        grad_scale: 1.0,
-        lr: 0.0,
-        beta1: 0.0,
-        beta2: 0.0,
-        eps: 0.0,
-        weight_decay: 0.0,
-        step: 1,
-    };
 }
 
 #[test]
@@ -196,20 +186,55 @@ fn init_is_deterministic_by_name_and_sources_report_problems() {
     assert!(src.unused().contains(&"extra".to_string()));
 }
 
+/// Every output of a `[2, 2, 3] -> [2, 2, 2]` layer, bias included, against the sum
+/// written out in f64.
 #[test]
 fn linear_forward_folds_leading_axes() {
-    let s = InitSource::new(1, DType::F64, Device::Cpu);
-    let lin = Linear::new(&ParamBuilder::new(&s), 3, 2, true, 0.5).unwrap();
-    let x = Var::constant(tensor(
-        (0..12).map(|i| i as f64 * 0.1).collect(),
-        &[2, 2, 3],
-    ));
-    let y = lin.forward(&x).unwrap();
+    let w: Vec<f64> = vec![0.5, -1.0, 0.25, 2.0, -0.75, 1.5]; // [in 3, out 2]
+    let bias = vec![0.125, -0.5];
+    let src = TensorMapSource::new(HashMap::from([
+        ("weight".to_string(), tensor(w.clone(), &[3, 2])),
+        ("bias".to_string(), tensor(bias.clone(), &[2])),
+    ]));
+    let lin = Linear::new(&ParamBuilder::new(&src), 3, 2, true, 0.5).unwrap();
+    let xs: Vec<f64> = (0..12).map(|i| i as f64 * 0.1 - 0.3).collect();
+    let y = lin
+        .forward(&Var::constant(tensor(xs.clone(), &[2, 2, 3])))
+        .unwrap();
     assert_eq!(y.dims(), &[2, 2, 2]);
-    let w = lin.weight().tensor().to_vec::<f64>().unwrap();
-    let y = y.tensor().to_vec::<f64>().unwrap();
-    let expected0 = 0.0 * w[0] + 0.1 * w[2] + 0.2 * w[4];
-    assert!((y[0] - expected0).abs() < 1e-12);
+    let got = y.tensor().to_vec::<f64>().unwrap();
+    let expected: Vec<f64> = (0..4)
+        .flat_map(|row| {
+            let x = &xs[row * 3..row * 3 + 3];
+            let w = &w;
+            let bias = &bias;
+            (0..2).map(move |o| (0..3).map(|i| x[i] * w[i * 2 + o]).sum::<f64>() + bias[o])
+        })
+        .collect();
+    assert_eq!(got.len(), 8);
+    for (k, (a, e)) in got.iter().zip(&expected).enumerate() {
+        assert!(
+            (a - e).abs() < 1e-12,
+            "output {k}: {a} vs {e} (all: {got:?})"
+        );
+    }
+    // Without a bias: the same products, nothing added.
+    let src = TensorMapSource::new(HashMap::from([(
+        "weight".to_string(),
+        tensor(w.clone(), &[3, 2]),
+    )]));
+    let no_bias = Linear::new(&ParamBuilder::new(&src), 3, 2, false, 0.5).unwrap();
+    assert!(no_bias.bias().is_none());
+    let got = no_bias
+        .forward(&Var::constant(tensor(xs, &[4, 3])))
+        .unwrap()
+        .tensor()
+        .to_vec::<f64>()
+        .unwrap();
+    for (k, (a, e)) in got.iter().zip(&expected).enumerate() {
+        let e = e - bias[k % 2];
+        assert!((a - e).abs() < 1e-12, "no bias, output {k}: {a} vs {e}");
+    }
 }
 
 #[test]

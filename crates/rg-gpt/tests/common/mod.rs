@@ -7,6 +7,8 @@ use rg_core::{Device, Tensor};
 use rg_gpt::{Gpt, GptConfig};
 use rg_io::SafeTensorsFile;
 
+pub mod grad_parity;
+
 /// `../shared` (or `$RG_SHARED_DIR`); `None` with a printed reason when it is absent,
 /// a failure when `CI` is set.
 pub fn shared_dir() -> Option<PathBuf> {

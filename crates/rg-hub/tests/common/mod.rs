@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use rg_core::{Device, Tensor};
 use rg_gpt::Gpt;
@@ -13,6 +14,45 @@ use rg_io::{save_safetensors_entries, SafeTensorsFile, StoredDType, TensorEntry}
 /// printed reason when absent, a failure when `CI` is set.
 pub fn shared_dir() -> Option<PathBuf> {
     rg_core::shared_data::shared_dir_or_skip("fixtures/gpt2-tiny/model")
+}
+
+/// Proxy variables, as `ureq` (which `hf-hub` uses) reads them. It does not read
+/// `NO_PROXY`, so with any of these set a request to loopback goes to the proxy.
+const PROXY_VARS: &[&str] = &[
+    "ALL_PROXY",
+    "all_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+];
+
+/// Runs `body`, which must reach 127.0.0.1 directly, so that it runs whatever the
+/// environment: here when no proxy variable is set, else in a child run of this test
+/// binary (`--exact test`) with those variables removed. A child, because changing the
+/// variables in this process would race with tests running on other threads.
+pub fn without_proxies(test: &str, body: impl FnOnce()) {
+    if !PROXY_VARS.iter().any(|v| std::env::var_os(v).is_some()) {
+        body();
+        return;
+    }
+    let mut command = Command::new(std::env::current_exe().expect("the test binary's path"));
+    command.args(["--exact", test, "--nocapture", "--test-threads=1"]);
+    for var in PROXY_VARS {
+        command.env_remove(var);
+    }
+    let out = command.output().expect("running the test binary again");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{test} without proxy variables failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A name that matches no test runs nothing and still succeeds.
+    assert!(
+        stdout.contains("test result: ok. 1 passed"),
+        "{test} did not run in the child:\n{stdout}"
+    );
 }
 
 /// The fixture's Hugging Face model directory.
