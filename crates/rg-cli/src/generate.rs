@@ -110,7 +110,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             "text": text,
             "prefill_tokens_per_s": gen.prefill_tokens_per_s,
             "decode_tokens_per_s": gen.decode_tokens_per_s,
-            "weight_bytes": weight_bytes(&loaded.model),
+            "weight_bytes": loaded.model.weight_bytes(),
             "rss_after_load_bytes": rss_after_load,
             "rss_after_generate_bytes": memory_status("VmRSS"),
             "peak_rss_bytes": memory_status("VmHWM"),
@@ -123,15 +123,6 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         writeln!(stdout)?;
     }
     Ok(())
-}
-
-/// Bytes of the model's parameters in their dtypes.
-fn weight_bytes(model: &rusty_gradients::gpt::Gpt) -> usize {
-    let mut total = 0;
-    rusty_gradients::nn::Module::visit_params(model, &mut |_, var| {
-        total += var.elem_count() * var.dtype().size_in_bytes();
-    });
-    total
 }
 
 /// A `/proc/self/status` memory figure (`VmRSS`: resident now, a memory-mapped file's

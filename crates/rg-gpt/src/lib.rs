@@ -14,6 +14,7 @@ mod kv_cache;
 mod metrics;
 mod model;
 mod precision;
+pub mod quantized;
 pub mod retention;
 mod rng_state;
 pub mod tasks;

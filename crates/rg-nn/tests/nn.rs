@@ -160,8 +160,11 @@ fn init_is_deterministic_by_name_and_sources_report_problems() {
     let pb = ParamBuilder::new(&s);
     let a = Linear::new(&pb.push("h").push(0), 64, 32, true, 0.02).unwrap();
     let b = Linear::new(&pb.push("h").push(0), 64, 32, true, 0.02).unwrap();
-    let wa = a.weight().tensor().to_vec::<f32>().unwrap();
-    assert_eq!(wa, b.weight().tensor().to_vec::<f32>().unwrap());
+    let wa = a.weight().var().unwrap().tensor().to_vec::<f32>().unwrap();
+    assert_eq!(
+        wa,
+        b.weight().var().unwrap().tensor().to_vec::<f32>().unwrap()
+    );
     let std = (wa.iter().map(|v| v * v).sum::<f32>() / wa.len() as f32).sqrt();
     assert!((std - 0.02).abs() < 0.002, "std {std}");
     let names: Vec<String> = vec![a.clone()]
@@ -206,7 +209,13 @@ fn linear_forward_folds_leading_axes() {
     ));
     let y = lin.forward(&x).unwrap();
     assert_eq!(y.dims(), &[2, 2, 2]);
-    let w = lin.weight().tensor().to_vec::<f64>().unwrap();
+    let w = lin
+        .weight()
+        .var()
+        .unwrap()
+        .tensor()
+        .to_vec::<f64>()
+        .unwrap();
     let y = y.tensor().to_vec::<f64>().unwrap();
     let expected0 = 0.0 * w[0] + 0.1 * w[2] + 0.2 * w[4];
     assert!((y[0] - expected0).abs() < 1e-12);
