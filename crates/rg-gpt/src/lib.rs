@@ -9,6 +9,7 @@ mod config;
 pub mod convert;
 pub mod data;
 mod error;
+pub mod eval;
 pub mod generate;
 mod kv_cache;
 mod metrics;

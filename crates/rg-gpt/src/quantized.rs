@@ -151,3 +151,38 @@ pub fn load_quantized_file(path: &Path) -> Result<HashMap<String, Arc<Q8Matrix>>
     let file = SafeTensorsFile::open(path)?;
     load_quantized(&file, path)
 }
+
+/// `model` with `wte` and every Linear weight quantized to Q8_0 in memory (what
+/// loading a converted q8_0 directory gives, without the file); the other tensors
+/// are kept in f32. For benchmarks and quality checks.
+pub fn quantize_model(model: &crate::Gpt) -> Result<crate::Gpt> {
+    let mut tensors = HashMap::new();
+    let mut quantized = HashMap::new();
+    for (name, var) in rg_nn::Module::named_params(model) {
+        let t = var.tensor().to_dtype(rg_core::DType::F32)?;
+        if !crate::precision::keeps_half(&name) {
+            tensors.insert(name, t);
+            continue;
+        }
+        let (rows, cols) = (t.dims()[0], t.dims()[1]);
+        let values = t.to_vec::<f32>()?;
+        let q = if name == "wte.weight" {
+            Q8Matrix::quantize(&values, rows, cols)?
+        } else {
+            // Conv1D `[in, out]` -> `[out, in]`, the reduction axis last.
+            let mut t = vec![0f32; values.len()];
+            for (i, row) in values.chunks_exact(cols).enumerate() {
+                for (o, &v) in row.iter().enumerate() {
+                    t[o * rows + i] = v;
+                }
+            }
+            Q8Matrix::quantize(&t, cols, rows)?
+        };
+        quantized.insert(name, Arc::new(q));
+    }
+    Ok(crate::Gpt::from_weights(
+        model.config().clone(),
+        tensors,
+        quantized,
+    )?)
+}

@@ -112,6 +112,7 @@ fn run_workload(name: &str, size: &str, reps: &Reps, target: &Target) -> Result<
         "gpt2_prefill" => model::prefill(size, reps)?,
         "gpt2_decode" => model::decode(size, rusty_gradients::DType::F32, reps)?,
         "gpt2_decode_bf16" => model::decode(size, rusty_gradients::DType::BF16, reps)?,
+        "gpt2_decode_q8_0" => model::decode_q8_0(size, reps)?,
         "tokenizer_encode" => return io::tokenizer_encode(size, reps),
         "safetensors_open" => io::safetensors_open(size, reps)?,
         other => bail!("unknown workload {other:?}"),

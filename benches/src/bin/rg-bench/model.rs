@@ -174,6 +174,18 @@ pub fn decode_on(size: &str, reps: &Reps, target: &Target) -> Result<Measured> {
     decode_model(size, reps, gpt2_on(target.device())?)
 }
 
+/// Decode with `wte` and the Linear weights quantized to Q8_0 (int8, an f16 scale per
+/// 32), the rest f32: what `rgrad convert --dtype q8_0` produces.
+pub fn decode_q8_0(size: &str, reps: &Reps) -> Result<Measured> {
+    let model = rusty_gradients::gpt::quantized::quantize_model(&gpt2()?)?;
+    eprintln!(
+        "gpt2_decode_q8_0: {} weight bytes per token, kernel {}",
+        model.weight_bytes(),
+        rusty_gradients::cpu::q8::kernel().name()
+    );
+    decode_model(size, reps, model)
+}
+
 fn decode_model(size: &str, reps: &Reps, model: Gpt) -> Result<Measured> {
     let Some((p, n)) = size.split_once('+') else {
         bail!("decode size is PROMPT+NEW, got {size:?}");
