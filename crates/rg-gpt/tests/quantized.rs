@@ -282,3 +282,56 @@ fn evaluation_scores_windows_and_compares_greedy_tokens() {
     )
     .is_err());
 }
+
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        * 1024
+}
+
+/// GPT-2 124M converted to q8_0, loaded, and one token decoded (every weight page
+/// touched): the resident memory it adds must stay within 1.2x the file's tensor
+/// bytes (values mapped in place, scales copied, everything else f32). Needs about
+/// 0.7 GB of disk and 1 GB of memory, so it runs on request:
+/// `cargo test -p rg-gpt --test quantized -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn q8_0_gpt2_resident_memory_is_close_to_its_tensor_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tok = CharTokenizer::from_text(TEXT, &[]);
+    let mut config = GptConfig::preset("gpt2").unwrap();
+    config.vocab_size = 50257;
+    let f32_dir = {
+        let model = Gpt::init(config, 1, Device::Cpu).unwrap();
+        save_checkpoint(&tmp.path().join("f32"), &model, &tok, None).unwrap()
+    };
+    let q8_dir = tmp.path().join("q8");
+    let options = ConvertOptions {
+        q8_0: true,
+        ..ConvertOptions::default()
+    };
+    convert_model_dir(&f32_dir, &q8_dir, &options).unwrap();
+    std::fs::remove_dir_all(&f32_dir).unwrap();
+    let file = SafeTensorsFile::open(q8_dir.join(MODEL_FILE)).unwrap();
+    let tensor_bytes: usize = file.tensors().iter().map(|t| t.byte_len()).sum();
+    drop(file);
+    let before = resident_bytes();
+    let model = load_model_dir(&q8_dir, &Device::Cpu).unwrap().model;
+    let ids = [1u32, 2, 3];
+    decode_logits(&model, &ids);
+    let added = resident_bytes().saturating_sub(before);
+    let ratio = added as f64 / tensor_bytes as f64;
+    println!(
+        "q8_0 GPT-2 124M: {tensor_bytes} tensor bytes, {} weight bytes, resident +{added} bytes after load and decode ({ratio:.3}x)",
+        model.weight_bytes()
+    );
+    assert!(
+        ratio <= 1.2,
+        "resident {added} bytes is {ratio:.3}x the tensor bytes {tensor_bytes}"
+    );
+}
