@@ -97,11 +97,13 @@ pub fn product_with(kernel: Kernel, x: &[f32], m: usize, w: &Q8Matrix) -> Vec<f3
 }
 
 /// Activations quantized per block of 32 for the int8 kernel: magnitudes (u8), signed
-/// values (for the sign of the weight), and one f32 scale per block, each `[m, ..]`.
+/// values (for the sign of the weight), one f32 scale per block, and per 64 values a
+/// bit mask of the negative ones, each `[m, ..]`.
 pub struct QuantizedActs {
     pub magnitudes: Vec<u8>,
     pub signed: Vec<i8>,
     pub scales: Vec<f32>,
+    pub negative: Vec<u64>,
 }
 
 impl QuantizedActs {
@@ -111,6 +113,7 @@ impl QuantizedActs {
             magnitudes: Vec::with_capacity(x.len()),
             signed: Vec::with_capacity(x.len()),
             scales: Vec::with_capacity(x.len() / Q8_BLOCK),
+            negative: Vec::new(),
         };
         for block in x.chunks_exact(Q8_BLOCK) {
             let amax = block.iter().fold(0f32, |a, v| a.max(v.abs()));
@@ -121,6 +124,16 @@ impl QuantizedActs {
                 let q = (v * inverse).round().clamp(-127.0, 127.0) as i8;
                 acts.signed.push(q);
                 acts.magnitudes.push(q.unsigned_abs());
+            }
+        }
+        // Whole 64-value pairs of blocks of each row (an odd last block has none).
+        for row in acts.signed.chunks_exact(k.max(1)) {
+            for pair in row.chunks_exact(2 * Q8_BLOCK) {
+                let bits = pair
+                    .iter()
+                    .enumerate()
+                    .fold(0u64, |m, (b, &v)| m | (((v < 0) as u64) << b));
+                acts.negative.push(bits);
             }
         }
         acts

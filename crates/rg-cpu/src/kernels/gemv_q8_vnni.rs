@@ -1,5 +1,5 @@
-//! The int8 kernel of [`super::gemv_q8`]: AVX512_VNNI's `vpdpbusd` on 256-bit vectors
-//! (one 32-value block per instruction), chosen at run time when the CPU has it.
+//! The int8 kernel of [`super::gemv_q8`]: AVX512_VNNI's `vpdpbusd` (two 32-value
+//! blocks per instruction), chosen at run time when the CPU has it.
 
 use rg_core::{Q8Matrix, Q8_BLOCK};
 
@@ -15,6 +15,7 @@ pub fn available() -> bool {
             crate::simd::level() == crate::simd::Level::Avx512
                 && std::arch::is_x86_feature_detected!("avx512vnni")
                 && std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("avx512bw")
                 && std::arch::is_x86_feature_detected!("f16c")
                 && std::arch::is_x86_feature_detected!("fma")
         })
@@ -76,10 +77,15 @@ mod x86 {
     use super::QuantizedActs;
 
     /// # Safety
-    /// The CPU must have AVX2, FMA, F16C, AVX512F, AVX512VL and AVX512_VNNI; `acts`
-    /// must hold `M` rows of `w.cols()` values; `out` must hold whole rows of `M`
-    /// outputs for weight rows starting at `r0`, all inside `w`.
-    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+    /// The CPU must have AVX2, FMA, F16C, AVX512F, AVX512BW, AVX512VL and AVX512_VNNI;
+    /// `acts` must hold `M` rows of `w.cols()` values; `out` must hold whole rows of
+    /// `M` outputs for weight rows starting at `r0`, all inside `w`.
+    ///
+    /// Two blocks per 512-bit step: `vpdpbusd` leaves block `2p` in lanes 0-7 and
+    /// block `2p + 1` in lanes 8-15, which are scaled by a permute of the row's
+    /// combined scales (weight × activation, computed 16 blocks at a time per row).
+    /// An odd last block takes the 256-bit step.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     pub unsafe fn rows<const M: usize>(
         acts: &QuantizedActs,
         w: &Q8Matrix,
@@ -88,19 +94,63 @@ mod x86 {
     ) {
         let k = w.cols();
         let blocks = k / Q8_BLOCK;
+        let pairs = blocks / 2;
         let (values, scales) = (w.values(), w.scales());
+        // Combined scales of one weight row per activation row, padded so a 16-wide
+        // load at any block stays inside.
+        let stride = blocks + 16;
+        let mut combined = vec![0f32; M * stride];
+        // Lanes 0-7 take the first of the two loaded scales, lanes 8-15 the second.
+        let halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
         for (r_local, ys) in out.chunks_exact_mut(M).enumerate() {
             let r = r0 + r_local;
             let row = &values[r * k..(r + 1) * k];
             let row_scales = &scales[r * blocks..(r + 1) * blocks];
-            let mut acc = [_mm256_setzero_ps(); M];
-            for (b, scale) in row_scales.iter().enumerate() {
-                // SAFETY: block `b` lies inside the row and inside each activation row
-                // (both `k` long); unaligned loads.
+            for i in 0..M {
+                let dst = &mut combined[i * stride..i * stride + blocks];
+                let xs = &acts.scales[i * blocks..(i + 1) * blocks];
+                let whole = blocks / 16 * 16;
+                for b in (0..whole).step_by(16) {
+                    // SAFETY: b + 16 <= blocks: inside the row's scales, the
+                    // activation scales and `dst`.
+                    unsafe {
+                        let h = _mm256_loadu_si256(row_scales.as_ptr().add(b).cast());
+                        let x = _mm512_loadu_ps(xs.as_ptr().add(b));
+                        _mm512_storeu_ps(
+                            dst.as_mut_ptr().add(b),
+                            _mm512_mul_ps(_mm512_cvtph_ps(h), x),
+                        );
+                    }
+                }
+                for b in whole..blocks {
+                    dst[b] = row_scales[b].to_f32() * xs[b];
+                }
+            }
+            let mut acc = [_mm512_setzero_ps(); M];
+            for p in 0..pairs {
+                // SAFETY: bytes 64p..64p + 64 lie inside the row and each activation
+                // row; `combined` has 16 floats past block 2p (padding); unaligned.
+                unsafe {
+                    let wv = _mm512_loadu_si512(row.as_ptr().add(64 * p).cast());
+                    for (i, a) in acc.iter_mut().enumerate() {
+                        let negative = acts.negative[i * pairs + p];
+                        let signed = _mm512_mask_sub_epi8(wv, negative, _mm512_setzero_si512(), wv);
+                        let xa =
+                            _mm512_loadu_si512(acts.magnitudes.as_ptr().add(i * k + 64 * p).cast());
+                        let dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), xa, signed);
+                        let two = _mm512_loadu_ps(combined.as_ptr().add(i * stride + 2 * p));
+                        let scale = _mm512_permutexvar_ps(halves, two);
+                        *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, *a);
+                    }
+                }
+            }
+            let mut tail = [_mm256_setzero_ps(); M];
+            if blocks % 2 == 1 {
+                let b = blocks - 1;
+                // SAFETY: block `b` lies inside the row and each activation row.
                 unsafe {
                     let wv = _mm256_loadu_si256(row.as_ptr().add(b * Q8_BLOCK).cast());
-                    let ws = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(scale.to_bits() as i32)));
-                    for (i, a) in acc.iter_mut().enumerate() {
+                    for (i, t) in tail.iter_mut().enumerate() {
                         let at = i * k + b * Q8_BLOCK;
                         let xs = _mm256_loadu_si256(acts.signed.as_ptr().add(at).cast());
                         let xa = _mm256_loadu_si256(acts.magnitudes.as_ptr().add(at).cast());
@@ -109,13 +159,13 @@ mod x86 {
                             xa,
                             _mm256_sign_epi8(wv, xs),
                         );
-                        let s = _mm256_set1_ps(ws * acts.scales[i * blocks + b]);
-                        *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, *a);
+                        let s = _mm256_set1_ps(combined[i * stride + b]);
+                        *t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, *t);
                     }
                 }
             }
-            for (y, a) in ys.iter_mut().zip(acc) {
-                *y = sum8(a);
+            for ((y, a), t) in ys.iter_mut().zip(acc).zip(tail) {
+                *y = _mm512_reduce_add_ps(a) + sum8(t);
             }
         }
     }
