@@ -29,8 +29,9 @@ pub struct EvalArgs {
     /// pass per window.
     #[arg(long, default_value = "decode", value_parser = ["decode", "forward"])]
     mode: String,
-    /// A second model (e.g. the f32 original) scored the same way: prints the fraction
-    /// of positions where both models' greedy next tokens agree.
+    /// A second model, loaded with f32 weights (e.g. the original of a bf16 or q8_0
+    /// run) and scored the same way: prints the fraction of positions where both
+    /// models' greedy next tokens agree.
     #[arg(long)]
     reference: Option<String>,
     /// text: a few lines; json: one object.
@@ -53,10 +54,10 @@ pub fn run(args: EvalArgs) -> Result<()> {
         ..HubOptions::default()
     };
     let device = rusty_gradients::Device::Cpu;
-    let load = |spec: &str, flag: &str| {
+    let load = |spec: &str, flag: &str, dtype: DType| {
         load_model_with_dtype(spec, &device, &hub, dtype).with_context(|| format!("{flag} {spec}"))
     };
-    let loaded = load(&args.model, "--model")?;
+    let loaded = load(&args.model, "--model", dtype)?;
     let text = std::fs::read_to_string(&args.data)
         .with_context(|| format!("--data {}", args.data.display()))?;
     let tokens = loaded.tokenizer.encode(&text);
@@ -69,7 +70,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let result = evaluate(&loaded.model, scored, window, mode)?;
     let reference: Option<(EvalResult, f64)> = match &args.reference {
         Some(spec) => {
-            let other = load(spec, "--reference")?;
+            let other = load(spec, "--reference", DType::F32)?;
             let r = evaluate(&other.model, scored, window, mode)?;
             let agreement = greedy_agreement(&result, &r)?;
             Some((r, agreement))
