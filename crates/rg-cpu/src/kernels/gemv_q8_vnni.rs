@@ -109,21 +109,22 @@ mod x86 {
             for i in 0..M {
                 let dst = &mut combined[i * stride..i * stride + blocks];
                 let xs = &acts.scales[i * blocks..(i + 1) * blocks];
-                let whole = blocks / 16 * 16;
-                for b in (0..whole).step_by(16) {
-                    // SAFETY: b + 16 <= blocks: inside the row's scales, the
-                    // activation scales and `dst`.
+                for b in (0..blocks).step_by(16) {
+                    // Masked loads and store for the last, partial group of 16 (a
+                    // scalar f16 conversion per block cost as much as the products).
+                    let mask: u16 = if blocks - b >= 16 {
+                        u16::MAX
+                    } else {
+                        (1u16 << (blocks - b)) - 1
+                    };
+                    // SAFETY: the mask keeps every access below `blocks`: inside the
+                    // row's scales, the activation scales and `dst`.
                     unsafe {
-                        let h = _mm256_loadu_si256(row_scales.as_ptr().add(b).cast());
-                        let x = _mm512_loadu_ps(xs.as_ptr().add(b));
-                        _mm512_storeu_ps(
-                            dst.as_mut_ptr().add(b),
-                            _mm512_mul_ps(_mm512_cvtph_ps(h), x),
-                        );
+                        let h = _mm256_maskz_loadu_epi16(mask, row_scales.as_ptr().add(b).cast());
+                        let x = _mm512_maskz_loadu_ps(mask, xs.as_ptr().add(b));
+                        let product = _mm512_mul_ps(_mm512_cvtph_ps(h), x);
+                        _mm512_mask_storeu_ps(dst.as_mut_ptr().add(b), mask, product);
                     }
-                }
-                for b in whole..blocks {
-                    dst[b] = row_scales[b].to_f32() * xs[b];
                 }
             }
             let mut acc = [_mm512_setzero_ps(); M];
