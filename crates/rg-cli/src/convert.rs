@@ -17,7 +17,8 @@ pub struct ConvertArgs {
     /// Written atomically: complete or absent.
     #[arg(long)]
     output: PathBuf,
-    /// f32, bf16 or f16 for the floating-point tensors (default: keep their dtypes).
+    /// f32, bf16 or f16 for the floating-point tensors (default: keep their dtypes);
+    /// q8_0: `wte` and Linear weights as int8 + per-32 f16 scales, the rest f32.
     #[arg(long)]
     dtype: Option<String>,
     /// hf: `transformer.` names (loads in transformers); plain: no prefix. Default: hf
@@ -34,13 +35,15 @@ pub struct ConvertArgs {
 }
 
 pub fn run(args: ConvertArgs) -> Result<()> {
-    let dtype = match args.dtype.as_deref() {
-        None => None,
-        Some(s) => Some(
-            FloatDType::parse(s)
-                .ok_or_else(|| anyhow::anyhow!("--dtype: {s:?} is not one of f32, bf16, f16"))?,
-        ),
-    };
+    let q8_0 = args.dtype.as_deref() == Some("q8_0");
+    let dtype =
+        match args.dtype.as_deref() {
+            None => None,
+            Some("q8_0") => Some(FloatDType::F32),
+            Some(s) => Some(FloatDType::parse(s).ok_or_else(|| {
+                anyhow::anyhow!("--dtype: {s:?} is not one of f32, bf16, f16, q8_0")
+            })?),
+        };
     let layout = match args.layout.as_deref() {
         None => None,
         Some(s) => Some(
@@ -57,6 +60,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         dtype,
         layout,
         overwrite: args.overwrite,
+        q8_0,
     };
     let report = if args.input.is_dir() {
         convert_model_dir(&args.input, &args.output, &options)?

@@ -152,7 +152,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             "text": text,
             "prefill_tokens_per_s": gen.prefill_tokens_per_s,
             "decode_tokens_per_s": gen.decode_tokens_per_s,
-            "weight_bytes": weight_bytes(&loaded.model),
+            "weight_bytes": loaded.model.weight_bytes(),
             "context_length": config.block_size,
             "context_slides": gen.context_slides,
             "stopped_at_context": gen.stopped_at_context,
@@ -195,15 +195,6 @@ fn report_context(gen: &Generation, context: usize, asked: usize) {
 fn model_config(files: &ModelFiles) -> Result<GptConfig> {
     let json = read_json(&files.config)?;
     GptConfig::from_hf_json(&json).with_context(|| format!("{}", files.config.display()))
-}
-
-/// Bytes of the model's parameters in their dtypes.
-fn weight_bytes(model: &rusty_gradients::gpt::Gpt) -> usize {
-    let mut total = 0;
-    rusty_gradients::nn::Module::visit_params(model, &mut |_, var| {
-        total += var.elem_count() * var.dtype().size_in_bytes();
-    });
-    total
 }
 
 /// How much of `text` can be printed: up to a character boundary that is not inside a

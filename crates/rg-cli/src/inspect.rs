@@ -31,6 +31,9 @@ pub fn run(args: InspectArgs) -> Result<()> {
     };
     // The reader's errors name the file and the header field or tensor at fault.
     let file = SafeTensorsFile::open(&file_path)?;
+    // Quantized weights are checked (pairs, shapes, scales, values) as loading would.
+    let quantized = rusty_gradients::gpt::quantized::load_quantized(&file, &file_path)?;
+    let quantized_weights: usize = quantized.values().map(|q| q.rows() * q.cols()).sum();
     let config = dir.map(config_summary).transpose()?.flatten();
     let step = dir.map(trainer_step).transpose()?.flatten();
 
@@ -62,6 +65,9 @@ pub fn run(args: InspectArgs) -> Result<()> {
             "tensors": tensors,
             "total": {"tensors": file.len(), "parameters": params, "bytes": bytes},
         });
+        if !quantized.is_empty() {
+            obj["q8_0"] = json!({"matrices": quantized.len(), "weights": quantized_weights});
+        }
         if let Some(dir) = dir {
             obj["dir"] = json!(dir);
             obj["config"] = config.unwrap_or(Value::Null);
@@ -81,6 +87,13 @@ pub fn run(args: InspectArgs) -> Result<()> {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         writeln!(out, "metadata: {}", pairs.join(", "))?;
+    }
+    if !quantized.is_empty() {
+        writeln!(
+            out,
+            "q8_0: {} matrices, {quantized_weights} weights as int8 with an f16 scale per 32 (NAME.q8_0 + NAME.q8_0_scales)",
+            quantized.len()
+        )?;
     }
     if let Some(dir) = dir {
         match &config {

@@ -3,6 +3,7 @@
 
 mod convert;
 mod device;
+mod eval;
 mod generate;
 mod input;
 mod inspect;
@@ -38,6 +39,8 @@ enum Command {
     /// Train, run and measure tokenizers.
     #[command(subcommand)]
     Tokenize(tokenize::TokenizeCommand),
+    /// Score a model on held-out text: loss, perplexity, greedy agreement with --reference.
+    Eval(eval::EvalArgs),
     /// Print the devices this build can use.
     Devices,
     /// List the tensors (name, dtype, shape, bytes) of a safetensors file or model directory.
@@ -58,6 +61,7 @@ fn main() {
         Command::Train(args) => train::run(*args),
         Command::Generate(args) => generate::run(args),
         Command::Tokenize(command) => tokenize::run(command),
+        Command::Eval(args) => eval::run(args),
         Command::Devices => device::list(),
         Command::Inspect(args) => inspect::run(args),
         Command::Convert(args) => convert::run(args),

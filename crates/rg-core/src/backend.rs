@@ -198,6 +198,16 @@ pub trait Backend: Send + Sync {
 
     // ---- matmul ---------------------------------------------------------------------
     fn matmul(&self, lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<BoxStorage>;
+    /// `x · wᵀ` for f32 `x` `[m, w.cols()]` and a Q8_0 matrix (see [`crate::quant`]):
+    /// f32 `[m, w.rows()]`. Backends without Q8_0 kernels keep this default.
+    fn matmul_q8(&self, x: View<'_>, w: &crate::Q8Matrix) -> Result<BoxStorage> {
+        let _ = (x, w);
+        Err(Error::backend(
+            self.device(),
+            "matmul_q8",
+            "q8_0 weights are not supported on this backend",
+        ))
+    }
 
     // ---- fused ops ------------------------------------------------------------------
     /// Softmax (or log-softmax with `log`) over the last axis.

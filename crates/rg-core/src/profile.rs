@@ -206,6 +206,11 @@ impl Backend for ProfilingBackend {
         };
         self.time(label, |b| b.matmul(lhs, rhs, dims))
     }
+    fn matmul_q8(&self, x: View<'_>, w: &crate::Q8Matrix) -> Result<BoxStorage> {
+        let m = x.dims().first().copied().unwrap_or(0);
+        let label = || format!("matmul_q8 {m}x{}x{}", w.rows(), w.cols());
+        self.time(label, |b| b.matmul_q8(x, w))
+    }
     fn softmax_last(&self, src: View<'_>, log: bool) -> Result<BoxStorage> {
         self.time(named("softmax"), |b| b.softmax_last(src, log))
     }

@@ -22,6 +22,16 @@ impl SharedBytes {
         (end <= total).then_some(SharedBytes { owner, start, len })
     }
 
+    /// All of `bytes`, owned.
+    pub fn from_vec(bytes: Vec<u8>) -> Self {
+        let len = bytes.len();
+        SharedBytes {
+            owner: Arc::new(bytes),
+            start: 0,
+            len,
+        }
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &(*self.owner).as_ref()[self.start..self.start + self.len]
     }

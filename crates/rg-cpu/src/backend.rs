@@ -124,6 +124,10 @@ impl Backend for CpuBackend {
         matmul::matmul(lhs, rhs, dims)
     }
 
+    fn matmul_q8(&self, x: View<'_>, w: &rg_core::Q8Matrix) -> Result<BoxStorage> {
+        crate::kernels::matmul_q8::matmul_q8(x, w)
+    }
+
     fn softmax_last(&self, src: View<'_>, log: bool) -> Result<BoxStorage> {
         softmax::softmax_last(src, log)
     }

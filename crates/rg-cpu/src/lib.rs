@@ -39,6 +39,11 @@ mod view;
 pub use backend::CpuBackend;
 pub use kernels::matmul::engine_name as matmul_engine;
 pub use parallel::init_thread_pool;
+
+/// The Q8_0 decode kernels, public so tests and benchmarks can compare them.
+pub mod q8 {
+    pub use crate::kernels::gemv_q8::{kernel, product_with as decode_with, Kernel};
+}
 pub use storage::{CpuBuffer, CpuElement, CpuStorage};
 
 inventory::submit! {

@@ -92,6 +92,10 @@ pub fn load_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tens
     let file = SafeTensorsFile::open(path)?;
     let mut out = HashMap::with_capacity(file.len());
     for info in file.tensors() {
+        // Read by `quantized::load_quantized`, not as tensors.
+        if crate::quantized::is_quantized_part(info.name()) {
+            continue;
+        }
         if let Some(index) = first_non_finite(info.dtype(), file.raw_bytes(info.name())?) {
             return Err(GptError::bad_file(
                 path,
@@ -151,7 +155,8 @@ pub fn load_model_dir(dir: &Path, device: &Device) -> Result<LoadedModel> {
         .map_err(|e| GptError::bad_file(&config_path, e.to_string()))?;
     let weights = dir.join(MODEL_FILE);
     let tensors = load_tensors(&weights, device)?;
-    let model = Gpt::from_tensors(config, tensors)
+    let quantized = crate::quantized::load_quantized_file(&weights)?;
+    let model = Gpt::from_weights(config, tensors, quantized)
         .map_err(|e| GptError::bad_file(&weights, e.to_string()))?;
     let tokenizer = rg_tokenize::load_tokenizer(dir)?;
     Ok(LoadedModel {

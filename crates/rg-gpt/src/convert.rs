@@ -115,6 +115,9 @@ pub struct ConvertOptions {
     pub layout: Option<KeyLayout>,
     /// Replace an existing output (never the input, nor a directory holding it).
     pub overwrite: bool,
+    /// Store `wte` and the Linear weights as Q8_0 (`crate::quantized`; directories
+    /// only), the other tensors in `dtype`.
+    pub q8_0: bool,
 }
 
 /// What a conversion did.
@@ -386,6 +389,12 @@ pub fn convert_file(
 ) -> Result<ConvertReport> {
     let file = SafeTensorsFile::open(input)?;
     check_output(input, output, options.overwrite)?;
+    if options.q8_0 {
+        return Err(GptError::bad_file(
+            input,
+            "q8_0 quantizes model directories only (it needs config.json to know which tensors are weights)",
+        ));
+    }
     if output.is_dir() {
         return Err(GptError::bad_file(
             output,
@@ -588,6 +597,29 @@ pub fn convert_model_dir(
             ));
             report.transposed.push(stored.to_string());
         }
+        if options.q8_0 && crate::precision::keeps_half(name) {
+            let values = to_f32(info.dtype(), &raw);
+            // Reduction axis last: `wte` is `[vocab, c]` already; a Conv1D weight
+            // `[in, out]` becomes `[out, in]`.
+            let (rows, cols, values) = if is_linear_weight(name) {
+                let (d_in, d_out) = (shape[0], shape[1]);
+                let mut t = vec![0f32; values.len()];
+                for (i, row) in values.chunks_exact(d_out).enumerate() {
+                    for (o, &v) in row.iter().enumerate() {
+                        t[o * d_in + i] = v;
+                    }
+                }
+                (d_out, d_in, t)
+            } else {
+                (shape[0], shape[1], values)
+            };
+            let stored_name = layout.name(name);
+            let pair = crate::quantized::quantized_entries(&stored_name, &values, rows, cols)
+                .map_err(|e| bad(format!("cannot quantize {stored_name:?} to q8_0: {e}")))?;
+            report.converted += 1;
+            entries.extend(pair);
+            continue;
+        }
         let (dtype, bytes) = match options.dtype {
             Some(dst) => match convert_bytes(info.dtype(), &raw, dst) {
                 (d, Cow::Owned(b)) => (d, Cow::Owned(b)),
@@ -623,6 +655,9 @@ pub fn convert_model_dir(
 
     let mut metadata = file.metadata().clone();
     metadata.insert("format".into(), "pt".into());
+    if options.q8_0 {
+        metadata.extend(crate::quantized::metadata());
+    }
 
     create_parent(output)?;
     let staging = AtomicDir::new(output)?;

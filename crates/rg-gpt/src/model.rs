@@ -1,10 +1,11 @@
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rg_autograd::{no_grad, Var};
-use rg_core::{DType, Device, Error, Result, Tensor};
+use rg_core::{DType, Device, Error, Q8Matrix, Result, Tensor};
 use rg_nn::{
     visit_child, Dropout, DropoutRng, Embedding, InitSource, LayerNorm, Module, ParamBuilder,
-    ParamSource, TensorMapSource,
+    ParamSource, TensorMapSource, Weight,
 };
 
 use crate::block::Block;
@@ -23,6 +24,8 @@ pub struct Gpt {
     h: Vec<Block>,
     ln_f: LayerNorm,
     dropout: Dropout,
+    /// Bytes of the Q8_0 weights (not parameters, so not visited as such).
+    quantized_bytes: usize,
 }
 
 impl Gpt {
@@ -38,6 +41,7 @@ impl Gpt {
             h,
             ln_f: LayerNorm::new(&pb.push("ln_f"), config.n_embd, config.layer_norm_eps)?,
             dropout: Dropout::new(config.dropout)?,
+            quantized_bytes: 0,
             config,
         })
     }
@@ -52,6 +56,27 @@ impl Gpt {
     /// are accepted); a missing or misshapen tensor is an error naming it, and a
     /// tensor the model does not use is reported as unexpected.
     pub fn from_tensors(config: GptConfig, tensors: HashMap<String, Tensor>) -> Result<Self> {
+        Gpt::from_weights(config, tensors, HashMap::new())
+    }
+
+    /// [`Gpt::from_tensors`] plus Q8_0 matrices (`crate::quantized`) by the same kind
+    /// of name, used for the weights they name instead of dense tensors (inference).
+    pub fn from_weights(
+        config: GptConfig,
+        tensors: HashMap<String, Tensor>,
+        quantized: HashMap<String, Arc<Q8Matrix>>,
+    ) -> Result<Self> {
+        let quantized: HashMap<String, Arc<Q8Matrix>> = quantized
+            .into_iter()
+            .map(|(name, q)| {
+                let name = name
+                    .strip_prefix("transformer.")
+                    .unwrap_or(&name)
+                    .to_string();
+                (name, q)
+            })
+            .collect();
+        let quantized_bytes = quantized.values().map(|q| q.byte_len()).sum();
         let mut ours = HashMap::new();
         for (name, t) in tensors {
             let name = name
@@ -67,8 +92,9 @@ impl Gpt {
             let t = precision::for_compute(&name, t)?;
             ours.insert(name, t);
         }
-        let source = TensorMapSource::new(ours);
-        let model = Gpt::new(config, &source)?;
+        let source = TensorMapSource::with_quantized(ours, quantized);
+        let mut model = Gpt::new(config, &source)?;
+        model.quantized_bytes = quantized_bytes;
         let unexpected = source.unused();
         if !unexpected.is_empty() {
             return Err(Error::invalid(
@@ -79,12 +105,24 @@ impl Gpt {
         Ok(model)
     }
 
+    /// Bytes of every weight in its stored form: parameters and Q8_0 matrices.
+    pub fn weight_bytes(&self) -> usize {
+        let mut total = self.quantized_bytes;
+        self.visit_params(&mut |_, var| total += var.elem_count() * var.dtype().size_in_bytes());
+        total
+    }
+
     pub fn config(&self) -> &GptConfig {
         &self.config
     }
 
     pub fn device(&self) -> Device {
-        self.wte.weight().device()
+        match self.wte.weight() {
+            Weight::Dense(w) => w.device(),
+            // A quantized table lives on the host; the blocks' tensors say where
+            // activations are.
+            Weight::Q8(_) => self.wpe.weight().device(),
+        }
     }
 
     /// Final hidden states `[b, t, c]` for token ids `[b, t]` (u32).
@@ -152,12 +190,17 @@ impl Gpt {
         self.lm_head(&x)
     }
 
-    /// `x @ wte^T` for hidden states `[..., c]`; the transpose is a strided view.
+    /// `x @ wte^T` for hidden states `[..., c]`; the transpose is a strided view (a
+    /// Q8_0 `wte` is already `[vocab, c]` with the reduction axis last, as it wants).
     pub fn lm_head(&self, x: &Var) -> Result<Var> {
         let c = self.config.n_embd;
         let mut dims = x.dims().to_vec();
         let rows = x.elem_count() / c;
-        let logits = rg_nn::autocast::matmul(&x.reshape([rows, c])?, &self.wte.weight().t()?)?;
+        let head = match self.wte.weight() {
+            Weight::Dense(w) => Weight::Dense(w.t()?),
+            q8 => q8.clone(),
+        };
+        let logits = rg_nn::autocast::matmul(&x.reshape([rows, c])?, &head)?;
         if let Some(last) = dims.last_mut() {
             *last = self.config.vocab_size;
         }

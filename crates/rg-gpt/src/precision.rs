@@ -36,10 +36,10 @@ pub fn for_compute(name: &str, t: Tensor) -> Result<Tensor> {
 /// Rows of the embedding table `table` for `ids`, widened to f32 when the table is half
 /// precision.
 pub fn embed(table: &rg_nn::Embedding, ids: &Tensor) -> Result<Var> {
-    let w = table.weight();
-    if !matches!(w.dtype(), DType::BF16 | DType::F16) {
-        return table.forward(ids);
-    }
+    let w = match table.weight() {
+        rg_nn::Weight::Dense(w) if matches!(w.dtype(), DType::BF16 | DType::F16) => w,
+        _ => return table.forward(ids),
+    };
     if is_grad_enabled() && w.requires_grad() {
         return Err(Error::invalid(
             "embedding",

@@ -4,7 +4,7 @@ use rg_core::{DType, Device};
 use rg_gpt::checkpoint::{read_json, LoadedModel};
 use rg_gpt::{Gpt, GptConfig};
 
-use crate::weights::{check_compute, check_weight_dtype, load_weights};
+use crate::weights::{check_compute, check_weight_dtype, load_quantized_weights, load_weights};
 use crate::{resolve_model, HubError, HubOptions, ModelFiles, Result, WeightFiles};
 
 /// Resolves `spec` ([`resolve_model`]) and loads it with f32 weights.
@@ -37,11 +37,12 @@ pub fn load_model_files(files: &ModelFiles, device: &Device, dtype: DType) -> Re
     let config = GptConfig::from_hf_json(&json)
         .map_err(|e| HubError::bad_file(spec, &files.config, e.to_string()))?;
     let tensors = load_weights(files, device, dtype)?;
+    let quantized = load_quantized_weights(files)?;
     let weights_path = match &files.weights {
         WeightFiles::Single(path) => path,
         WeightFiles::Sharded { index, .. } => &index.path,
     };
-    let model = Gpt::from_tensors(config, tensors)
+    let model = Gpt::from_weights(config, tensors, quantized)
         .map_err(|e| HubError::bad_file(spec, weights_path, e.to_string()))?;
     let tokenizer = rg_tokenize::load_tokenizer(&files.dir)
         .map_err(|e| HubError::gpt(spec, rg_gpt::GptError::from(e)))?;

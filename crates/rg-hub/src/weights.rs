@@ -109,6 +109,9 @@ fn load_file(
     let mut out = HashMap::with_capacity(file.len());
     for info in file.tensors() {
         let name = info.name();
+        if rg_gpt::quantized::is_quantized_part(name) {
+            continue; // read by `rg_gpt::quantized::load_quantized`
+        }
         let stored = info.dtype();
         let raw = file
             .raw_bytes(name)
@@ -148,6 +151,24 @@ fn first_non_finite(dtype: StoredDType, bytes: &[u8]) -> Option<usize> {
         StoredDType::F16 => scan(bytes, |b: [u8; 2]| u16::from_le_bytes(b) & 0x7C00 == 0x7C00),
         _ => None,
     }
+}
+
+/// The Q8_0 weights of the model's files (`rg_gpt::quantized`), by base name.
+pub fn load_quantized_weights(
+    files: &ModelFiles,
+) -> Result<HashMap<String, std::sync::Arc<rg_core::Q8Matrix>>> {
+    let spec = files.spec.as_str();
+    let paths: Vec<&PathBuf> = match &files.weights {
+        WeightFiles::Single(path) => vec![path],
+        WeightFiles::Sharded { shards, .. } => shards.iter().collect(),
+    };
+    let mut all = HashMap::new();
+    for path in paths {
+        all.extend(
+            rg_gpt::quantized::load_quantized_file(path).map_err(|e| HubError::gpt(spec, e))?,
+        );
+    }
+    Ok(all)
 }
 
 /// Errors unless `device` can multiply matrices of `dtype` (a 2x2 matmul), so a model

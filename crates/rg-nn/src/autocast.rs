@@ -6,12 +6,17 @@
 //! [`matmul`] is the one place a product of activations and a weight picks its
 //! precision: the autocast dtype when one is active, else a half-precision weight's
 //! own dtype (bf16/f16 inference weights: f32 activations are rounded to it, the
-//! backend accumulates in f32, and the product comes back in f32).
+//! backend accumulates in f32, and the product comes back in f32). A Q8_0 weight
+//! ([`Weight::Q8`]) always goes to the backend's `matmul_q8` with f32 activations (its
+//! kernels pick their own internal precision); it has no gradient, so the product is
+//! an error while gradients are being recorded for `x`.
 
 use std::cell::Cell;
 
-use rg_autograd::Var;
-use rg_core::{DType, Result};
+use rg_autograd::{is_grad_enabled, Var};
+use rg_core::{DType, Error, Result};
+
+use crate::Weight;
 
 thread_local! {
     static COMPUTE: Cell<Option<DType>> = const { Cell::new(None) };
@@ -39,9 +44,23 @@ pub fn for_compute(x: &Var) -> Result<Var> {
     }
 }
 
-/// `x @ w` in the precision described in the module documentation; the result has
-/// `x`'s dtype.
-pub fn matmul(x: &Var, w: &Var) -> Result<Var> {
+/// `x @ w` (or `x · qᵀ` for a Q8_0 weight) in the precision described in the module
+/// documentation; the result has `x`'s dtype.
+pub fn matmul(x: &Var, w: &Weight) -> Result<Var> {
+    let w = match w {
+        Weight::Dense(w) => w,
+        Weight::Q8(q) => {
+            if is_grad_enabled() && x.requires_grad() {
+                return Err(Error::invalid(
+                    "matmul",
+                    "q8_0 weights are for inference only (wrap the call in no_grad)",
+                ));
+            }
+            let x32 = x.tensor().to_dtype(DType::F32)?;
+            let y = x32.matmul_q8(q)?.to_dtype(x.dtype())?;
+            return Ok(Var::constant(y));
+        }
+    };
     let compute = match autocast_dtype() {
         Some(dtype) if x.dtype() == DType::F32 && dtype != DType::F32 => dtype,
         _ if x.dtype() == DType::F32 && matches!(w.dtype(), DType::BF16 | DType::F16) => w.dtype(),

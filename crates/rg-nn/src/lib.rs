@@ -21,6 +21,7 @@ mod module;
 pub mod optim;
 mod params;
 mod schedule;
+mod weight;
 
 pub use activation::Gelu;
 pub use autocast::{autocast, autocast_dtype};
@@ -35,3 +36,4 @@ pub use params::{Init, InitSource, ParamBuilder, ParamSource, TensorMapSource};
 pub use rg_autograd::{Gradients, Var};
 pub use rg_core::{DType, Device, Error, Result, Tensor};
 pub use schedule::LrSchedule;
+pub use weight::Weight;

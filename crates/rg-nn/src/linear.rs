@@ -1,20 +1,26 @@
 use rg_autograd::Var;
 use rg_core::Result;
 
-use crate::{Init, Module, ParamBuilder};
+use crate::{Init, Module, ParamBuilder, Weight};
 
 /// `y = x W + b` with `W` stored `[in, out]`, the layout of GPT-2's Conv1D, so
-/// Hugging Face GPT-2 weights load without a transpose.
+/// Hugging Face GPT-2 weights load without a transpose; or, when the source holds a
+/// Q8_0 matrix for the weight, `W` quantized and stored `[out, in]` (inference only).
 #[derive(Clone, Debug)]
 pub struct Linear {
-    weight: Var,
+    weight: Weight,
     bias: Option<Var>,
 }
 
 impl Linear {
-    /// Weights drawn from N(0, `std`), bias zeros.
+    /// Weights drawn from N(0, `std`) (or the source's), bias zeros.
     pub fn new(pb: &ParamBuilder, d_in: usize, d_out: usize, bias: bool, std: f64) -> Result<Self> {
-        let weight = pb.param("weight", [d_in, d_out], Init::Normal { mean: 0.0, std })?;
+        let weight = match pb.quantized("weight", d_out, d_in)? {
+            Some(q) => Weight::Q8(q),
+            None => {
+                Weight::Dense(pb.param("weight", [d_in, d_out], Init::Normal { mean: 0.0, std })?)
+            }
+        };
         let bias = if bias {
             Some(pb.param("bias", [d_out], Init::Zeros)?)
         } else {
@@ -23,7 +29,7 @@ impl Linear {
         Ok(Linear { weight, bias })
     }
 
-    pub fn weight(&self) -> &Var {
+    pub fn weight(&self) -> &Weight {
         &self.weight
     }
 
@@ -47,7 +53,7 @@ impl Linear {
         }
         let mut out_dims = dims;
         if let Some(last) = out_dims.last_mut() {
-            *last = self.weight.dims()[1];
+            *last = self.weight.out_features();
         }
         if out_dims.len() == 2 {
             Ok(y)
@@ -59,7 +65,9 @@ impl Linear {
 
 impl Module for Linear {
     fn visit_params(&self, visit: &mut dyn FnMut(&str, &Var)) {
-        visit("weight", &self.weight);
+        if let Some(w) = self.weight.var() {
+            visit("weight", w);
+        }
         if let Some(b) = &self.bias {
             visit("bias", b);
         }

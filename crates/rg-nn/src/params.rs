@@ -1,10 +1,10 @@
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rg_autograd::Var;
-use rg_core::{DType, Device, Error, Result, Shape, Tensor};
+use rg_core::{DType, Device, Error, Q8Matrix, Result, Shape, Tensor};
 
 /// How a freshly created parameter is initialised.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -18,6 +18,13 @@ pub enum Init {
 /// Provides the tensor for a parameter name: initialised or loaded.
 pub trait ParamSource {
     fn get(&self, name: &str, shape: &Shape, init: Init) -> Result<Tensor>;
+
+    /// A Q8_0 matrix for the weight `name`, if the source holds one (loaded quantized
+    /// models); layers then use it instead of a dense parameter.
+    fn quantized(&self, name: &str) -> Option<Arc<Q8Matrix>> {
+        let _ = name;
+        None
+    }
 }
 
 /// Deterministic initialisation: each parameter draws from its own generator seeded by
@@ -80,13 +87,23 @@ impl ParamSource for InitSource {
 /// be listed afterwards with [`TensorMapSource::unused`].
 pub struct TensorMapSource {
     tensors: HashMap<String, Tensor>,
+    quantized: HashMap<String, Arc<Q8Matrix>>,
     used: Mutex<Vec<String>>,
 }
 
 impl TensorMapSource {
     pub fn new(tensors: HashMap<String, Tensor>) -> Self {
+        TensorMapSource::with_quantized(tensors, HashMap::new())
+    }
+
+    /// Dense tensors plus Q8_0 matrices, both by parameter name.
+    pub fn with_quantized(
+        tensors: HashMap<String, Tensor>,
+        quantized: HashMap<String, Arc<Q8Matrix>>,
+    ) -> Self {
         TensorMapSource {
             tensors,
+            quantized,
             used: Mutex::new(Vec::new()),
         }
     }
@@ -97,6 +114,7 @@ impl TensorMapSource {
         let mut rest: Vec<String> = self
             .tensors
             .keys()
+            .chain(self.quantized.keys())
             .filter(|k| !used.contains(k))
             .cloned()
             .collect();
@@ -106,6 +124,15 @@ impl TensorMapSource {
 }
 
 impl ParamSource for TensorMapSource {
+    fn quantized(&self, name: &str) -> Option<Arc<Q8Matrix>> {
+        let q = self.quantized.get(name)?;
+        self.used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(name.to_string());
+        Some(q.clone())
+    }
+
     fn get(&self, name: &str, shape: &Shape, _init: Init) -> Result<Tensor> {
         let t = self.tensors.get(name).ok_or_else(|| {
             Error::invalid(
@@ -163,6 +190,23 @@ impl<'a> ParamBuilder<'a> {
             name.to_string()
         } else {
             format!("{}.{name}", self.prefix)
+        }
+    }
+
+    /// The source's Q8_0 matrix for `name`, checked to be `[rows, cols]` (reduction
+    /// axis last); `None` when the source has none.
+    pub fn quantized(&self, name: &str, rows: usize, cols: usize) -> Result<Option<Arc<Q8Matrix>>> {
+        let full = self.full_name(name);
+        match self.source.quantized(&full) {
+            Some(q) if (q.rows(), q.cols()) != (rows, cols) => Err(Error::invalid(
+                "load parameters",
+                format!(
+                    "q8_0 tensor {full:?} is [{}, {}], the model expects [{rows}, {cols}] (outputs, inputs)",
+                    q.rows(),
+                    q.cols()
+                ),
+            )),
+            other => Ok(other),
         }
     }
 

@@ -150,8 +150,11 @@ fn init_is_deterministic_by_name_and_sources_report_problems() {
     let pb = ParamBuilder::new(&s);
     let a = Linear::new(&pb.push("h").push(0), 64, 32, true, 0.02).unwrap();
     let b = Linear::new(&pb.push("h").push(0), 64, 32, true, 0.02).unwrap();
-    let wa = a.weight().tensor().to_vec::<f32>().unwrap();
-    assert_eq!(wa, b.weight().tensor().to_vec::<f32>().unwrap());
+    let wa = a.weight().var().unwrap().tensor().to_vec::<f32>().unwrap();
+    assert_eq!(
+        wa,
+        b.weight().var().unwrap().tensor().to_vec::<f32>().unwrap()
+    );
     let std = (wa.iter().map(|v| v * v).sum::<f32>() / wa.len() as f32).sqrt();
     assert!((std - 0.02).abs() < 0.002, "std {std}");
     let names: Vec<String> = vec![a.clone()]

@@ -271,6 +271,7 @@ const DEFS: &[Def] = &[
         Weight::Heavy,
         TOKS,
     )))),
+    rss(def("gpt2_decode_q8_0", "64+16", Weight::Heavy, TOKS)),
     no_dtype(def(
         "tokenizer_encode",
         "tinyshakespeare",

@@ -73,6 +73,9 @@ pub struct Measured {
     pub work_unit: &'static str,
     /// Decode rows: bytes of weights one token reads (for the memory-bandwidth roofline).
     pub weight_bytes_per_token: Option<f64>,
+    /// The engine that ran the row's products, where it is not the target's matmul
+    /// engine (the Q8_0 decode kernels).
+    pub engine: Option<&'static str>,
 }
 
 impl Measured {
@@ -82,6 +85,7 @@ impl Measured {
             work,
             work_unit,
             weight_bytes_per_token: None,
+            engine: None,
         }
     }
 }
@@ -118,6 +122,7 @@ fn run_workload(name: &str, size: &str, reps: &Reps, target: &Target) -> Result<
         "gpt2_prefill" => model::prefill(size, reps)?,
         "gpt2_decode" => model::decode(size, rusty_gradients::DType::F32, reps)?,
         "gpt2_decode_bf16" => model::decode(size, rusty_gradients::DType::BF16, reps)?,
+        "gpt2_decode_q8_0" => model::decode_q8_0(size, reps)?,
         "tokenizer_encode" => return io::tokenizer_encode(size, reps),
         "safetensors_open" => io::safetensors_open(size, reps)?,
         other => bail!("unknown workload {other:?}"),
@@ -179,7 +184,7 @@ fn main() -> Result<()> {
             "work": m.work,
             "work_unit": m.work_unit,
             "peak_rss_bytes": peak_rss_bytes(),
-            "matmul": target.matmul_path(),
+            "matmul": m.engine.unwrap_or_else(|| target.matmul_path()),
             "weight_bytes_per_token": m.weight_bytes_per_token,
         }),
     };

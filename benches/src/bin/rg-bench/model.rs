@@ -95,17 +95,17 @@ pub fn train_step_on(preset: &str, size: &str, reps: &Reps, target: &Target) -> 
     Ok(Measured::new(times, (b * t) as f64, "token"))
 }
 
-/// Bytes of weights one decoded token reads: every parameter once (the tied `wte` as
-/// the LM head), except the position table, of which it reads one row.
+/// Bytes of weights one decoded token reads: every weight once in its stored form (the
+/// tied `wte` as the LM head, Q8_0 matrices as int8 plus scales), except the position
+/// table, of which it reads one row.
 fn weight_bytes_per_token(model: &Gpt) -> f64 {
-    let mut bytes = 0usize;
+    let mut position_table = 0usize;
     model.visit_params(&mut |name, var| {
-        let t = var.tensor();
-        if !name.ends_with("wpe.weight") {
-            bytes += t.elem_count() * t.dtype().size_in_bytes();
+        if name.ends_with("wpe.weight") {
+            position_table += var.elem_count() * var.dtype().size_in_bytes();
         }
     });
-    bytes as f64
+    (model.weight_bytes() - position_table) as f64
 }
 
 fn gpt2() -> Result<Gpt> {
@@ -169,6 +169,19 @@ pub fn decode(size: &str, dtype: DType, reps: &Reps) -> Result<Measured> {
 /// back to the host to pick the next, so the timing includes the device's work.
 pub fn decode_on(size: &str, reps: &Reps, target: &Target) -> Result<Measured> {
     decode_model(size, reps, gpt2_on(target.device())?)
+}
+
+/// Decode with `wte` and the Linear weights quantized to Q8_0 (int8, an f16 scale per
+/// 32), the rest f32: what `rgrad convert --dtype q8_0` produces.
+pub fn decode_q8_0(size: &str, reps: &Reps) -> Result<Measured> {
+    use rusty_gradients::cpu::q8;
+    let model = rusty_gradients::gpt::quantized::quantize_model(&gpt2()?)?;
+    let mut m = decode_model(size, reps, model)?;
+    m.engine = Some(match rusty_gradients::cpu::q8::kernel() {
+        q8::Kernel::Vnni => "rg-q8-vnni",
+        q8::Kernel::Widen => "rg-q8-widen",
+    });
+    Ok(m)
 }
 
 fn decode_model(size: &str, reps: &Reps, model: Gpt) -> Result<Measured> {

@@ -13,6 +13,8 @@ pub mod gelu;
 pub mod gemm;
 pub mod gemv;
 mod gemv_bf16;
+pub mod gemv_q8;
+mod gemv_q8_vnni;
 pub mod indexing;
 pub mod lanes;
 pub mod layer_norm;
@@ -21,6 +23,7 @@ pub mod mask;
 pub mod matmul;
 #[cfg(feature = "blas")]
 pub mod matmul_blas;
+pub mod matmul_q8;
 pub mod norm;
 pub mod reduce;
 pub mod softmax;

@@ -1,0 +1,175 @@
+//! Skinny products with a Q8_0 weight (decoding): `y = x · Wᵀ` for at most
+//! [`super::gemv::MAX_ROWS`] rows of f32 activations and `W` `[n, k]` int8 with one f16
+//! scale per 32 values of a row. Each weight row is contiguous along the reduction
+//! axis, so every output is a dot product over one stream of memory, read in place.
+//!
+//! Two kernels, chosen once at run time (`RG_CPU_Q8=widen|vnni` forces one, for
+//! measuring the other):
+//!
+//! - `vnni` (AVX512_VNNI with AVX512VL, as llama.cpp does): the activations are
+//!   quantized per block of 32 to int8 once per call (their own scale), and each block
+//!   of the product is one `vpdpbusd` (int8 × int8 summed into int32), converted to f32
+//!   and scaled by weight scale × activation scale. `vpdpbusd` multiplies unsigned by
+//!   signed bytes, so it takes |x| and the weight with x's sign (`vpsignb`); weights
+//!   are never -128 (`Q8Matrix` rejects it), so the sign flip cannot overflow.
+//! - `widen` (portable, compiled per SIMD level): each weight is widened to f32 and
+//!   multiplied by the f32 activation, exact in the activations.
+//!
+//! The work is split across the rayon pool by weight rows (output columns): each task
+//! streams one contiguous range of the matrix.
+
+use rayon::prelude::*;
+use rg_core::{Q8Matrix, Q8_BLOCK};
+
+use crate::simd::multiversion;
+
+/// Multiply-adds below which a product stays on the calling thread.
+const PAR_MIN_WORK: usize = 1 << 16;
+
+/// Weight rows one parallel task takes at least.
+const MIN_TASK_ROWS: usize = 64;
+
+/// The decode kernel in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    Widen,
+    Vnni,
+}
+
+impl Kernel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Widen => "widen",
+            Kernel::Vnni => "vnni",
+        }
+    }
+}
+
+/// The kernel [`product`] uses: `vnni` where the CPU has it, unless `RG_CPU_Q8=widen`.
+pub fn kernel() -> Kernel {
+    use std::sync::OnceLock;
+    static CHOSEN: OnceLock<Kernel> = OnceLock::new();
+    *CHOSEN.get_or_init(|| {
+        let forced_widen = std::env::var("RG_CPU_Q8").is_ok_and(|v| v == "widen");
+        if !forced_widen && super::gemv_q8_vnni::available() {
+            Kernel::Vnni
+        } else {
+            Kernel::Widen
+        }
+    })
+}
+
+/// `x` (`[m, k]`, contiguous, `m <= MAX_ROWS`) times `wᵀ`: `[m, n]` row-major.
+pub fn product(x: &[f32], m: usize, w: &Q8Matrix) -> Vec<f32> {
+    product_with(kernel(), x, m, w)
+}
+
+/// [`product`] with a given kernel (tests compare both against the reference).
+pub fn product_with(kernel: Kernel, x: &[f32], m: usize, w: &Q8Matrix) -> Vec<f32> {
+    let (n, k) = (w.rows(), w.cols());
+    let acts = (kernel == Kernel::Vnni).then(|| QuantizedActs::new(x, m, k));
+    // Outputs transposed (`[n, m]`): a range of weight rows fills one contiguous range.
+    let mut out_t = vec![0f32; n * m];
+    let run = |r0: usize, out: &mut [f32]| match &acts {
+        Some(acts) => super::gemv_q8_vnni::rows(acts, w, r0, m, out),
+        None => rows_widen(x, w, r0, m, out),
+    };
+    if rayon::current_num_threads() > 1 && m * n * k >= PAR_MIN_WORK {
+        let tasks = rayon::current_num_threads() * 4;
+        let rows = n.div_ceil(tasks).max(MIN_TASK_ROWS);
+        out_t
+            .par_chunks_mut(rows * m)
+            .enumerate()
+            .for_each(|(t, out)| run(t * rows, out));
+    } else {
+        run(0, &mut out_t);
+    }
+    if m == 1 {
+        return out_t;
+    }
+    let mut out = vec![0f32; m * n];
+    for (r, ys) in out_t.chunks_exact(m).enumerate() {
+        for (i, &y) in ys.iter().enumerate() {
+            out[i * n + r] = y;
+        }
+    }
+    out
+}
+
+/// Activations quantized per block of 32 for the int8 kernel: magnitudes (u8), signed
+/// values (for the sign of the weight), one f32 scale per block, and per 64 values a
+/// bit mask of the negative ones, each `[m, ..]`.
+pub struct QuantizedActs {
+    pub magnitudes: Vec<u8>,
+    pub signed: Vec<i8>,
+    pub scales: Vec<f32>,
+    pub negative: Vec<u64>,
+}
+
+impl QuantizedActs {
+    pub fn new(x: &[f32], m: usize, k: usize) -> Self {
+        let x = &x[..m * k];
+        let mut acts = QuantizedActs {
+            magnitudes: Vec::with_capacity(x.len()),
+            signed: Vec::with_capacity(x.len()),
+            scales: Vec::with_capacity(x.len() / Q8_BLOCK),
+            negative: Vec::new(),
+        };
+        for block in x.chunks_exact(Q8_BLOCK) {
+            let amax = block.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let scale = amax / 127.0;
+            let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+            acts.scales.push(scale);
+            for &v in block {
+                let q = (v * inverse).round().clamp(-127.0, 127.0) as i8;
+                acts.signed.push(q);
+                acts.magnitudes.push(q.unsigned_abs());
+            }
+        }
+        // Whole 64-value pairs of blocks of each row (an odd last block has none).
+        for row in acts.signed.chunks_exact(k.max(1)) {
+            for pair in row.chunks_exact(2 * Q8_BLOCK) {
+                let bits = pair
+                    .iter()
+                    .enumerate()
+                    .fold(0u64, |m, (b, &v)| m | (((v < 0) as u64) << b));
+                acts.negative.push(bits);
+            }
+        }
+        acts
+    }
+}
+
+/// Outputs of weight rows `r0..r0 + out.len() / m` into `out` (`[rows, m]`) by widening.
+fn rows_widen(x: &[f32], w: &Q8Matrix, r0: usize, m: usize, out: &mut [f32]) {
+    let k = w.cols();
+    let blocks = k / Q8_BLOCK;
+    let (values, scales) = (w.values(), w.scales());
+    let mut scale_f32 = vec![0f32; blocks];
+    for (r_local, ys) in out.chunks_exact_mut(m).enumerate() {
+        let r = r0 + r_local;
+        for (s, h) in scale_f32
+            .iter_mut()
+            .zip(&scales[r * blocks..(r + 1) * blocks])
+        {
+            *s = h.to_f32();
+        }
+        let row = &values[r * k..(r + 1) * k];
+        for (i, y) in ys.iter_mut().enumerate() {
+            *y = dot_widen(&x[i * k..(i + 1) * k], row, &scale_f32);
+        }
+    }
+}
+
+multiversion! {
+    fn dot_widen(x: &[f32], v: &[i8], s: &[f32]) -> f32 {
+        // One partial sum per lane of a block, so the loop vectorises.
+        let mut acc = [0f32; Q8_BLOCK];
+        for ((xb, vb), &s) in x.chunks_exact(Q8_BLOCK).zip(v.chunks_exact(Q8_BLOCK)).zip(s) {
+            for l in 0..Q8_BLOCK {
+                acc[l] += xb[l] * (vb[l] as f32 * s);
+            }
+        }
+        acc.iter().sum()
+    }
+}

@@ -1,0 +1,180 @@
+//! The int8 kernel of [`super::gemv_q8`]: AVX512_VNNI's `vpdpbusd` (two 32-value
+//! blocks per instruction), chosen at run time when the CPU has it.
+
+use rg_core::{Q8Matrix, Q8_BLOCK};
+
+use super::gemv_q8::QuantizedActs;
+
+/// Whether [`rows`] can run here, detected once.
+pub fn available() -> bool {
+    #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+    {
+        use std::sync::OnceLock;
+        static FOUND: OnceLock<bool> = OnceLock::new();
+        *FOUND.get_or_init(|| {
+            crate::simd::level() == crate::simd::Level::Avx512
+                && std::arch::is_x86_feature_detected!("avx512vnni")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("f16c")
+                && std::arch::is_x86_feature_detected!("fma")
+        })
+    }
+    #[cfg(not(all(target_arch = "x86_64", rg_cpu_avx512)))]
+    false
+}
+
+/// Outputs of weight rows `r0..r0 + out.len() / m` into `out` (`[rows, m]`), for `m`
+/// rows of quantized activations. Callers check [`available`] first; without it (or
+/// for an `m` above 4) this falls back to widening the dequantized row.
+pub fn rows(acts: &QuantizedActs, w: &Q8Matrix, r0: usize, m: usize, out: &mut [f32]) {
+    #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+    if available() {
+        // SAFETY: `available` checked the CPU features; `acts` holds `m` rows of
+        // `w.cols()` values and `out` whole rows of `m` outputs inside `w`.
+        unsafe {
+            match m {
+                1 => return x86::rows::<1>(acts, w, r0, out),
+                2 => return x86::rows::<2>(acts, w, r0, out),
+                3 => return x86::rows::<3>(acts, w, r0, out),
+                4 => return x86::rows::<4>(acts, w, r0, out),
+                _ => {}
+            }
+        }
+    }
+    // Portable equivalent: the same int8 products, summed in scalar code.
+    let k = w.cols();
+    let blocks = k / Q8_BLOCK;
+    for (r_local, ys) in out.chunks_exact_mut(m).enumerate() {
+        let r = r0 + r_local;
+        let row = &w.values()[r * k..(r + 1) * k];
+        let scales = &w.scales()[r * blocks..(r + 1) * blocks];
+        for (i, y) in ys.iter_mut().enumerate() {
+            let xs = &acts.signed[i * k..(i + 1) * k];
+            *y = (0..blocks)
+                .map(|b| {
+                    let span = b * Q8_BLOCK..(b + 1) * Q8_BLOCK;
+                    let dot: i32 = row[span.clone()]
+                        .iter()
+                        .zip(&xs[span])
+                        .map(|(&a, &b)| a as i32 * b as i32)
+                        .sum();
+                    dot as f32 * scales[b].to_f32() * acts.scales[i * blocks + b]
+                })
+                .sum();
+        }
+    }
+}
+
+// Compiled only where `build.rs` found Rust 1.89+ (AVX-512 intrinsics).
+#[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+#[allow(clippy::incompatible_msrv)]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use rg_core::{Q8Matrix, Q8_BLOCK};
+
+    use super::QuantizedActs;
+
+    /// # Safety
+    /// The CPU must have AVX2, FMA, F16C, AVX512F, AVX512BW, AVX512VL and AVX512_VNNI;
+    /// `acts` must hold `M` rows of `w.cols()` values; `out` must hold whole rows of
+    /// `M` outputs for weight rows starting at `r0`, all inside `w`.
+    ///
+    /// Two blocks per 512-bit step: `vpdpbusd` leaves block `2p` in lanes 0-7 and
+    /// block `2p + 1` in lanes 8-15, which are scaled by a permute of the row's
+    /// combined scales (weight × activation, computed 16 blocks at a time per row).
+    /// An odd last block takes the 256-bit step.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    pub unsafe fn rows<const M: usize>(
+        acts: &QuantizedActs,
+        w: &Q8Matrix,
+        r0: usize,
+        out: &mut [f32],
+    ) {
+        let k = w.cols();
+        let blocks = k / Q8_BLOCK;
+        let pairs = blocks / 2;
+        let (values, scales) = (w.values(), w.scales());
+        // Combined scales of one weight row per activation row, padded so a 16-wide
+        // load at any block stays inside.
+        let stride = blocks + 16;
+        let mut combined = vec![0f32; M * stride];
+        // Lanes 0-7 take the first of the two loaded scales, lanes 8-15 the second.
+        let halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+        for (r_local, ys) in out.chunks_exact_mut(M).enumerate() {
+            let r = r0 + r_local;
+            let row = &values[r * k..(r + 1) * k];
+            let row_scales = &scales[r * blocks..(r + 1) * blocks];
+            for i in 0..M {
+                let dst = &mut combined[i * stride..i * stride + blocks];
+                let xs = &acts.scales[i * blocks..(i + 1) * blocks];
+                for b in (0..blocks).step_by(16) {
+                    // Masked loads and store for the last, partial group of 16 (a
+                    // scalar f16 conversion per block cost as much as the products).
+                    let mask: u16 = if blocks - b >= 16 {
+                        u16::MAX
+                    } else {
+                        (1u16 << (blocks - b)) - 1
+                    };
+                    // SAFETY: the mask keeps every access below `blocks`: inside the
+                    // row's scales, the activation scales and `dst`.
+                    unsafe {
+                        let h = _mm256_maskz_loadu_epi16(mask, row_scales.as_ptr().add(b).cast());
+                        let x = _mm512_maskz_loadu_ps(mask, xs.as_ptr().add(b));
+                        let product = _mm512_mul_ps(_mm512_cvtph_ps(h), x);
+                        _mm512_mask_storeu_ps(dst.as_mut_ptr().add(b), mask, product);
+                    }
+                }
+            }
+            let mut acc = [_mm512_setzero_ps(); M];
+            for p in 0..pairs {
+                // SAFETY: bytes 64p..64p + 64 lie inside the row and each activation
+                // row; `combined` has 16 floats past block 2p (padding); unaligned.
+                unsafe {
+                    let wv = _mm512_loadu_si512(row.as_ptr().add(64 * p).cast());
+                    for (i, a) in acc.iter_mut().enumerate() {
+                        let negative = acts.negative[i * pairs + p];
+                        let signed = _mm512_mask_sub_epi8(wv, negative, _mm512_setzero_si512(), wv);
+                        let xa =
+                            _mm512_loadu_si512(acts.magnitudes.as_ptr().add(i * k + 64 * p).cast());
+                        let dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), xa, signed);
+                        let two = _mm512_loadu_ps(combined.as_ptr().add(i * stride + 2 * p));
+                        let scale = _mm512_permutexvar_ps(halves, two);
+                        *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, *a);
+                    }
+                }
+            }
+            let mut tail = [_mm256_setzero_ps(); M];
+            if blocks % 2 == 1 {
+                let b = blocks - 1;
+                // SAFETY: block `b` lies inside the row and each activation row.
+                unsafe {
+                    let wv = _mm256_loadu_si256(row.as_ptr().add(b * Q8_BLOCK).cast());
+                    for (i, t) in tail.iter_mut().enumerate() {
+                        let at = i * k + b * Q8_BLOCK;
+                        let xs = _mm256_loadu_si256(acts.signed.as_ptr().add(at).cast());
+                        let xa = _mm256_loadu_si256(acts.magnitudes.as_ptr().add(at).cast());
+                        let dot = _mm256_dpbusd_epi32(
+                            _mm256_setzero_si256(),
+                            xa,
+                            _mm256_sign_epi8(wv, xs),
+                        );
+                        let s = _mm256_set1_ps(combined[i * stride + b]);
+                        *t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, *t);
+                    }
+                }
+            }
+            for ((y, a), t) in ys.iter_mut().zip(acc).zip(tail) {
+                *y = _mm512_reduce_add_ps(a) + sum8(t);
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn sum8(v: __m256) -> f32 {
+        let q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let d = _mm_add_ps(q, _mm_movehl_ps(q, q));
+        _mm_cvtss_f32(_mm_add_ss(d, _mm_shuffle_ps::<1>(d, d)))
+    }
+}
