@@ -31,7 +31,7 @@ pub struct EvalArgs {
     mode: String,
     /// A second model, loaded with f32 weights (e.g. the original of a bf16 or q8_0
     /// run) and scored the same way: prints the fraction of positions where both
-    /// models' greedy next tokens agree.
+    /// models' greedy next tokens agree (default: none, no comparison).
     #[arg(long)]
     reference: Option<String>,
     /// text: a few lines; json: one object.
