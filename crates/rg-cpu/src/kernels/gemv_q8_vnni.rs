@@ -76,6 +76,13 @@ mod x86 {
 
     use super::QuantizedActs;
 
+    /// How far ahead of the products the weight stream is prefetched. The hardware
+    /// prefetcher alone left one core at 8-9 GB/s of weights out of cache (each 64
+    /// bytes take ~8 instructions, so few loads are in flight); 4 KiB ahead gave
+    /// 15.7-16.3 GB/s (512 B: 11-12, 1 KiB: 12-13, 2 KiB: 13-15) on the Xeon
+    /// (Sapphire Rapids class), one thread, 50 MB of Q8_0 weights, per CPU-second.
+    const PREFETCH_BYTES: usize = 4096;
+
     /// # Safety
     /// The CPU must have AVX2, FMA, F16C, AVX512F, AVX512BW, AVX512VL and AVX512_VNNI;
     /// `acts` must hold `M` rows of `w.cols()` values; `out` must hold whole rows of
@@ -132,6 +139,8 @@ mod x86 {
                 // SAFETY: bytes 64p..64p + 64 lie inside the row and each activation
                 // row; `combined` has 16 floats past block 2p (padding); unaligned.
                 unsafe {
+                    let ahead = row.as_ptr().wrapping_add(64 * p + PREFETCH_BYTES);
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
                     let wv = _mm512_loadu_si512(row.as_ptr().add(64 * p).cast());
                     for (i, a) in acc.iter_mut().enumerate() {
                         let negative = acts.negative[i * pairs + p];
