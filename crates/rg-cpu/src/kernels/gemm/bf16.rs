@@ -180,14 +180,8 @@ pub unsafe fn gemm(
     ldc: usize,
     parallel: bool,
 ) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        for i in 0..m {
-            // SAFETY: row `i` of `c` is valid by the caller's contract.
-            unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), n).fill(0.0) };
-        }
+    // SAFETY: forwarded from the caller.
+    if unsafe { super::handle_empty((m, n, k), c, ldc) } {
         return;
     }
     let kc_max = KC.min(k).next_multiple_of(CHUNK);

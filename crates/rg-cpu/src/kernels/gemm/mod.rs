@@ -119,6 +119,29 @@ impl Kernel {
     }
 }
 
+/// Products with no output, or with an empty reduction (all zeros), which the packed
+/// GEMMs never see: returns whether `c` is done.
+///
+/// # Safety
+/// `c` must be valid for writes of `m` rows of `n` values `ldc` apart.
+pub(crate) unsafe fn handle_empty(
+    (m, n, k): (usize, usize, usize),
+    c: *mut f32,
+    ldc: usize,
+) -> bool {
+    if m == 0 || n == 0 {
+        return true;
+    }
+    if k > 0 {
+        return false;
+    }
+    for i in 0..m {
+        // SAFETY: row `i` of `c` is valid by the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), n).fill(0.0) };
+    }
+    true
+}
+
 /// Whether a product of this size is worth splitting across the rayon pool: below
 /// about 2^20 multiply-adds the pool's wake-ups cost more than they save.
 pub fn worth_threads(m: usize, n: usize, k: usize) -> bool {
@@ -191,14 +214,8 @@ pub unsafe fn gemm<E: Elem>(
     ldc: usize,
     parallel: bool,
 ) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        for i in 0..m {
-            // SAFETY: row `i` of `c` is valid by the caller's contract.
-            unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), n).fill(0.0) };
-        }
+    // SAFETY: forwarded from the caller.
+    if unsafe { handle_empty((m, n, k), c, ldc) } {
         return;
     }
     let (mr, nr) = (kern.mr, kern.nr);
