@@ -7,8 +7,9 @@
 //! Engines ([`engine`] picks one per call, the same for every product of the batch):
 //! - bf16 on CPUs with AMX or AVX512_BF16: the bf16 GEMM of [`super::gemm::bf16`]
 //!   (bf16 packing, f32 accumulation, the result rounded to nearest even at the end).
-//! - f32 on AVX-512 CPUs, and bf16 on the others: the packed GEMM of [`super::gemm`]
-//!   (f32 accumulation; bf16 operands are widened while packing). Both GEMMs thread
+//! - f32 on AVX-512 CPUs and on aarch64 (NEON), and bf16 on the others: the packed
+//!   GEMM of [`super::gemm`] (f32 accumulation; bf16 operands are widened while
+//!   packing). Both GEMMs thread
 //!   on the global rayon pool.
 //! - f32 elsewhere, and f64: `matrixmultiply`; with the `blas` feature, system
 //!   OpenBLAS takes f32 and f64 whenever both operands have a unit stride in one axis.
@@ -99,14 +100,14 @@ fn engine(dtype: DType, plan: &Plan) -> Engine {
     match dtype {
         DType::BF16 => bf16_engine(),
         DType::F32 if !f32::uses_blas(plan) => {
-            Kernel::avx512().map_or(Engine::Library, Engine::Packed)
+            Kernel::native().map_or(Engine::Library, Engine::Packed)
         }
         _ => Engine::Library,
     }
 }
 
 /// The engine a large row-major product of `dtype` runs on (what benchmarks label
-/// their matmul rows with): `"rg-gemm-avx512"`, `"rg-gemm-portable"`,
+/// their matmul rows with): `"rg-gemm-avx512"`, `"rg-gemm-neon"`, `"rg-gemm-portable"`,
 /// `"rg-gemm-amx-bf16"`, `"rg-gemm-avx512bf16"`, `"openblas"` or `"matrixmultiply"`.
 pub fn engine_name(dtype: DType) -> &'static str {
     let n = 1024;

@@ -12,7 +12,10 @@ pub mod fill;
 pub mod gelu;
 pub mod gemm;
 pub mod gemv;
+#[cfg(target_arch = "x86_64")]
 mod gemv_bf16;
+#[cfg(target_arch = "aarch64")]
+mod gemv_neon;
 pub mod indexing;
 pub mod lanes;
 pub mod layer_norm;

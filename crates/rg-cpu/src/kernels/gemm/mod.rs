@@ -15,7 +15,8 @@
 //! (small products, or one product of a batch that is itself spread over the pool).
 //!
 //! Kernels: the AVX-512 one where the CPU has it (and `RG_CPU_SIMD` does not cap the
-//! level below it), else a portable one the compiler vectorises.
+//! level below it), the NEON one on aarch64 (`RG_CPU_SIMD=base` leaves it out), else a
+//! portable one the compiler vectorises.
 //!
 //! bf16 products on CPUs with AMX or AVX512_BF16 use [`bf16`] instead: the same
 //! blocking over operands packed as bf16, multiplied by AMX tiles or `vdpbf16ps`.
@@ -32,6 +33,8 @@ mod bf16_pack;
 mod bf16_tests;
 #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
 mod dpbf16;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 mod pack;
 mod portable;
 #[cfg(test)]
@@ -51,6 +54,8 @@ const NC: usize = 512;
 const MAX_TILE: usize = 512;
 #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
 const _: () = assert!(avx512::MR * avx512::NR <= MAX_TILE);
+#[cfg(target_arch = "aarch64")]
+const _: () = assert!(neon::MR * neon::NR <= MAX_TILE);
 const _: () = assert!(portable::MR * portable::NR <= MAX_TILE);
 
 /// One micro-kernel: `c[i][j] (+)= sum_p a[i][p] * b[p][j]` over a full tile, from an
@@ -97,6 +102,22 @@ impl Kernel {
         None
     }
 
+    /// The NEON kernel on aarch64 (NEON is part of that baseline), unless
+    /// `RG_CPU_SIMD=base` asks for the portable code.
+    pub fn neon() -> Option<Kernel> {
+        #[cfg(target_arch = "aarch64")]
+        if crate::simd::neon() {
+            return Some(Kernel {
+                mr: neon::MR,
+                nr: neon::NR,
+                run: neon::kernel,
+                in_place_lhs: false,
+                name: "rg-gemm-neon",
+            });
+        }
+        None
+    }
+
     /// The portable kernel, available everywhere.
     pub fn portable() -> Kernel {
         Kernel {
@@ -115,7 +136,12 @@ impl Kernel {
 
     /// The fastest kernel for this CPU.
     pub fn best() -> Kernel {
-        Kernel::avx512().unwrap_or_else(Kernel::portable)
+        Kernel::native().unwrap_or_else(Kernel::portable)
+    }
+
+    /// The hand-written kernel for this CPU's vector unit (AVX-512 or NEON), if any.
+    pub fn native() -> Option<Kernel> {
+        Kernel::avx512().or_else(Kernel::neon)
     }
 }
 
