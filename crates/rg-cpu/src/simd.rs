@@ -68,6 +68,19 @@ pub fn neon() -> bool {
     *ON.get_or_init(|| std::env::var("RG_CPU_SIMD").as_deref() != Ok("base"))
 }
 
+/// Whether the aarch64 `bfdot` kernels run: the CPU has the BF16 extension (detected
+/// once), NEON is on, and `RG_CPU_BF16=widen` does not ask for widening to f32.
+#[cfg(target_arch = "aarch64")]
+pub fn neon_bf16() -> bool {
+    use std::sync::OnceLock;
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        neon()
+            && std::env::var("RG_CPU_BF16").as_deref() != Ok("widen")
+            && std::arch::is_aarch64_feature_detected!("bf16")
+    })
+}
+
 /// Defines a function whose body is compiled three times, for AVX-512, AVX2 and the
 /// baseline, and picks the copy for the running CPU at each call.
 ///

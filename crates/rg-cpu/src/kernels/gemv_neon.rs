@@ -9,18 +9,12 @@
 //! work instead.
 
 use std::arch::aarch64::*;
-use std::sync::OnceLock;
 
 use half::bf16;
 
-/// Whether the `bfdot` kernels can run here, detected once.
+/// Whether the `bfdot` kernels can run here.
 fn has_bfdot() -> bool {
-    static FOUND: OnceLock<bool> = OnceLock::new();
-    *FOUND.get_or_init(|| {
-        crate::simd::neon()
-            && std::env::var("RG_CPU_BF16").as_deref() != Ok("widen")
-            && std::arch::is_aarch64_feature_detected!("bf16")
-    })
+    crate::simd::neon_bf16()
 }
 
 /// A weight element NEON reads four at a time, widened to f32.

@@ -304,3 +304,42 @@ proptest! {
         }
     }
 }
+
+/// The `bfdot` kernel (aarch64 CPUs with the BF16 extension, e.g. `qemu-aarch64 -cpu
+/// max`) on bf16 operands: odd depths (a pair padded with zero), depths past `KC`,
+/// every layout of either operand, one thread and the pool.
+#[test]
+fn bfdot_kernel_on_bf16_operands() {
+    let Some(kern) = Kernel::neon_bfdot() else {
+        eprintln!("no bfdot kernel on this CPU: not exercised");
+        return;
+    };
+    for (s, (m, n, k)) in [
+        (1, 1, 1),
+        (8, 12, 2),
+        (9, 13, 3),
+        (7, 65, 33),
+        (64, 64, 64),
+        (17, 100, KC + 1),
+        (40, 30, 2 * KC + 5),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for (t, (la, lb)) in LAYOUTS
+            .into_iter()
+            .zip(LAYOUTS.into_iter().rev())
+            .enumerate()
+        {
+            let parallel = (s + t) % 2 == 1;
+            check::<bf16>(
+                kern,
+                (m, n, k),
+                (la, lb),
+                parallel,
+                (s * 5 + t) as u64,
+                bf16::from_f32,
+            );
+        }
+    }
+}
