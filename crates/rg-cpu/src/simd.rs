@@ -6,6 +6,8 @@
 //! widest copy the CPU supports, so the hot loops in them use 16- or 8-wide registers.
 //! `RG_CPU_SIMD=base|avx2|avx512` caps the level (for benchmarking the difference).
 //! The AVX-512 copies need Rust 1.89+ (see `build.rs`); older compilers stop at AVX2.
+//! Elsewhere the levels and the bf16 detection exist but only x86 code reads them.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -55,6 +57,28 @@ fn detect() -> Level {
         let _ = cap;
         Level::Base
     }
+}
+
+/// Whether the hand-written NEON kernels run (aarch64 only, where NEON is part of the
+/// baseline): `RG_CPU_SIMD=base` turns them off, to compare with the portable code.
+#[cfg(target_arch = "aarch64")]
+pub fn neon() -> bool {
+    use std::sync::OnceLock;
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("RG_CPU_SIMD").as_deref() != Ok("base"))
+}
+
+/// Whether the aarch64 `bfdot` kernels run: the CPU has the BF16 extension (detected
+/// once), NEON is on, and `RG_CPU_BF16=widen` does not ask for widening to f32.
+#[cfg(target_arch = "aarch64")]
+pub fn neon_bf16() -> bool {
+    use std::sync::OnceLock;
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        neon()
+            && std::env::var("RG_CPU_BF16").as_deref() != Ok("widen")
+            && std::arch::is_aarch64_feature_detected!("bf16")
+    })
 }
 
 /// Defines a function whose body is compiled three times, for AVX-512, AVX2 and the

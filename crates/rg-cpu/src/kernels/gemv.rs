@@ -18,6 +18,10 @@
 //! pool: by weight rows (the reduction axis, partial sums added after) when rows are
 //! contiguous, so each thread streams one contiguous block; by output columns when
 //! columns are. A batch of small products (attention heads) is split by batch entry.
+//!
+//! Kernels: the loops here, compiled per x86 vector level; AVX512_BF16 for bf16
+//! weights where present (`gemv_bf16.rs`); on aarch64 NEON, and `bfdot` for bf16 on
+//! CPUs with the BF16 extension (`gemv_neon.rs`).
 
 use half::bf16;
 use rayon::prelude::*;
@@ -60,18 +64,20 @@ pub fn matmul(lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Option<Result<B
 pub trait Widen: CpuElement + Copy + Send + Sync {
     fn widen(self) -> f32;
 
-    /// The dot product of `x` with one column by a dedicated instruction for this
-    /// element type, where the CPU has one.
-    fn dot_native(_x: &[Self], _c: &[Self]) -> Option<f32> {
+    /// The dot product of the activations (`x` as they are, `xf` widened to f32) with
+    /// one column by a dedicated kernel for this element type, where the CPU has one.
+    fn dot_native(_x: &[Self], _xf: &[f32], _c: &[Self]) -> Option<f32> {
         None
     }
 
-    /// Part of [`axpy_form`] by a dedicated instruction: adds weight rows
-    /// `k0..done_rows` times the activations (`[m, k]`) into columns `0..done_cols` of
-    /// `y` (`[m, cols]`) and returns `(done_rows, done_cols)`; `None` when the CPU has
-    /// no such instruction.
+    /// Part of [`axpy_form`] by a dedicated kernel: adds weight rows `k0..done_rows`
+    /// times the activations (`[m, k]`, as they are and widened) into columns
+    /// `0..done_cols` of `y` (`[m, cols]`) and returns `(done_rows, done_cols)`; `None`
+    /// when the CPU has no such kernel.
+    #[allow(clippy::too_many_arguments)]
     fn axpy_native<'a>(
         _x: &[Self],
+        _xf: &[f32],
         _k: usize,
         _row: &dyn Fn(usize) -> &'a [Self],
         _y: &mut [f32],
@@ -88,6 +94,25 @@ impl Widen for f32 {
     fn widen(self) -> f32 {
         self
     }
+
+    #[cfg(target_arch = "aarch64")]
+    fn dot_native(_x: &[Self], xf: &[f32], c: &[Self]) -> Option<f32> {
+        super::gemv_neon::dot(xf, c)
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    fn axpy_native<'a>(
+        _x: &[Self],
+        xf: &[f32],
+        k: usize,
+        row: &dyn Fn(usize) -> &'a [Self],
+        y: &mut [f32],
+        cols: usize,
+        k0: usize,
+        k1: usize,
+    ) -> Option<(usize, usize)> {
+        super::gemv_neon::axpy(xf, k, row, y, cols, (k0, k1))
+    }
 }
 
 impl Widen for bf16 {
@@ -98,12 +123,23 @@ impl Widen for bf16 {
         f32::from_bits((self.to_bits() as u32) << 16)
     }
 
-    fn dot_native(x: &[Self], c: &[Self]) -> Option<f32> {
-        super::gemv_bf16::dot(x, c)
+    /// AVX512_BF16 on x86; on aarch64 `bfdot` where the CPU has BF16, else NEON.
+    fn dot_native(x: &[Self], _xf: &[f32], c: &[Self]) -> Option<f32> {
+        #[cfg(target_arch = "x86_64")]
+        let found = super::gemv_bf16::dot(x, c);
+        #[cfg(target_arch = "aarch64")]
+        let found = super::gemv_neon::dot_bf16(x, c).or_else(|| super::gemv_neon::dot(_xf, c));
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        let found = {
+            let _ = (x, c);
+            None
+        };
+        found
     }
 
     fn axpy_native<'a>(
         x: &[Self],
+        _xf: &[f32],
         k: usize,
         row: &dyn Fn(usize) -> &'a [Self],
         y: &mut [f32],
@@ -111,7 +147,17 @@ impl Widen for bf16 {
         k0: usize,
         k1: usize,
     ) -> Option<(usize, usize)> {
-        super::gemv_bf16::axpy_pairs(x, k, row, y, cols, k0, k1)
+        #[cfg(target_arch = "x86_64")]
+        let found = super::gemv_bf16::axpy_pairs(x, k, row, y, cols, k0, k1);
+        #[cfg(target_arch = "aarch64")]
+        let found = super::gemv_neon::axpy_pairs_bf16(x, k, row, y, cols, (k0, k1))
+            .or_else(|| super::gemv_neon::axpy(_xf, k, row, y, cols, (k0, k1)));
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        let found = {
+            let _ = (x, k, row, y, cols, k0, k1);
+            None
+        };
+        found
     }
 }
 
@@ -327,7 +373,7 @@ fn axpy_form<W: Widen>(
     // A dedicated instruction may take a block of rows and columns first; the
     // portable loop does what it left.
     let (done_rows, done_cols) =
-        W::axpy_native(x.native, k, &row, y, cols, k0, k1).unwrap_or((k0, 0));
+        W::axpy_native(x.native, x.f32s, k, &row, y, cols, k0, k1).unwrap_or((k0, 0));
     if done_cols > 0 {
         axpy_portable(x.f32s, k, &row, y, m, cols, k0..done_rows, done_cols..cols);
     }
@@ -414,7 +460,7 @@ fn dot_form<W: Widen>(
         let col = &w.data[s..s + k];
         for i in 0..m {
             let row = i * k..(i + 1) * k;
-            y[i * cols + j - j0] = W::dot_native(&x.native[row.clone()], col)
+            y[i * cols + j - j0] = W::dot_native(&x.native[row.clone()], &x.f32s[row.clone()], col)
                 .unwrap_or_else(|| dot(&x.f32s[row], col));
         }
     }

@@ -6,9 +6,12 @@
 //!
 //! Engines ([`engine`] picks one per call, the same for every product of the batch):
 //! - bf16 on CPUs with AMX or AVX512_BF16: the bf16 GEMM of [`super::gemm::bf16`]
-//!   (bf16 packing, f32 accumulation, the result rounded to nearest even at the end).
-//! - f32 on AVX-512 CPUs, and bf16 on the others: the packed GEMM of [`super::gemm`]
-//!   (f32 accumulation; bf16 operands are widened while packing). Both GEMMs thread
+//!   (bf16 packing, f32 accumulation, the result rounded to nearest even at the end);
+//!   on aarch64 with the BF16 extension, the packed GEMM of [`super::gemm`] with its
+//!   `bfdot` kernel (operands packed as bf16 depth pairs).
+//! - f32 on AVX-512 CPUs and on aarch64 (NEON), and bf16 on the others: the packed
+//!   GEMM of [`super::gemm`] (f32 accumulation; bf16 operands are widened while
+//!   packing). Both GEMMs thread
 //!   on the global rayon pool.
 //! - f32 elsewhere, and f64: `matrixmultiply`; with the `blas` feature, system
 //!   OpenBLAS takes f32 and f64 whenever both operands have a unit stride in one axis.
@@ -99,15 +102,16 @@ fn engine(dtype: DType, plan: &Plan) -> Engine {
     match dtype {
         DType::BF16 => bf16_engine(),
         DType::F32 if !f32::uses_blas(plan) => {
-            Kernel::avx512().map_or(Engine::Library, Engine::Packed)
+            Kernel::native().map_or(Engine::Library, Engine::Packed)
         }
         _ => Engine::Library,
     }
 }
 
 /// The engine a large row-major product of `dtype` runs on (what benchmarks label
-/// their matmul rows with): `"rg-gemm-avx512"`, `"rg-gemm-portable"`,
-/// `"rg-gemm-amx-bf16"`, `"rg-gemm-avx512bf16"`, `"openblas"` or `"matrixmultiply"`.
+/// their matmul rows with): `"rg-gemm-avx512"`, `"rg-gemm-neon"`,
+/// `"rg-gemm-neon-bfdot"`, `"rg-gemm-portable"`, `"rg-gemm-amx-bf16"`,
+/// `"rg-gemm-avx512bf16"`, `"openblas"` or `"matrixmultiply"`.
 pub fn engine_name(dtype: DType) -> &'static str {
     let n = 1024;
     let plan = Plan {
@@ -127,14 +131,15 @@ pub fn engine_name(dtype: DType) -> &'static str {
     }
 }
 
-/// bf16 products: AMX, else AVX512_BF16, else widened to f32 for the packed GEMM
+/// bf16 products: AMX, else AVX512_BF16, else (aarch64) `bfdot` on pairs, else
+/// widened to f32 for the packed GEMM
 /// (`RG_CPU_BF16` caps the choice, see [`crate::simd::bf16_level`]).
 fn bf16_engine() -> Engine {
     #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
     if let Some(kern) = gemm::bf16::Bf16Kernel::best() {
         return Engine::Bf16(kern);
     }
-    Engine::Packed(Kernel::best())
+    Engine::Packed(Kernel::neon_bfdot().unwrap_or_else(Kernel::best))
 }
 
 /// One operand: where each batch's matrix starts, and its row and column strides.

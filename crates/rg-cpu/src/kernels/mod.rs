@@ -12,9 +12,12 @@ pub mod fill;
 pub mod gelu;
 pub mod gemm;
 pub mod gemv;
+#[cfg(target_arch = "x86_64")]
 mod gemv_bf16;
 pub mod gemv_q8;
 mod gemv_q8_vnni;
+#[cfg(target_arch = "aarch64")]
+mod gemv_neon;
 pub mod indexing;
 pub mod lanes;
 pub mod layer_norm;

@@ -15,7 +15,8 @@
 //! (small products, or one product of a batch that is itself spread over the pool).
 //!
 //! Kernels: the AVX-512 one where the CPU has it (and `RG_CPU_SIMD` does not cap the
-//! level below it), else a portable one the compiler vectorises.
+//! level below it), the NEON one on aarch64 (`RG_CPU_SIMD=base` leaves it out), else a
+//! portable one the compiler vectorises.
 //!
 //! bf16 products on CPUs with AMX or AVX512_BF16 use [`bf16`] instead: the same
 //! blocking over operands packed as bf16, multiplied by AMX tiles or `vdpbf16ps`.
@@ -32,6 +33,10 @@ mod bf16_pack;
 mod bf16_tests;
 #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
 mod dpbf16;
+#[cfg(target_arch = "aarch64")]
+mod neon;
+#[cfg(target_arch = "aarch64")]
+mod neon_bf16;
 mod pack;
 mod portable;
 #[cfg(test)]
@@ -51,11 +56,14 @@ const NC: usize = 512;
 const MAX_TILE: usize = 512;
 #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
 const _: () = assert!(avx512::MR * avx512::NR <= MAX_TILE);
+#[cfg(target_arch = "aarch64")]
+const _: () = assert!(neon::MR * neon::NR <= MAX_TILE && neon_bf16::MR * neon_bf16::NR <= MAX_TILE);
 const _: () = assert!(portable::MR * portable::NR <= MAX_TILE);
 
 /// One micro-kernel: `c[i][j] (+)= sum_p a[i][p] * b[p][j]` over a full tile, from an
 /// lhs panel and a packed rhs panel, `c` with row stride `ldc`, overwritten unless
-/// `acc`.
+/// `acc`. The first argument counts the panels' depth steps (pairs of depths for a
+/// kernel with `depth_pairs`).
 type KernelFn = unsafe fn(usize, LhsPanel, *const f32, *mut f32, usize, bool);
 
 /// Where a micro-kernel reads its `MR` lhs rows: row `i`, depth `p` is at
@@ -77,6 +85,10 @@ pub struct Kernel {
     run: KernelFn,
     /// Whether the kernel reads a row-major f32 lhs in place (any `LhsPanel` strides).
     in_place_lhs: bool,
+    /// Whether the panels hold bf16 pairs of consecutive depths in each 32-bit slot
+    /// (`pack::pack_pair_panel`) instead of one f32 per depth: for kernels whose
+    /// instruction multiplies such pairs (`bfdot`). Only for bf16 operands.
+    depth_pairs: bool,
     name: &'static str,
 }
 
@@ -91,7 +103,42 @@ impl Kernel {
                 nr: avx512::NR,
                 run: avx512::kernel::<{ avx512::MR }, { avx512::NV }>,
                 in_place_lhs: true,
+                depth_pairs: false,
                 name: "rg-gemm-avx512",
+            });
+        }
+        None
+    }
+
+    /// The NEON kernel on aarch64 (NEON is part of that baseline), unless
+    /// `RG_CPU_SIMD=base` asks for the portable code.
+    pub fn neon() -> Option<Kernel> {
+        #[cfg(target_arch = "aarch64")]
+        if crate::simd::neon() {
+            return Some(Kernel {
+                mr: neon::MR,
+                nr: neon::NR,
+                run: neon::kernel,
+                in_place_lhs: false,
+                depth_pairs: false,
+                name: "rg-gemm-neon",
+            });
+        }
+        None
+    }
+
+    /// The aarch64 `bfdot` kernel for bf16 operands, when the CPU has the BF16
+    /// extension (and neither `RG_CPU_SIMD=base` nor `RG_CPU_BF16=widen` rules it out).
+    pub fn neon_bfdot() -> Option<Kernel> {
+        #[cfg(target_arch = "aarch64")]
+        if crate::simd::neon_bf16() {
+            return Some(Kernel {
+                mr: neon_bf16::MR,
+                nr: neon_bf16::NR,
+                run: neon_bf16::kernel,
+                in_place_lhs: false,
+                depth_pairs: true,
+                name: "rg-gemm-neon-bfdot",
             });
         }
         None
@@ -104,6 +151,7 @@ impl Kernel {
             nr: portable::NR,
             run: portable::kernel,
             in_place_lhs: false,
+            depth_pairs: false,
             name: "rg-gemm-portable",
         }
     }
@@ -115,7 +163,12 @@ impl Kernel {
 
     /// The fastest kernel for this CPU.
     pub fn best() -> Kernel {
-        Kernel::avx512().unwrap_or_else(Kernel::portable)
+        Kernel::native().unwrap_or_else(Kernel::portable)
+    }
+
+    /// The hand-written kernel for this CPU's vector unit (AVX-512 or NEON), if any.
+    pub fn native() -> Option<Kernel> {
+        Kernel::avx512().or_else(Kernel::neon)
     }
 }
 
@@ -219,6 +272,10 @@ pub unsafe fn gemm<E: Elem>(
         return;
     }
     let (mr, nr) = (kern.mr, kern.nr);
+    debug_assert!(
+        !kern.depth_pairs || !E::IS_F32,
+        "pair kernels take bf16 operands"
+    );
     let in_place = kern.in_place_lhs && reads_in_place(m, k, &a);
     let kc_max = KC.min(k);
     let mc_max = m.min(MC).next_multiple_of(mr);
@@ -229,6 +286,14 @@ pub unsafe fn gemm<E: Elem>(
     let bt = b.t();
     for p0 in (0..k).step_by(KC) {
         let kc = KC.min(k - p0);
+        // `KC` is even, so a pair never straddles two depth blocks.
+        let steps = if kern.depth_pairs { kc.div_ceil(2) } else { kc };
+        let pack = Packing {
+            p0,
+            kc,
+            pairs: kern.depth_pairs,
+            parallel,
+        };
         for i0 in (0..m).step_by(MC) {
             let mc = MC.min(m - i0);
             let lhs = if in_place {
@@ -236,16 +301,16 @@ pub unsafe fn gemm<E: Elem>(
                 Lhs::InPlace(unsafe { a.ptr.add(i0 * a.rs + p0).cast::<f32>() }, a.rs)
             } else {
                 // SAFETY: rows `i0..i0 + mc` and depths `p0..p0 + kc` are inside `a`.
-                unsafe { pack_block(apack.as_mut(), a, i0, mc, p0, kc, mr, parallel) };
+                unsafe { pack_block(apack.as_mut(), a, (i0, mc), mr, pack) };
                 Lhs::Packed(apack.as_mut())
             };
             for j0 in (0..n).step_by(NC) {
                 let nc = NC.min(n - j0);
                 // SAFETY: columns `j0..j0 + nc` and depths `p0..p0 + kc` are inside `b`.
-                unsafe { pack_block(bpack.as_mut(), bt, j0, nc, p0, kc, nr, parallel) };
+                unsafe { pack_block(bpack.as_mut(), bt, (j0, nc), nr, pack) };
                 let block = Block {
                     kern,
-                    kc,
+                    kc: steps,
                     mc,
                     nc,
                     ldc,
@@ -299,6 +364,16 @@ impl Lhs<'_> {
     }
 }
 
+/// The depth range of one packing pass and how it is done.
+#[derive(Clone, Copy)]
+struct Packing {
+    p0: usize,
+    kc: usize,
+    /// bf16 depth pairs per slot (see `Kernel::depth_pairs`).
+    pairs: bool,
+    parallel: bool,
+}
+
 /// Packs lanes `l0..l0 + len` of `src` (depths `p0..p0 + kc`) into `w`-wide panels.
 ///
 /// # Safety
@@ -306,13 +381,30 @@ impl Lhs<'_> {
 unsafe fn pack_block<E: Elem>(
     dst: &mut [f32],
     src: Mat<E>,
-    l0: usize,
-    len: usize,
-    p0: usize,
-    kc: usize,
+    (l0, len): (usize, usize),
     w: usize,
-    parallel: bool,
+    Packing {
+        p0,
+        kc,
+        pairs,
+        parallel,
+    }: Packing,
 ) {
+    if pairs {
+        let steps = kc.div_ceil(2);
+        let dst = &mut dst[..len.div_ceil(w) * steps * w];
+        let one = |(q, panel): (usize, &mut [f32])| {
+            let live = w.min(len - q * w);
+            // SAFETY: panel `q`'s live lanes are inside the range the caller vouched for.
+            unsafe { pack::pack_pair_panel(panel, src, l0 + q * w, live, p0, kc, w) }
+        };
+        if parallel && len > w {
+            dst.par_chunks_mut(steps * w).enumerate().for_each(one);
+        } else {
+            dst.chunks_mut(steps * w).enumerate().for_each(one);
+        }
+        return;
+    }
     let panels = len.div_ceil(w);
     let dst = &mut dst[..panels * kc * w];
     if src.rs == 1 && src.cs != 1 {

@@ -146,3 +146,49 @@ pub unsafe fn pack_rows<E: Elem>(
         }
     }
 }
+
+/// Packs one panel as [`pack_panel`] does, but with two consecutive depths per 32-bit
+/// slot: slot `s * w + l` holds lane `l`'s bf16 values at depths `2s` (low half) and
+/// `2s + 1` (high half), the pairs `bfdot` multiplies. An odd last depth is paired with
+/// zero. Writes `kc.div_ceil(2) * w` slots. Values are cut to their top 16 bits, which
+/// is exact for bf16 operands (the only ones the pair kernels take).
+///
+/// # Safety
+/// Lanes `l0..l0 + live` and depths `p0..p0 + kc` must be inside `src`.
+pub unsafe fn pack_pair_panel<E: Elem>(
+    dst: &mut [f32],
+    src: Mat<E>,
+    l0: usize,
+    live: usize,
+    p0: usize,
+    kc: usize,
+    w: usize,
+) {
+    let steps = kc.div_ceil(2);
+    debug_assert!(dst.len() >= steps * w && live <= w);
+    let dst = &mut dst[..steps * w];
+    if live < w {
+        dst.fill(0.0);
+    }
+    let top = |x: f32| x.to_bits() >> 16;
+    for (s, row) in dst.chunks_exact_mut(w).enumerate() {
+        let p = p0 + 2 * s;
+        let second = 2 * s + 1 < kc;
+        for (l, d) in row[..live].iter_mut().enumerate() {
+            // SAFETY: lane `l0 + l` and depths `p`, `p + 1` (when inside `kc`) are in
+            // bounds by the caller's contract.
+            let (lo, hi) = unsafe {
+                let lo = top(src.at(l0 + l, p));
+                (
+                    lo,
+                    if second {
+                        top(src.at(l0 + l, p + 1))
+                    } else {
+                        0
+                    },
+                )
+            };
+            *d = f32::from_bits(lo | hi << 16);
+        }
+    }
+}

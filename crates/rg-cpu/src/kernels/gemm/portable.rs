@@ -33,7 +33,7 @@ multiversion! {
 /// `a` must be a packed panel of `kc * MR` values, `b` must hold `kc * NR` values,
 /// and `c` must be valid for the tile's reads and writes.
 pub unsafe fn kernel(kc: usize, a: LhsPanel, b: *const f32, c: *mut f32, ldc: usize, acc: bool) {
-    debug_assert!(a.lane == 1 && a.depth == MR);
+    debug_assert!(a.lane == 1 && a.depth == MR && a.rows == MR);
     let mut tile = [0.0f32; MR * NR];
     // SAFETY: the panel lengths are the caller's contract.
     let (a, b) = unsafe {

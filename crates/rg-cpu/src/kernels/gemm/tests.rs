@@ -133,7 +133,7 @@ fn check<E: Elem>(
 
 fn kernels() -> Vec<Kernel> {
     let mut v = vec![Kernel::portable()];
-    v.extend(Kernel::avx512());
+    v.extend(Kernel::native());
     v
 }
 
@@ -260,5 +260,86 @@ proptest! {
     ) {
         let kern = if portable { Kernel::portable() } else { Kernel::best() };
         check::<f32>(kern, (m, n, k), (LAYOUTS[la], LAYOUTS[lb]), parallel, seed, |x| x);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// The hand-written kernel of this CPU (AVX-512 or NEON) against the portable one,
+    /// element by element, to 1e-5 of the sum of the terms' magnitudes, on shapes
+    /// whose edges are not multiples of either kernel's tile.
+    #[test]
+    fn native_kernel_matches_portable(
+        m in 1usize..70,
+        n in 1usize..100,
+        k in 1usize..300,
+        la in 0usize..5,
+        lb in 0usize..5,
+        seed in any::<u64>(),
+    ) {
+        let Some(native) = Kernel::native() else { return Ok(()) };
+        let mut rng = Lcg(seed);
+        let (ad, ao, ars, acs) = operand(m, k, LAYOUTS[la], &mut rng);
+        let (bd, bo, brs, bcs) = operand(k, n, LAYOUTS[lb], &mut rng);
+        let a = Mat { ptr: ad[ao..].as_ptr(), rs: ars, cs: acs };
+        let b = Mat { ptr: bd[bo..].as_ptr(), rs: brs, cs: bcs };
+        let run = |kern: Kernel| {
+            let mut c = vec![f32::NAN; m * n];
+            // SAFETY: the operands were built for these dims and strides; `c` is `m x n`.
+            unsafe { gemm(kern, (m, n, k), a, b, c.as_mut_ptr(), n, false) };
+            c
+        };
+        let (got, want) = (run(native), run(Kernel::portable()));
+        let (_, mag) = reference(
+            (m, n, k),
+            |i, p| ad[ao + i * ars + p * acs] as f64,
+            |p, j| bd[bo + p * brs + j * bcs] as f64,
+        );
+        for (idx, (&g, &w)) in got.iter().zip(&want).enumerate() {
+            prop_assert!(
+                (g as f64 - w as f64).abs() <= 1e-5 * mag[idx].max(1e-30),
+                "{} vs portable ({m}, {n}, {k}): c[{idx}] = {g}, want {w}", native.name()
+            );
+        }
+    }
+}
+
+/// The `bfdot` kernel (aarch64 CPUs with the BF16 extension, e.g. `qemu-aarch64 -cpu
+/// max`) on bf16 operands: odd depths (a pair padded with zero), depths past `KC`,
+/// every layout of either operand, one thread and the pool.
+#[test]
+fn bfdot_kernel_on_bf16_operands() {
+    let Some(kern) = Kernel::neon_bfdot() else {
+        eprintln!("no bfdot kernel on this CPU: not exercised");
+        return;
+    };
+    for (s, (m, n, k)) in [
+        (1, 1, 1),
+        (8, 12, 2),
+        (9, 13, 3),
+        (7, 65, 33),
+        (64, 64, 64),
+        (17, 100, KC + 1),
+        (40, 30, 2 * KC + 5),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for (t, (la, lb)) in LAYOUTS
+            .into_iter()
+            .zip(LAYOUTS.into_iter().rev())
+            .enumerate()
+        {
+            let parallel = (s + t) % 2 == 1;
+            check::<bf16>(
+                kern,
+                (m, n, k),
+                (la, lb),
+                parallel,
+                (s * 5 + t) as u64,
+                bf16::from_f32,
+            );
+        }
     }
 }
