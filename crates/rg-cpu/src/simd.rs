@@ -7,6 +7,10 @@
 //! `RG_CPU_SIMD=base|avx2|avx512` caps the level (for benchmarking the difference).
 //! The AVX-512 copies need Rust 1.89+ (see `build.rs`); older compilers stop at AVX2.
 
+// wasm32 builds pick their kernels at compile time (`+simd128`): nothing asks for the
+// run-time level there.
+#![cfg_attr(target_arch = "wasm32", allow(dead_code))]
+
 use std::sync::atomic::{AtomicU8, Ordering};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

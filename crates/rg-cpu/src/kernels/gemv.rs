@@ -88,6 +88,24 @@ impl Widen for f32 {
     fn widen(self) -> f32 {
         self
     }
+
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    fn dot_native(x: &[Self], c: &[Self]) -> Option<f32> {
+        Some(super::gemv_simd128::dot_f32(x, c))
+    }
+
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    fn axpy_native<'a>(
+        x: &[Self],
+        k: usize,
+        row: &dyn Fn(usize) -> &'a [Self],
+        y: &mut [f32],
+        cols: usize,
+        k0: usize,
+        k1: usize,
+    ) -> Option<(usize, usize)> {
+        super::gemv_simd128::axpy_rows(x, k, row, y, cols, k0, k1)
+    }
 }
 
 impl Widen for bf16 {

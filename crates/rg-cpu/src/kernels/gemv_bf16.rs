@@ -22,8 +22,12 @@ pub fn available() -> bool {
 }
 
 /// The dot product of `x` with the column `c` (at least `x.len()` elements), or `None`
-/// when the CPU lacks AVX512_BF16.
+/// when the CPU lacks AVX512_BF16 (wasm32 builds use SIMD128 instead).
 pub fn dot(x: &[bf16], c: &[bf16]) -> Option<f32> {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if c.len() >= x.len() {
+        return Some(super::gemv_simd128::dot_bf16(x, c));
+    }
     if !available() || c.len() < x.len() {
         return None;
     }

@@ -13,6 +13,8 @@ pub mod gelu;
 pub mod gemm;
 pub mod gemv;
 mod gemv_bf16;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod gemv_simd128;
 pub mod indexing;
 pub mod lanes;
 pub mod layer_norm;
@@ -23,6 +25,8 @@ pub mod matmul;
 pub mod matmul_blas;
 pub mod norm;
 pub mod reduce;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub(crate) mod rows_simd128;
 pub mod softmax;
 pub mod unary;
 pub mod where_cond;

@@ -21,6 +21,8 @@
 mod avx512;
 mod pack;
 mod portable;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128;
 #[cfg(test)]
 mod tests;
 
@@ -39,6 +41,8 @@ const MAX_TILE: usize = 512;
 #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
 const _: () = assert!(avx512::MR * avx512::NR <= MAX_TILE);
 const _: () = assert!(portable::MR * portable::NR <= MAX_TILE);
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+const _: () = assert!(simd128::MR * simd128::NR <= MAX_TILE);
 
 /// One micro-kernel: `c[i][j] (+)= sum_p a[i][p] * b[p][j]` over a full tile, from an
 /// lhs panel and a packed rhs panel, `c` with row stride `ldc`, overwritten unless
@@ -84,6 +88,20 @@ impl Kernel {
         None
     }
 
+    /// The WebAssembly SIMD128 kernel, in wasm32 builds with `+simd128`.
+    pub fn simd128() -> Option<Kernel> {
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        return Some(Kernel {
+            mr: simd128::MR,
+            nr: simd128::NR,
+            run: simd128::kernel,
+            in_place_lhs: true,
+            name: "rg-gemm-simd128",
+        });
+        #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+        None
+    }
+
     /// The portable kernel, available everywhere.
     pub fn portable() -> Kernel {
         Kernel {
@@ -102,7 +120,9 @@ impl Kernel {
 
     /// The fastest kernel for this CPU.
     pub fn best() -> Kernel {
-        Kernel::avx512().unwrap_or_else(Kernel::portable)
+        Kernel::avx512()
+            .or_else(Kernel::simd128)
+            .unwrap_or_else(Kernel::portable)
     }
 }
 
