@@ -78,7 +78,7 @@ def main():
     args.out.mkdir(parents=True, exist_ok=True)
     hf.save_pretrained(args.out, safe_serialization=True)
     for name in ["tokenizer.json", "vocab.json", "merges.txt"]:
-        shutil.copy(args.tokenizer_dir / name, args.out / name)
+        shutil.copyfile(args.tokenizer_dir / name, args.out / name)
     (args.out / "tokenizer_config.json").write_text(json.dumps({
         "tokenizer_class": "GPT2Tokenizer", "model_max_length": 1024,
         "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
