@@ -100,7 +100,9 @@ impl Real for f32 {
         p: &mut [f32],
         out: &mut [f32],
     ) -> Option<f32> {
-        Some(crate::kernels::rows_simd128::attention_row(qi, k, ks, v, vs, p, out))
+        Some(crate::kernels::rows_simd128::attention_row(
+            qi, k, ks, v, vs, p, out,
+        ))
     }
 }
 

@@ -61,7 +61,7 @@ impl GenerateSettings {
     /// The generator's options, or an error naming the setting that is out of range.
     pub(crate) fn to_options(self, stop_token: Option<u32>) -> Result<GenerateOptions, String> {
         let seed = self.seed;
-        if !(seed >= 0.0 && seed <= MAX_SAFE_INTEGER && seed.fract() == 0.0) {
+        if !((0.0..=MAX_SAFE_INTEGER).contains(&seed) && seed.fract() == 0.0) {
             return Err(format!(
                 "seed: {seed} is not a whole number from 0 to 2^53 - 1"
             ));

@@ -62,8 +62,16 @@ fn tiny_model_files() -> (String, Vec<u8>, String, Gpt) {
 }
 
 fn load(config: &str, bytes: Vec<u8>, char_json: &str, dtype: &str) -> WasmModel {
-    WasmModel::new(config, bytes, None, None, None, Some(char_json.to_string()), dtype)
-        .unwrap_or_else(|_| panic!("loading the {dtype} model failed"))
+    WasmModel::new(
+        config,
+        bytes,
+        None,
+        None,
+        None,
+        Some(char_json.to_string()),
+        dtype,
+    )
+    .unwrap_or_else(|_| panic!("loading the {dtype} model failed"))
 }
 
 #[wasm_bindgen_test]
@@ -74,9 +82,14 @@ fn streamed_greedy_ids_equal_the_library_generate() {
     let mut settings = GenerateSettings::new();
     settings.temperature = 0.0;
     settings.max_new_tokens = 30; // past the context of 24: the window slides
-    let mut session = model.generate(prompt, &settings).unwrap_or_else(|_| panic!("generate"));
+    let mut session = model
+        .generate(prompt, &settings)
+        .unwrap_or_else(|_| panic!("generate"));
     let mut streamed = Vec::new();
-    while let Some(id) = session.next_token().unwrap_or_else(|_| panic!("next_token")) {
+    while let Some(id) = session
+        .next_token()
+        .unwrap_or_else(|_| panic!("next_token"))
+    {
         streamed.push(id);
     }
     let prompt_ids = model.encode(prompt);
@@ -92,7 +105,11 @@ fn streamed_greedy_ids_equal_the_library_generate() {
     assert_eq!(streamed.len(), 30);
     assert!(session.decode_tokens_per_s() > 0.0);
     let text = session.text().unwrap_or_else(|_| panic!("text"));
-    assert_eq!(text.chars().count(), 30, "one character per token: {text:?}");
+    assert_eq!(
+        text.chars().count(),
+        30,
+        "one character per token: {text:?}"
+    );
 }
 
 #[wasm_bindgen_test]
@@ -107,7 +124,9 @@ fn sampling_with_a_seed_repeats_and_matches_the_library() {
     settings.seed = 42.0;
     settings.max_new_tokens = 12;
     let run = |model: &WasmModel| {
-        let mut s = model.generate("fox", &settings).unwrap_or_else(|_| panic!("generate"));
+        let mut s = model
+            .generate("fox", &settings)
+            .unwrap_or_else(|_| panic!("generate"));
         while s.next_token().unwrap_or_else(|_| panic!("next")).is_some() {}
         s.generated_ids()
     };
@@ -135,7 +154,9 @@ fn bf16_weights_load_and_generate() {
     let mut settings = GenerateSettings::new();
     settings.temperature = 0.0;
     settings.max_new_tokens = 5;
-    let mut s = model.generate("dog", &settings).unwrap_or_else(|_| panic!("generate"));
+    let mut s = model
+        .generate("dog", &settings)
+        .unwrap_or_else(|_| panic!("generate"));
     let mut n = 0;
     while s.next_token().unwrap_or_else(|_| panic!("next")).is_some() {
         n += 1;
@@ -153,11 +174,20 @@ fn addition_trainer_lowers_the_loss_and_answers() {
         .collect();
     assert!(losses.iter().all(|l| l.is_finite()));
     // 13 symbols: an untrained model is near ln 13 = 2.56.
-    assert!((losses[0] - 13f64.ln()).abs() < 0.5, "first loss {}", losses[0]);
+    assert!(
+        (losses[0] - 13f64.ln()).abs() < 0.5,
+        "first loss {}",
+        losses[0]
+    );
     assert!(losses[19] < losses[0] - 0.3, "{losses:?}");
     assert_eq!(trainer.step_count(), 20);
-    let answer = trainer.answer(123, 456).unwrap_or_else(|_| panic!("answer"));
-    assert!(answer.len() <= 4 && answer.chars().all(|c| c.is_ascii_digit()), "{answer:?}");
+    let answer = trainer
+        .answer(123, 456)
+        .unwrap_or_else(|_| panic!("answer"));
+    assert!(
+        answer.len() <= 4 && answer.chars().all(|c| c.is_ascii_digit()),
+        "{answer:?}"
+    );
 }
 
 /// Errors reach JavaScript as exceptions naming what is wrong (JsError needs a
@@ -166,17 +196,31 @@ fn addition_trainer_lowers_the_loss_and_answers() {
 #[wasm_bindgen_test]
 fn bad_input_is_a_named_error() {
     use wasm_bindgen::JsValue;
-    let message = |e: wasm_bindgen::JsError| {
-        js_sys_message(JsValue::from(e))
-    };
+    let message = |e: wasm_bindgen::JsError| js_sys_message(JsValue::from(e));
     let (config, bytes, char_json, _) = tiny_model_files();
-    let e = WasmModel::new(&config, bytes.clone(), None, None, None, Some(char_json.clone()), "f16")
-        .err()
-        .expect("f16 is refused");
+    let e = WasmModel::new(
+        &config,
+        bytes.clone(),
+        None,
+        None,
+        None,
+        Some(char_json.clone()),
+        "f16",
+    )
+    .err()
+    .expect("f16 is refused");
     assert!(message(e).contains("dtype"));
-    let e = WasmModel::new(&config, bytes[..100].to_vec(), None, None, None, Some(char_json.clone()), "f32")
-        .err()
-        .expect("truncated weights are refused");
+    let e = WasmModel::new(
+        &config,
+        bytes[..100].to_vec(),
+        None,
+        None,
+        None,
+        Some(char_json.clone()),
+        "f32",
+    )
+    .err()
+    .expect("truncated weights are refused");
     assert!(message(e).contains("model.safetensors"));
     let e = WasmModel::new(&config, bytes, None, None, None, None, "f32")
         .err()
@@ -184,7 +228,7 @@ fn bad_input_is_a_named_error() {
     assert!(message(e).contains("tokenizer"));
     let mut trainer = AdditionTrainer::new(1, 1).unwrap_or_else(|_| panic!("trainer"));
     trainer.train_step().unwrap_or_else(|_| panic!("step"));
-    assert!(message(trainer.train_step().err().expect("past the steps")).contains("steps"));
+    assert!(message(trainer.train_step().expect_err("past the steps")).contains("steps"));
 }
 
 /// The `message` of a JavaScript Error value.

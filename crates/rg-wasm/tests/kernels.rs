@@ -87,7 +87,12 @@ fn matmul_matches_f64_on_edge_shapes() {
         let bt: Vec<f32> = (0..n * k).map(|q| b[(q % k) * n + q / k]).collect();
         let b_view = tensor(&bt, &[n, k]).transpose(0, 1).unwrap();
         let got = tensor(&a, &[m, k]).matmul(&b_view).unwrap();
-        assert_close(&format!("{m}x{k}x{n} (b transposed)"), &values(&got), &want, scale);
+        assert_close(
+            &format!("{m}x{k}x{n} (b transposed)"),
+            &values(&got),
+            &want,
+            scale,
+        );
     }
 }
 
@@ -97,7 +102,9 @@ fn bf16_matmul_matches_f64_of_the_rounded_operands() {
     for &(m, k, n) in &[(1, 70, 33), (3, 19, 64), (9, 40, 21)] {
         let (a, b) = (rng.vec(m * k), rng.vec(k * n));
         let round = |v: &[f32]| -> Vec<f32> {
-            v.iter().map(|&x| half::bf16::from_f32(x).to_f32()).collect()
+            v.iter()
+                .map(|&x| half::bf16::from_f32(x).to_f32())
+                .collect()
         };
         let (ar, br) = (round(&a), round(&b));
         let want: Vec<f64> = reference_matmul(&ar, &br, m, k, n)
@@ -111,13 +118,24 @@ fn bf16_matmul_matches_f64_of_the_rounded_operands() {
             .unwrap();
         // One bf16 rounding of the result: 2^-8 relative.
         for (i, (g, w)) in values(&got).iter().zip(&want).enumerate() {
-            assert!((g - w).abs() <= 4e-3 * (w.abs() + 0.1), "{m}x{k}x{n}: {i}: {g} vs {w}");
+            assert!(
+                (g - w).abs() <= 4e-3 * (w.abs() + 0.1),
+                "{m}x{k}x{n}: {i}: {g} vs {w}"
+            );
         }
     }
 }
 
 /// Causal attention in f64: `q [t, h, d]`, `k`, `v` `[s, h, d]`, batch 1.
-fn reference_attention(q: &[f32], k: &[f32], v: &[f32], t: usize, s: usize, h: usize, d: usize) -> Vec<f64> {
+fn reference_attention(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    t: usize,
+    s: usize,
+    h: usize,
+    d: usize,
+) -> Vec<f64> {
     let scale = 1.0 / (d as f64).sqrt();
     let mut out = vec![0f64; t * h * d];
     for hi in 0..h {
@@ -149,13 +167,29 @@ fn reference_attention(q: &[f32], k: &[f32], v: &[f32], t: usize, s: usize, h: u
 fn attention_matches_f64_for_decoding_rows_and_blocks() {
     let mut rng = Lcg(3);
     // t < 4 takes the row path (decoding over a KV cache); larger t the blocked one.
-    for &(t, s, h, d) in &[(1, 1, 1, 4), (1, 37, 2, 64), (3, 70, 3, 13), (2, 2, 1, 7), (21, 21, 2, 16), (9, 80, 1, 64)] {
+    for &(t, s, h, d) in &[
+        (1, 1, 1, 4),
+        (1, 37, 2, 64),
+        (3, 70, 3, 13),
+        (2, 2, 1, 7),
+        (21, 21, 2, 16),
+        (9, 80, 1, 64),
+    ] {
         let (q, k, v) = (rng.vec(t * h * d), rng.vec(s * h * d), rng.vec(s * h * d));
         let want = reference_attention(&q, &k, &v, t, s, h, d);
         let got = tensor(&q, &[1, t, h, d])
-            .attention(&tensor(&k, &[1, s, h, d]), &tensor(&v, &[1, s, h, d]), 1.0 / (d as f64).sqrt())
+            .attention(
+                &tensor(&k, &[1, s, h, d]),
+                &tensor(&v, &[1, s, h, d]),
+                1.0 / (d as f64).sqrt(),
+            )
             .unwrap();
-        assert_close(&format!("t {t} s {s} h {h} d {d}"), &values(&got.out), &want, 1.0);
+        assert_close(
+            &format!("t {t} s {s} h {h} d {d}"),
+            &values(&got.out),
+            &want,
+            1.0,
+        );
     }
 }
 
@@ -167,20 +201,40 @@ fn softmax_and_layer_norm_match_f64() {
         let mut want_soft = Vec::new();
         let mut want_norm = Vec::new();
         for r in x.chunks(n) {
-            let max = r.iter().map(|&v| v as f64).fold(f64::NEG_INFINITY, f64::max);
+            let max = r
+                .iter()
+                .map(|&v| v as f64)
+                .fold(f64::NEG_INFINITY, f64::max);
             let e: Vec<f64> = r.iter().map(|&v| (v as f64 - max).exp()).collect();
             let total: f64 = e.iter().sum();
             want_soft.extend(e.iter().map(|v| v / total));
             let mean = r.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
             let var = r.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n as f64;
             let rstd = 1.0 / (var + 1e-5).sqrt();
-            want_norm.extend(r.iter().enumerate().map(|(j, &v)| (v as f64 - mean) * rstd * (1.0 + 0.01 * j as f64) + 0.5));
+            want_norm.extend(
+                r.iter()
+                    .enumerate()
+                    .map(|(j, &v)| (v as f64 - mean) * rstd * (1.0 + 0.01 * j as f64) + 0.5),
+            );
         }
         let xt = tensor(&x, &[rows, n]);
-        assert_close(&format!("softmax {rows}x{n}"), &values(&xt.softmax_last().unwrap()), &want_soft, 1e-3);
+        assert_close(
+            &format!("softmax {rows}x{n}"),
+            &values(&xt.softmax_last().unwrap()),
+            &want_soft,
+            1e-3,
+        );
         let gamma: Vec<f32> = (0..n).map(|j| 1.0 + 0.01 * j as f32).collect();
         let beta = vec![0.5f32; n];
-        let y = xt.layer_norm(&tensor(&gamma, &[n]), &tensor(&beta, &[n]), 1e-5).unwrap().y;
-        assert_close(&format!("layer norm {rows}x{n}"), &values(&y), &want_norm, 1.0);
+        let y = xt
+            .layer_norm(&tensor(&gamma, &[n]), &tensor(&beta, &[n]), 1e-5)
+            .unwrap()
+            .y;
+        assert_close(
+            &format!("layer norm {rows}x{n}"),
+            &values(&y),
+            &want_norm,
+            1.0,
+        );
     }
 }

@@ -54,9 +54,14 @@ pub fn run(args: &[String]) -> Result<()> {
     let bindgen = tools::wasm_bindgen(&root)?;
     let profile = if release { "release" } else { "debug" };
     let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    build
-        .current_dir(&root)
-        .args(["build", "-p", "rg-wasm", "--lib", "--target", "wasm32-unknown-unknown"]);
+    build.current_dir(&root).args([
+        "build",
+        "-p",
+        "rg-wasm",
+        "--lib",
+        "--target",
+        "wasm32-unknown-unknown",
+    ]);
     if release {
         build.arg("--release");
     }

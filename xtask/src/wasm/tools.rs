@@ -40,7 +40,9 @@ pub fn wasm_bindgen(root: &Path) -> Result<PathBuf> {
     let shown = String::from_utf8_lossy(&out.stdout);
     let have = shown.split_whitespace().nth(1).unwrap_or("").to_string();
     if have != want {
-        bail!("wasm-bindgen {have} is installed but Cargo.lock has the crate at {want}: `{install}`");
+        bail!(
+            "wasm-bindgen {have} is installed but Cargo.lock has the crate at {want}: `{install}`"
+        );
     }
     Ok(bin)
 }
@@ -59,7 +61,10 @@ pub fn target_dir(root: &Path) -> Result<PathBuf> {
         .output()
         .context("running cargo metadata")?;
     if !out.status.success() {
-        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let meta: serde_json::Value =
         serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;

@@ -51,7 +51,12 @@ pub fn dot_f32(x: &[f32], c: &[f32]) -> f32 {
     while p < whole {
         for (h, a) in acc.iter_mut().enumerate() {
             // SAFETY: `p + 4 * h + 4 <= whole <= k`, the length of both slices.
-            let (xv, cv) = unsafe { (load(x.as_ptr().add(p + 4 * h)), load(c.as_ptr().add(p + 4 * h))) };
+            let (xv, cv) = unsafe {
+                (
+                    load(x.as_ptr().add(p + 4 * h)),
+                    load(c.as_ptr().add(p + 4 * h)),
+                )
+            };
             *a = f32x4_add(*a, f32x4_mul(xv, cv));
         }
         p += step;

@@ -86,11 +86,9 @@ enum Engine {
 fn engine(dtype: DType, plan: &Plan) -> Engine {
     match dtype {
         DType::BF16 => Engine::Packed(Kernel::best()),
-        DType::F32 if !f32::uses_blas(plan) => {
-            Kernel::avx512()
-                .or_else(Kernel::simd128)
-                .map_or(Engine::Library, Engine::Packed)
-        }
+        DType::F32 if !f32::uses_blas(plan) => Kernel::avx512()
+            .or_else(Kernel::simd128)
+            .map_or(Engine::Library, Engine::Packed),
         _ => Engine::Library,
     }
 }

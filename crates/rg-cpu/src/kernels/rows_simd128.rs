@@ -37,7 +37,10 @@ fn exp4(x: v128) -> v128 {
     const LO: f32 = -87.336_55;
     const ROUND: f32 = 12_582_912.0;
     let c = f32x4_max(f32x4_min(x, f32x4_splat(HI)), f32x4_splat(LO));
-    let t = f32x4_add(f32x4_mul(c, f32x4_splat(std::f32::consts::LOG2_E)), f32x4_splat(ROUND));
+    let t = f32x4_add(
+        f32x4_mul(c, f32x4_splat(std::f32::consts::LOG2_E)),
+        f32x4_splat(ROUND),
+    );
     let n = f32x4_sub(t, f32x4_splat(ROUND));
     let r = f32x4_sub(
         f32x4_sub(c, f32x4_mul(n, f32x4_splat(0.693_359_4))),
@@ -45,7 +48,13 @@ fn exp4(x: v128) -> v128 {
     );
     let r2 = f32x4_mul(r, r);
     let mut p = f32x4_splat(1.987_569_1e-4);
-    for k in [1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
+    for k in [
+        1.398_2e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        0.5,
+    ] {
         p = f32x4_add(f32x4_mul(p, r), f32x4_splat(k));
     }
     let p = f32x4_add(f32x4_add(f32x4_mul(p, r2), r), f32x4_splat(1.0));
@@ -80,7 +89,10 @@ fn max(xs: &[f32]) -> f32 {
         f32x4_extract_lane::<2>(acc),
         f32x4_extract_lane::<3>(acc),
     ];
-    lanes.into_iter().chain(xs[whole..].iter().copied()).fold(f32::NEG_INFINITY, f32::max)
+    lanes
+        .into_iter()
+        .chain(xs[whole..].iter().copied())
+        .fold(f32::NEG_INFINITY, f32::max)
 }
 
 /// `y = e^(x - m)`, returning the sum of `y`.
@@ -133,8 +145,14 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     while i < whole {
         // SAFETY: `i + 8 <= whole <= n`, within both slices.
         unsafe {
-            s0 = f32x4_add(s0, f32x4_mul(load(a.as_ptr().add(i)), load(b.as_ptr().add(i))));
-            s1 = f32x4_add(s1, f32x4_mul(load(a.as_ptr().add(i + 4)), load(b.as_ptr().add(i + 4))));
+            s0 = f32x4_add(
+                s0,
+                f32x4_mul(load(a.as_ptr().add(i)), load(b.as_ptr().add(i))),
+            );
+            s1 = f32x4_add(
+                s1,
+                f32x4_mul(load(a.as_ptr().add(i + 4)), load(b.as_ptr().add(i + 4))),
+            );
         }
         i += 8;
     }
@@ -153,7 +171,10 @@ fn axpy(y: &mut [f32], x: &[f32], a: f32) {
         // SAFETY: `i + 4 <= whole <= n`, within both slices.
         unsafe {
             let p = y.as_mut_ptr().add(i);
-            store(p, f32x4_add(load(p), f32x4_mul(av, load(x.as_ptr().add(i)))));
+            store(
+                p,
+                f32x4_add(load(p), f32x4_mul(av, load(x.as_ptr().add(i)))),
+            );
         }
         i += 4;
     }
@@ -191,7 +212,10 @@ pub fn layer_norm_rows(
         let (mut s, mut i) = (f32x4_splat(0.0), 0);
         while i < whole {
             // SAFETY: `i + 4 <= whole <= cols`, the row's length.
-            s = f32x4_add(s, f32x4_sub(unsafe { load(x.as_ptr().add(i)) }, f32x4_splat(shift)));
+            s = f32x4_add(
+                s,
+                f32x4_sub(unsafe { load(x.as_ptr().add(i)) }, f32x4_splat(shift)),
+            );
             i += 4;
         }
         let sum = lanes_sum(s) + x[whole..].iter().map(|v| v - shift).sum::<f32>();
@@ -211,7 +235,10 @@ pub fn layer_norm_rows(
             // SAFETY: `i + 4 <= whole <= cols`, within the row, `gamma`, `beta`, `y`.
             unsafe {
                 let norm = f32x4_mul(f32x4_sub(load(x.as_ptr().add(i)), muv), rv);
-                let out = f32x4_add(f32x4_mul(norm, load(gamma.as_ptr().add(i))), load(beta.as_ptr().add(i)));
+                let out = f32x4_add(
+                    f32x4_mul(norm, load(gamma.as_ptr().add(i))),
+                    load(beta.as_ptr().add(i)),
+                );
                 store(y.as_mut_ptr().add(i), out);
             }
             i += 4;
@@ -226,7 +253,15 @@ pub fn layer_norm_rows(
 
 /// One (scaled) query against the first `p.len()` keys and values (rows `ks` and `vs`
 /// apart): the softmax-weighted sum of values into `out`; returns the log-sum-exp.
-pub fn attention_row(qi: &[f32], k: &[f32], ks: usize, v: &[f32], vs: usize, p: &mut [f32], out: &mut [f32]) -> f32 {
+pub fn attention_row(
+    qi: &[f32],
+    k: &[f32],
+    ks: usize,
+    v: &[f32],
+    vs: usize,
+    p: &mut [f32],
+    out: &mut [f32],
+) -> f32 {
     let d = qi.len();
     for (j, pj) in p.iter_mut().enumerate() {
         *pj = dot(qi, &k[j * ks..][..d]);

@@ -75,7 +75,10 @@ pub struct TokenizerTexts<'a> {
 /// name the file as it would be named in a directory.
 pub fn tokenizer_from_texts(texts: &TokenizerTexts<'_>) -> Result<Box<dyn Tokenizer>> {
     if let Some(text) = texts.tokenizer_json {
-        return Ok(Box::new(tokenizer_json::parse(text, Path::new("tokenizer.json"))?));
+        return Ok(Box::new(tokenizer_json::parse(
+            text,
+            Path::new("tokenizer.json"),
+        )?));
     }
     if let (Some(vocab), Some(merges)) = (texts.vocab_json, texts.merges_txt) {
         return Ok(Box::new(vocab_merges::parse(
@@ -93,7 +96,9 @@ pub fn tokenizer_from_texts(texts: &TokenizerTexts<'_>) -> Result<Box<dyn Tokeni
     }
     Err(TokenizeError::invalid(
         Path::new("(tokenizer files)"),
-        format!("none given: expected tokenizer.json, vocab.json + merges.txt or {CHAR_TOKENIZER_FILE}"),
+        format!(
+            "none given: expected tokenizer.json, vocab.json + merges.txt or {CHAR_TOKENIZER_FILE}"
+        ),
     ))
 }
 
