@@ -20,6 +20,7 @@ const RANKS: &[(&str, u32)] = &[
     ("rg-hub", 4),
     ("rusty-gradients", 5),
     ("rg-cli", 6),
+    ("rg-wasm", 6),
 ];
 
 fn rank(name: &str) -> Option<u32> {

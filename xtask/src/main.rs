@@ -1,13 +1,15 @@
 //! Project tasks: `cargo xtask lint` (crate layering), `cargo xtask bench` (the
-//! benchmark matrix), `cargo xtask kernels` (CUDA sources to committed PTX) and
+//! benchmark matrix), `cargo xtask kernels` (CUDA sources to committed PTX),
 //! `cargo xtask gpu-bundle` (test and benchmark binaries for a GPU machine without a
-//! package registry). Each takes `--help`.
+//! package registry) and `cargo xtask wasm` (the browser build into `web/pkg/`). Each
+//! takes `--help`.
 
 mod bench;
 mod gpu_bundle;
 mod kernels;
 mod layering;
 mod paths;
+mod wasm;
 
 use std::process::ExitCode;
 
@@ -20,8 +22,11 @@ fn run() -> Result<()> {
         Some("bench") => bench::run(&args[1..]),
         Some("kernels") => kernels::run(&args[1..]),
         Some("gpu-bundle") => gpu_bundle::run(&args[1..]),
-        Some(other) => bail!("unknown task {other:?}; available: lint, bench, kernels, gpu-bundle"),
-        None => bail!("usage: cargo xtask <lint|bench|kernels|gpu-bundle>"),
+        Some("wasm") => wasm::run(&args[1..]),
+        Some(other) => {
+            bail!("unknown task {other:?}; available: lint, bench, kernels, gpu-bundle, wasm")
+        }
+        None => bail!("usage: cargo xtask <lint|bench|kernels|gpu-bundle|wasm>"),
     }
 }
 

@@ -51,6 +51,7 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    rusty_gradients::register_backends();
     // This thread issues every op: as a pool thread it runs each op's first part itself
     // instead of waking a worker and sleeping until it is done.
     if let Err(e) = rusty_gradients::cpu::init_thread_pool() {

@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rusty_gradients::gpt::checkpoint::load_model_dir;
 use rusty_gradients::gpt::data::{DataSource, SamplerKind, TextData};
 use rusty_gradients::gpt::tasks::AdditionTask;
-use rusty_gradients::gpt::{Event, Gpt, GptConfig, ScheduleKind, TrainConfig, Trainer};
+use rusty_gradients::gpt::{Event, Gpt, GptConfig, TrainConfig, Trainer};
 use rusty_gradients::tokenize::{load_tokenizer, CharTokenizer, Tokenizer};
 use rusty_gradients::Device;
 use serde_json::json;
@@ -149,42 +149,12 @@ Examples:
       --lr 3e-5 --steps 200 --dtype bf16 --out runs/finetune";
 
 /// Held-out problems of the built-in task (its accuracy is measured on them).
-const TASK_TEST_PROBLEMS: usize = 500;
+const TASK_TEST_PROBLEMS: usize = rusty_gradients::gpt::tasks::ADDITION_TEST_PROBLEMS;
 
-/// Settings of the built-in task: a model and schedule that reach high held-out
-/// accuracy in a couple of minutes on two cores.
+/// Settings of the built-in task (shared with the browser build, so both train the
+/// same model).
 fn task_defaults() -> (GptConfig, TrainConfig) {
-    let model = GptConfig {
-        vocab_size: 13,
-        block_size: 16,
-        n_layer: 2,
-        n_head: 4,
-        n_embd: 96,
-        layer_norm_eps: 1e-5,
-        dropout: 0.0,
-    };
-    let train = TrainConfig {
-        batch_size: 64,
-        seq_len: 12,
-        steps: 2500,
-        lr: 1e-3,
-        min_lr: 1e-4,
-        lr_schedule: ScheduleKind::Cosine,
-        warmup: 50,
-        weight_decay: 0.1,
-        beta1: 0.9,
-        beta2: 0.98,
-        eps: 1e-8,
-        grad_clip: 1.0,
-        grad_accum: 1,
-        seed: 1337,
-        eval_every: 500,
-        eval_iters: 4,
-        save_every: 0,
-        keep_last: 0,
-        precision: Default::default(),
-    };
-    (model, train)
+    rusty_gradients::gpt::tasks::addition_defaults()
 }
 
 impl TrainArgs {

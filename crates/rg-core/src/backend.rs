@@ -315,7 +315,9 @@ pub trait Backend: Send + Sync {
     ) -> Result<()>;
 }
 
-/// How a backend crate makes itself known: `inventory::submit!` one of these.
+/// How a backend makes itself known: its crate calls [`register`] with one of these
+/// (`rg_cpu::register()`, `rg_cuda::register()`), which the facade and `rgrad` do.
+#[derive(Clone, Copy)]
 pub struct BackendRegistration {
     /// The device kind: `"cpu"` or `"cuda"`.
     pub kind: &'static str,
@@ -323,23 +325,56 @@ pub struct BackendRegistration {
     pub open: fn(ordinal: usize) -> Result<Arc<dyn Backend>>,
 }
 
+/// Backends registered by an explicit call. This is the mechanism that works
+/// everywhere: a linker (wasm32, some static links) drops an unreferenced
+/// `inventory::submit!`, but never a function the program calls.
+static REGISTERED: Mutex<Vec<BackendRegistration>> = Mutex::new(Vec::new());
+
+/// Makes a backend available to [`backend_for`]. Registering a kind again is a no-op
+/// (the first registration wins), so every entry point may call it.
+pub fn register(registration: BackendRegistration) {
+    let mut registered = REGISTERED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !registered.iter().any(|r| r.kind == registration.kind) {
+        registered.push(registration);
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
 inventory::collect!(BackendRegistration);
+
+/// The registration for `kind`: an explicit one, else (native targets only) one that
+/// a linked backend crate submitted, so tests that merely link `rg-cpu` keep working.
+fn find_registration(kind: &str) -> Option<BackendRegistration> {
+    let explicit = REGISTERED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .iter()
+        .find(|r| r.kind == kind)
+        .copied();
+    #[cfg(not(target_arch = "wasm32"))]
+    let explicit = explicit.or_else(|| {
+        inventory::iter::<BackendRegistration>
+            .into_iter()
+            .find(|r| r.kind == kind)
+            .copied()
+    });
+    explicit
+}
 
 fn open_backend(device: Device) -> Result<Arc<dyn Backend>> {
     let ordinal = match device {
         Device::Cpu => 0,
         Device::Cuda(n) => n,
     };
-    let registration = inventory::iter::<BackendRegistration>
-        .into_iter()
-        .find(|r| r.kind == device.kind())
-        .ok_or_else(|| Error::BackendUnavailable {
-            device,
-            hint: match device {
-                Device::Cpu => "no CPU backend is linked: depend on `rusty-gradients`, or on `rg-cpu` and add `use rg_cpu as _;`".into(),
-                Device::Cuda(_) => "this build has no CUDA backend: enable the `cuda` feature of `rusty-gradients` (or link `rg-cuda`)".into(),
-            },
-        })?;
+    let registration = find_registration(device.kind()).ok_or_else(|| Error::BackendUnavailable {
+        device,
+        hint: match device {
+            Device::Cpu => "no CPU backend is registered: call `rusty_gradients::register_backends()` or `rg_cpu::register()` first".into(),
+            Device::Cuda(_) => "this build has no CUDA backend: enable the `cuda` feature of `rusty-gradients` (or link `rg-cuda` and call `rg_cuda::register()`)".into(),
+        },
+    })?;
     let backend = (registration.open)(ordinal)?;
     Ok(if crate::profile::enabled() {
         crate::profile::ProfilingBackend::wrap(backend)

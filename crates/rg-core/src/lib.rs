@@ -6,8 +6,9 @@
 //! shapes, dtypes and devices here, then hands contiguous or strided views to the
 //! backend registered for the tensor's device.
 //!
-//! Backends register themselves through [`inventory`]; a binary gets the CPU backend by
-//! linking `rg-cpu` (the `rusty-gradients` facade does this).
+//! Backends register through [`backend::register`]: a program calls `rg_cpu::register()`
+//! (or the facade's `rusty_gradients::register_backends()`) before its first op. On
+//! native targets a linked `rg-cpu` is also found without the call (tests rely on it).
 
 pub mod backend;
 mod device;

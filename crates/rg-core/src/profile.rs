@@ -9,7 +9,8 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use web_time::Instant;
 
 use crate::backend::{
     AdamWParams, AttentionGrads, AttentionOutput, Backend, BackendStorage, BoxStorage,

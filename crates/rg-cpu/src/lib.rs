@@ -3,7 +3,7 @@
 //! It holds [`CpuBackend`], the implementation of [`rg_core::backend::Backend`] for
 //! `Device::Cpu`, and [`CpuStorage`], its memory: typed buffers of f32, f64, bf16, f16,
 //! u32 or i64, owned or borrowed zero-copy from memory-mapped bytes (copied on first
-//! write). Linking this crate registers the backend, so `Device::Cpu` works.
+//! write). [`register`] makes `Device::Cpu` available.
 //!
 //! Layout of the crate:
 //! - `storage`: [`CpuStorage`] and its typed buffers;
@@ -46,9 +46,19 @@ pub mod q8 {
 }
 pub use storage::{CpuBuffer, CpuElement, CpuStorage};
 
-inventory::submit! {
-    rg_core::backend::BackendRegistration {
-        kind: "cpu",
-        open: |_| Ok(CpuBackend::shared()),
-    }
+/// What [`register`] hands to `rg-core`.
+const REGISTRATION: rg_core::backend::BackendRegistration = rg_core::backend::BackendRegistration {
+    kind: "cpu",
+    open: |_| Ok(CpuBackend::shared()),
+};
+
+/// Makes `Device::Cpu` available. Call it once before the first tensor op (the facade's
+/// `register_backends` and `rgrad` do); calling it again does nothing.
+pub fn register() {
+    rg_core::backend::register(REGISTRATION);
 }
+
+// Native convenience for code that only links this crate (tests, benches); the
+// explicit `register()` above is what every entry point uses.
+#[cfg(not(target_arch = "wasm32"))]
+inventory::submit! { REGISTRATION }

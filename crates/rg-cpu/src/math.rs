@@ -16,6 +16,45 @@ pub trait Real: FloatDType + CpuElement {
     fn sigmoid_v(self) -> Self {
         (Self::one() + (-self).exp_v()).recip()
     }
+
+    // Hooks for row kernels written with a target's vector instructions (wasm32
+    // SIMD128 for f32, `kernels::rows_simd128`); the defaults decline, and the caller
+    // runs its portable loop.
+
+    /// Softmax of each `cols`-long row of `x` into `y`; `false` if not done.
+    #[inline(always)]
+    fn softmax_rows_native(_x: &[Self], _y: &mut [Self], _cols: usize) -> bool {
+        false
+    }
+
+    /// Layer norm of each row (see `kernels::layer_norm`); `false` if not done.
+    #[inline(always)]
+    fn layer_norm_rows_native(
+        _x: &[Self],
+        _gamma: &[Self],
+        _beta: &[Self],
+        _y: &mut [Self],
+        _mean: &mut [Self],
+        _rstd: &mut [Self],
+        _eps: f64,
+    ) -> bool {
+        false
+    }
+
+    /// One attention query row against the KV cache (see
+    /// `kernels::attention::forward`), returning the log-sum-exp; `None` if not done.
+    #[inline(always)]
+    fn attention_row_native(
+        _qi: &[Self],
+        _k: &[Self],
+        _ks: usize,
+        _v: &[Self],
+        _vs: usize,
+        _p: &mut [Self],
+        _out: &mut [Self],
+    ) -> Option<Self> {
+        None
+    }
 }
 
 impl Real for f64 {
@@ -29,6 +68,41 @@ impl Real for f32 {
     #[inline(always)]
     fn exp_v(self) -> f32 {
         exp_f32(self)
+    }
+
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    fn softmax_rows_native(x: &[f32], y: &mut [f32], cols: usize) -> bool {
+        crate::kernels::rows_simd128::softmax_rows(x, y, cols);
+        true
+    }
+
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    fn layer_norm_rows_native(
+        x: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        y: &mut [f32],
+        mean: &mut [f32],
+        rstd: &mut [f32],
+        eps: f64,
+    ) -> bool {
+        crate::kernels::rows_simd128::layer_norm_rows(x, gamma, beta, y, mean, rstd, eps as f32);
+        true
+    }
+
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    fn attention_row_native(
+        qi: &[f32],
+        k: &[f32],
+        ks: usize,
+        v: &[f32],
+        vs: usize,
+        p: &mut [f32],
+        out: &mut [f32],
+    ) -> Option<f32> {
+        Some(crate::kernels::rows_simd128::attention_row(
+            qi, k, ks, v, vs, p, out,
+        ))
     }
 }
 

@@ -46,12 +46,18 @@ pub use backend::CudaBackend;
 pub use ops::attention::MAX_HEAD_DIM;
 pub use storage::CudaStorage;
 
-inventory::submit! {
-    rg_core::backend::BackendRegistration {
-        kind: "cuda",
-        open: |ordinal| {
-            let backend: std::sync::Arc<dyn rg_core::backend::Backend> = CudaBackend::shared(ordinal)?;
-            Ok(backend)
-        },
-    }
+const REGISTRATION: rg_core::backend::BackendRegistration = rg_core::backend::BackendRegistration {
+    kind: "cuda",
+    open: |ordinal| {
+        let backend: std::sync::Arc<dyn rg_core::backend::Backend> = CudaBackend::shared(ordinal)?;
+        Ok(backend)
+    },
+};
+
+/// Makes `Device::Cuda(n)` available (the facade's `register_backends` calls it with the
+/// `cuda` feature); calling it again does nothing.
+pub fn register() {
+    rg_core::backend::register(REGISTRATION);
 }
+
+inventory::submit! { REGISTRATION }

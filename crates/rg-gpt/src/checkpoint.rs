@@ -89,7 +89,25 @@ pub fn read_json(path: &Path) -> Result<Value> {
 /// (f16/bf16 are converted; f32 on the CPU is mapped, not copied). A NaN or infinite
 /// weight is an error naming the tensor and the element.
 pub fn load_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
-    let file = SafeTensorsFile::open(path)?;
+    tensors_from_file(&SafeTensorsFile::open(path)?, DType::F32, device)
+}
+
+/// Every tensor of an opened safetensors file (mapped or held in memory) on `device`:
+/// floating-point tensors as `float_dtype` (f32 or bf16; f32 data on the CPU is
+/// shared, not copied), integer tensors as stored. A NaN or infinite weight is an
+/// error naming the tensor and the element.
+pub fn tensors_from_file(
+    file: &SafeTensorsFile,
+    float_dtype: DType,
+    device: &Device,
+) -> Result<HashMap<String, Tensor>> {
+    let path = file.path();
+    if !matches!(float_dtype, DType::F32 | DType::BF16) {
+        return Err(GptError::bad_file(
+            path,
+            format!("weights load as f32 or bf16, not {float_dtype}"),
+        ));
+    }
     let mut out = HashMap::with_capacity(file.len());
     for info in file.tensors() {
         // Read by `quantized::load_quantized`, not as tensors.
@@ -106,7 +124,7 @@ pub fn load_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tens
             ));
         }
         let t = match info.dtype().load_dtype() {
-            Some(d) if d.is_float() => file.load_as(info.name(), DType::F32, device)?,
+            Some(d) if d.is_float() => file.load_as(info.name(), float_dtype, device)?,
             _ => file.tensor(info.name(), device)?,
         };
         out.insert(info.name().to_string(), t);

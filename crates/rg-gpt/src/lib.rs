@@ -11,6 +11,7 @@ pub mod data;
 mod error;
 pub mod eval;
 pub mod generate;
+mod in_memory;
 mod kv_cache;
 mod metrics;
 mod model;
@@ -25,6 +26,7 @@ pub use attention::CausalSelfAttention;
 pub use block::{Block, Mlp};
 pub use config::{GptConfig, PRESETS};
 pub use error::{GptError, Result};
+pub use in_memory::{load_model_from_bytes, InMemoryModel, ModelBytes};
 pub use kv_cache::KvCache;
 pub use model::Gpt;
 pub use train::{

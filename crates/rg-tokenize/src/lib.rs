@@ -41,7 +41,7 @@ pub use bpe::BpeTokenizer;
 pub use byte_level::{bytes_to_token_text, token_text_to_bytes};
 pub use char::CharTokenizer;
 pub use error::{Result, TokenizeError};
-pub use formats::{load_tokenizer, CHAR_TOKENIZER_FILE};
+pub use formats::{load_tokenizer, tokenizer_from_texts, TokenizerTexts, CHAR_TOKENIZER_FILE};
 #[cfg(feature = "hf")]
 pub use hf::HfTokenizer;
 pub use pretokenize::pretokenize;

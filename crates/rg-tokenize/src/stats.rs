@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::Instant;
+use web_time::Instant;
 
 use crate::error::{read_text, Result};
 use crate::tokenizer::Tokenizer;

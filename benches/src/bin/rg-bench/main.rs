@@ -173,6 +173,7 @@ fn parse_args() -> Result<(String, String, Reps, Target)> {
 
 fn main() -> Result<()> {
     // As `rgrad` does: ops issued from this thread run as pool work (no wake-ups).
+    rusty_gradients::register_backends();
     rusty_gradients::cpu::init_thread_pool()?;
     let (name, size, reps, target) = parse_args()?;
     let out: Value = match run_workload(&name, &size, &reps, &target)

@@ -100,6 +100,11 @@ impl Widen for f32 {
         super::gemv_neon::dot(xf, c)
     }
 
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    fn dot_native(x: &[Self], _xf: &[f32], c: &[Self]) -> Option<f32> {
+        Some(super::gemv_simd128::dot_f32(x, c))
+    }
+
     #[cfg(target_arch = "aarch64")]
     fn axpy_native<'a>(
         _x: &[Self],
@@ -113,6 +118,20 @@ impl Widen for f32 {
     ) -> Option<(usize, usize)> {
         super::gemv_neon::axpy(xf, k, row, y, cols, (k0, k1))
     }
+
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    fn axpy_native<'a>(
+        x: &[Self],
+        _xf: &[f32],
+        k: usize,
+        row: &dyn Fn(usize) -> &'a [Self],
+        y: &mut [f32],
+        cols: usize,
+        k0: usize,
+        k1: usize,
+    ) -> Option<(usize, usize)> {
+        super::gemv_simd128::axpy_rows(x, k, row, y, cols, k0, k1)
+    }
 }
 
 impl Widen for bf16 {
@@ -123,13 +142,20 @@ impl Widen for bf16 {
         f32::from_bits((self.to_bits() as u32) << 16)
     }
 
-    /// AVX512_BF16 on x86; on aarch64 `bfdot` where the CPU has BF16, else NEON.
+    /// AVX512_BF16 on x86; on aarch64 `bfdot` where the CPU has BF16, else NEON; SIMD128
+    /// (widening by a shift) in wasm32 builds.
     fn dot_native(x: &[Self], _xf: &[f32], c: &[Self]) -> Option<f32> {
         #[cfg(target_arch = "x86_64")]
         let found = super::gemv_bf16::dot(x, c);
         #[cfg(target_arch = "aarch64")]
         let found = super::gemv_neon::dot_bf16(x, c).or_else(|| super::gemv_neon::dot(_xf, c));
-        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        let found = (c.len() >= x.len()).then(|| super::gemv_simd128::dot_bf16(x, c));
+        #[cfg(not(any(
+            target_arch = "x86_64",
+            target_arch = "aarch64",
+            all(target_arch = "wasm32", target_feature = "simd128")
+        )))]
         let found = {
             let _ = (x, c);
             None

@@ -55,7 +55,11 @@ fn forward<T: Real>(
             .zip(mean.par_chunks_mut(per_task))
             .zip(rstd.par_chunks_mut(per_task))
             .zip(x.par_chunks(per_task * cols))
-            .for_each(|(((y, mean), rstd), x)| forward_rows(x, &gamma, &beta, y, mean, rstd, eps));
+            .for_each(|(((y, mean), rstd), x)| {
+                if !T::layer_norm_rows_native(x, &gamma, &beta, y, mean, rstd, eps) {
+                    forward_rows(x, &gamma, &beta, y, mean, rstd, eps)
+                }
+            });
     }
     Ok(LayerNormOutput {
         y: boxed(y),

@@ -110,7 +110,7 @@ fn engine(dtype: DType, plan: &Plan) -> Engine {
 
 /// The engine a large row-major product of `dtype` runs on (what benchmarks label
 /// their matmul rows with): `"rg-gemm-avx512"`, `"rg-gemm-neon"`,
-/// `"rg-gemm-neon-bfdot"`, `"rg-gemm-portable"`, `"rg-gemm-amx-bf16"`,
+/// `"rg-gemm-neon-bfdot"`, `"rg-gemm-simd128"`, `"rg-gemm-portable"`, `"rg-gemm-amx-bf16"`,
 /// `"rg-gemm-avx512bf16"`, `"openblas"` or `"matrixmultiply"`.
 pub fn engine_name(dtype: DType) -> &'static str {
     let n = 1024;

@@ -18,6 +18,8 @@ pub mod gemv_q8;
 mod gemv_q8_vnni;
 #[cfg(target_arch = "aarch64")]
 mod gemv_neon;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod gemv_simd128;
 pub mod indexing;
 pub mod lanes;
 pub mod layer_norm;
@@ -29,6 +31,8 @@ pub mod matmul_blas;
 pub mod matmul_q8;
 pub mod norm;
 pub mod reduce;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub(crate) mod rows_simd128;
 pub mod softmax;
 pub mod unary;
 pub mod where_cond;

@@ -21,7 +21,7 @@ pub fn softmax_last(src: View<'_>, log: bool) -> Result<BoxStorage> {
             let x = &x[first * cols..first * cols + out.len()];
             if log {
                 log_softmax_rows(x, out, cols);
-            } else {
+            } else if !T::softmax_rows_native(x, out, cols) {
                 softmax_rows(x, out, cols);
             }
         });

@@ -12,7 +12,7 @@
 //! this costs one `keep`-token prefill per `context - keep` tokens instead). With
 //! `slide_context` off, generation stops when the window is full.
 
-use std::time::Instant;
+use web_time::Instant;
 
 use rg_core::{DType, Tensor};
 

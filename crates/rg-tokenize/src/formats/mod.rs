@@ -60,6 +60,48 @@ pub fn load_tokenizer(path: impl AsRef<Path>) -> Result<Box<dyn Tokenizer>> {
     }
 }
 
+/// The contents of a model directory's tokenizer files, for callers without a file
+/// system (a browser): whichever the directory has, as text.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TokenizerTexts<'a> {
+    pub tokenizer_json: Option<&'a str>,
+    pub vocab_json: Option<&'a str>,
+    pub merges_txt: Option<&'a str>,
+    pub char_tokenizer_json: Option<&'a str>,
+}
+
+/// [`load_tokenizer`] over file contents: `tokenizer.json`, else `vocab.json` +
+/// `merges.txt`, else `char_tokenizer.json` (the order a directory is tried in). Errors
+/// name the file as it would be named in a directory.
+pub fn tokenizer_from_texts(texts: &TokenizerTexts<'_>) -> Result<Box<dyn Tokenizer>> {
+    if let Some(text) = texts.tokenizer_json {
+        return Ok(Box::new(tokenizer_json::parse(
+            text,
+            Path::new("tokenizer.json"),
+        )?));
+    }
+    if let (Some(vocab), Some(merges)) = (texts.vocab_json, texts.merges_txt) {
+        return Ok(Box::new(vocab_merges::parse(
+            vocab,
+            Path::new("vocab.json"),
+            merges,
+            Path::new("merges.txt"),
+        )?));
+    }
+    if let Some(text) = texts.char_tokenizer_json {
+        let path = Path::new(CHAR_TOKENIZER_FILE);
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| TokenizeError::json(path, &e))?;
+        return Ok(Box::new(CharTokenizer::from_json_value(&value, path)?));
+    }
+    Err(TokenizeError::invalid(
+        Path::new("(tokenizer files)"),
+        format!(
+            "none given: expected tokenizer.json, vocab.json + merges.txt or {CHAR_TOKENIZER_FILE}"
+        ),
+    ))
+}
+
 fn load_tokenizer_json(path: &Path) -> Result<Box<dyn Tokenizer>> {
     match tokenizer_json::read(path) {
         Ok(t) => Ok(Box::new(t)),

@@ -15,8 +15,12 @@ use crate::error::{read_text, write_atomic, Result, TokenizeError};
 use crate::formats::{token_texts, RawBpe};
 
 pub(crate) fn read(path: &Path) -> Result<BpeTokenizer> {
-    let text = read_text(path)?;
-    let root: Value = serde_json::from_str(&text).map_err(|e| TokenizeError::json(path, &e))?;
+    parse(&read_text(path)?, path)
+}
+
+/// A `tokenizer.json` held in memory; `path` names it in error messages.
+pub(crate) fn parse(text: &str, path: &Path) -> Result<BpeTokenizer> {
+    let root: Value = serde_json::from_str(text).map_err(|e| TokenizeError::json(path, &e))?;
     let model = root
         .get("model")
         .ok_or_else(|| TokenizeError::invalid(path, "no \"model\" object"))?;

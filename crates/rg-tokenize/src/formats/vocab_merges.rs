@@ -11,8 +11,23 @@ use crate::formats::{token_texts, RawBpe};
 
 /// Reads `vocab.json` + `merges.txt` into a tokenizer.
 pub(crate) fn read(vocab_path: &Path, merges_path: &Path) -> Result<BpeTokenizer> {
-    let vocab = read_vocab(vocab_path)?;
-    let merges = read_merges(merges_path)?;
+    parse(
+        &read_text(vocab_path)?,
+        vocab_path,
+        &read_text(merges_path)?,
+        merges_path,
+    )
+}
+
+/// The two files held in memory; the paths name them in error messages.
+pub(crate) fn parse(
+    vocab_text: &str,
+    vocab_path: &Path,
+    merges_text: &str,
+    merges_path: &Path,
+) -> Result<BpeTokenizer> {
+    let vocab = parse_vocab(vocab_text, vocab_path)?;
+    let merges = parse_merges(merges_text, merges_path)?;
     let raw = RawBpe {
         vocab,
         merges,
@@ -23,16 +38,14 @@ pub(crate) fn read(vocab_path: &Path, merges_path: &Path) -> Result<BpeTokenizer
     raw.into_tokenizer(vocab_path, merges_path)
 }
 
-pub(crate) fn read_vocab(path: &Path) -> Result<Vec<(String, u32)>> {
-    let text = read_text(path)?;
+fn parse_vocab(text: &str, path: &Path) -> Result<Vec<(String, u32)>> {
     let map: HashMap<String, u32> =
-        serde_json::from_str(&text).map_err(|e| TokenizeError::json(path, &e))?;
+        serde_json::from_str(text).map_err(|e| TokenizeError::json(path, &e))?;
     Ok(map.into_iter().collect())
 }
 
 /// Parses merges, each with its line number for later error messages.
-pub(crate) fn read_merges(path: &Path) -> Result<Vec<(String, String, usize)>> {
-    let text = read_text(path)?;
+fn parse_merges(text: &str, path: &Path) -> Result<Vec<(String, String, usize)>> {
     let mut merges = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.strip_suffix('\r').unwrap_or(line);

@@ -261,7 +261,9 @@ fn by_rows<T: Real>(
             .zip(x.q.row(i, d))
             .for_each(|(y, &v)| *y = scale * v);
         let (k, v) = (x.k, x.v);
-        *lse = query_row(qi, k.data, k.stride, v.data, v.stride, &mut sc.st[..n], row);
+        let p = &mut sc.st[..n];
+        *lse = T::attention_row_native(qi, k.data, k.stride, v.data, v.stride, p, row)
+            .unwrap_or_else(|| query_row(qi, k.data, k.stride, v.data, v.stride, p, row));
     }
 }
 

@@ -15,8 +15,9 @@
 //! (small products, or one product of a batch that is itself spread over the pool).
 //!
 //! Kernels: the AVX-512 one where the CPU has it (and `RG_CPU_SIMD` does not cap the
-//! level below it), the NEON one on aarch64 (`RG_CPU_SIMD=base` leaves it out), else a
-//! portable one the compiler vectorises.
+//! level below it), the NEON one on aarch64 (`RG_CPU_SIMD=base` leaves it out), the
+//! SIMD128 one in wasm32 builds with `+simd128`, else a portable one the compiler
+//! vectorises.
 //!
 //! bf16 products on CPUs with AMX or AVX512_BF16 use [`bf16`] instead: the same
 //! blocking over operands packed as bf16, multiplied by AMX tiles or `vdpbf16ps`.
@@ -39,6 +40,8 @@ mod neon;
 mod neon_bf16;
 mod pack;
 mod portable;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128;
 #[cfg(test)]
 mod tests;
 
@@ -59,6 +62,8 @@ const _: () = assert!(avx512::MR * avx512::NR <= MAX_TILE);
 #[cfg(target_arch = "aarch64")]
 const _: () = assert!(neon::MR * neon::NR <= MAX_TILE && neon_bf16::MR * neon_bf16::NR <= MAX_TILE);
 const _: () = assert!(portable::MR * portable::NR <= MAX_TILE);
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+const _: () = assert!(simd128::MR * simd128::NR <= MAX_TILE);
 
 /// One micro-kernel: `c[i][j] (+)= sum_p a[i][p] * b[p][j]` over a full tile, from an
 /// lhs panel and a packed rhs panel, `c` with row stride `ldc`, overwritten unless
@@ -144,6 +149,21 @@ impl Kernel {
         None
     }
 
+    /// The WebAssembly SIMD128 kernel, in wasm32 builds with `+simd128`.
+    pub fn simd128() -> Option<Kernel> {
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        return Some(Kernel {
+            mr: simd128::MR,
+            nr: simd128::NR,
+            run: simd128::kernel,
+            in_place_lhs: true,
+            depth_pairs: false,
+            name: "rg-gemm-simd128",
+        });
+        #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+        None
+    }
+
     /// The portable kernel, available everywhere.
     pub fn portable() -> Kernel {
         Kernel {
@@ -166,9 +186,12 @@ impl Kernel {
         Kernel::native().unwrap_or_else(Kernel::portable)
     }
 
-    /// The hand-written kernel for this CPU's vector unit (AVX-512 or NEON), if any.
+    /// The hand-written kernel for this CPU's vector unit (AVX-512, NEON or SIMD128),
+    /// if any.
     pub fn native() -> Option<Kernel> {
-        Kernel::avx512().or_else(Kernel::neon)
+        Kernel::avx512()
+            .or_else(Kernel::neon)
+            .or_else(Kernel::simd128)
     }
 }
 
