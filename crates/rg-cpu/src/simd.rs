@@ -8,7 +8,6 @@
 //! The AVX-512 copies need Rust 1.89+ (see `build.rs`); older compilers stop at AVX2.
 //! Elsewhere the levels and the bf16 detection exist but only x86 code reads them.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-
 // wasm32 builds pick their kernels at compile time (`+simd128`): nothing asks for the
 // run-time level there.
 #![cfg_attr(target_arch = "wasm32", allow(dead_code))]

@@ -14,10 +14,10 @@ pub mod gemm;
 pub mod gemv;
 #[cfg(target_arch = "x86_64")]
 mod gemv_bf16;
-pub mod gemv_q8;
-mod gemv_q8_vnni;
 #[cfg(target_arch = "aarch64")]
 mod gemv_neon;
+pub mod gemv_q8;
+mod gemv_q8_vnni;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod gemv_simd128;
 pub mod indexing;
