@@ -6,11 +6,9 @@
 //! widest copy the CPU supports, so the hot loops in them use 16- or 8-wide registers.
 //! `RG_CPU_SIMD=base|avx2|avx512` caps the level (for benchmarking the difference).
 //! The AVX-512 copies need Rust 1.89+ (see `build.rs`); older compilers stop at AVX2.
-//! Elsewhere the levels and the bf16 detection exist but only x86 code reads them.
+//! Elsewhere the levels and the bf16 detection exist but only x86 code reads them
+//! (wasm32 builds pick their kernels at compile time, `+simd128`).
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-// wasm32 builds pick their kernels at compile time (`+simd128`): nothing asks for the
-// run-time level there.
-#![cfg_attr(target_arch = "wasm32", allow(dead_code))]
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
