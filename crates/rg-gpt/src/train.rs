@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use rg_autograd::{no_grad, Gradients, Var};
 use rg_core::Device;
+use rg_dist::{BucketedAllReduce, Communicator, ReduceOp, SingleProcess};
 use rg_nn::optim::ParamGroup;
 use rg_nn::{
     clip_coefficient, grad_norm, AdamW, AdamWConfig, DropoutRng, LrSchedule, Module, Optimizer,
@@ -19,6 +20,7 @@ use serde_json::{json, Value};
 
 use crate::checkpoint::{self, TrainingState};
 use crate::data::DataSource;
+use crate::data_shard::ShardedData;
 use crate::metrics::MetricsLog;
 use crate::retention;
 use crate::{rng_state, Gpt, GptError, Result};
@@ -246,6 +248,11 @@ pub struct Summary {
     pub wall_s: f64,
     /// The stop flag ended the run before `steps` (the checkpoint is of the last step).
     pub interrupted: bool,
+    /// Processes that trained the model together (1 without data parallelism).
+    pub world_size: usize,
+    /// Hash of the final parameters, checked equal on every rank when `world_size > 1`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub param_hash: Option<u64>,
 }
 
 /// A held-out accuracy measure of a model (the built-in tasks define one).
@@ -266,6 +273,8 @@ pub struct Trainer {
     accuracy: Option<AccuracyFn>,
     best_eval_loss: f64,
     stop: Option<Arc<AtomicBool>>,
+    comm: Box<dyn Communicator>,
+    bucketer: BucketedAllReduce,
 }
 
 impl Trainer {
@@ -322,7 +331,65 @@ impl Trainer {
             accuracy: None,
             best_eval_loss: f64::INFINITY,
             stop: None,
+            comm: Box::new(SingleProcess),
+            bucketer: BucketedAllReduce::default(),
         })
+    }
+
+    /// Trains data-parallel with the ranks of `comm`: this rank takes its slice of each
+    /// global batch (`batch_size` rows per rank), dropout masks follow the global
+    /// sample, gradients are averaged across ranks before the update, and only rank 0
+    /// writes metrics and checkpoints. Rank 0's parameters are broadcast now and
+    /// checked equal everywhere. Call before [`Trainer::restore`].
+    pub fn with_communicator(mut self, comm: Box<dyn Communicator>) -> Result<Self> {
+        let (rank, world) = (comm.rank(), comm.world_size());
+        if world > 1 {
+            self.data = Box::new(ShardedData::new(self.data, rank, world)?);
+            self.dropout_rng = self.dropout_rng.sharded(rank, world)?;
+            if rank != 0 {
+                self.metrics = None;
+            }
+            for p in &self.params {
+                comm.broadcast(p.tensor(), 0)?;
+            }
+            self.check_params_equal(comm.as_ref(), "initial parameters")?;
+        }
+        self.comm = comm;
+        Ok(self)
+    }
+
+    pub fn communicator(&self) -> &dyn Communicator {
+        self.comm.as_ref()
+    }
+
+    fn is_writer(&self) -> bool {
+        self.comm.rank() == 0
+    }
+
+    /// Hashes the parameters and errors unless every rank has the same hash.
+    fn check_params_equal(&self, comm: &dyn Communicator, what: &str) -> Result<u64> {
+        let tensors: Vec<_> = self.params.iter().map(|p| p.tensor().clone()).collect();
+        let hash = rg_dist::hash_tensors(&tensors)?;
+        rg_dist::check_same_everywhere(comm, hash, what)?;
+        Ok(hash)
+    }
+
+    /// Averages the accumulated gradients over ranks in buckets, last layers first
+    /// (the order backward produces them).
+    fn all_reduce_grads(&mut self, grads: &Gradients) -> Result<()> {
+        let mut tensors = Vec::with_capacity(self.params.len());
+        for (i, p) in self.params.iter().enumerate().rev() {
+            let g = grads.get(p).ok_or_else(|| {
+                GptError::setting(
+                    "training",
+                    format!("parameter {i} received no gradient; every rank must send one"),
+                )
+            })?;
+            tensors.push(g.clone());
+        }
+        self.bucketer
+            .all_reduce(self.comm.as_ref(), &tensors, ReduceOp::Avg)?;
+        Ok(())
     }
 
     /// A held-out accuracy measure reported with each evaluation (built-in tasks).
@@ -341,6 +408,16 @@ impl Trainer {
 
     fn stop_requested(&self) -> bool {
         self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+    }
+
+    /// Whether any rank was asked to stop: ranks must stop after the same step, and a
+    /// signal may reach them at different times.
+    fn stop_agreed(&self) -> Result<bool> {
+        let local = if self.stop_requested() { 1.0 } else { 0.0 };
+        if self.comm.world_size() == 1 {
+            return Ok(local > 0.0);
+        }
+        Ok(self.comm.all_reduce_scalar(local, ReduceOp::Max)? > 0.0)
     }
 
     pub fn model(&self) -> &Gpt {
@@ -386,6 +463,13 @@ impl Trainer {
                 loss
             };
             grads.accumulate_all(loss.backward()?)?;
+        }
+        // Ranks exchange gradients once per step, after the last micro-batch.
+        let world = self.comm.world_size();
+        if world > 1 {
+            rg_core::profile::phase("all_reduce", || self.all_reduce_grads(&grads))?;
+            loss_sum = self.comm.all_reduce_scalar(loss_sum, ReduceOp::Avg)?;
+            tokens *= world;
         }
         let norm = rg_core::profile::phase("optimizer", || {
             let norm = grad_norm(&grads, &self.params)?;
@@ -436,10 +520,17 @@ impl Trainer {
         if count == 0 {
             return Ok(None);
         }
-        let eval_accuracy = self.accuracy.as_ref().map(|f| f(&self.model)).transpose()?;
+        // Each rank evaluated its slice of the same global batches.
+        let eval_loss = self
+            .comm
+            .all_reduce_scalar(total / count as f64, ReduceOp::Avg)?;
+        let eval_accuracy = match &self.accuracy {
+            Some(f) if self.is_writer() => Some(f(&self.model)?),
+            _ => None,
+        };
         let report = EvalReport {
             step: self.step,
-            eval_loss: total / count as f64,
+            eval_loss,
             eval_accuracy,
         };
         if let Some(m) = self.metrics.as_mut() {
@@ -470,14 +561,19 @@ impl Trainer {
         let Some(out) = &self.out else {
             return Ok(None);
         };
-        let path = self.write_checkpoint(&format!("step-{:06}", self.step))?;
-        if self.config.keep_last > 0 {
-            retention::prune(out, self.config.keep_last)?;
+        let mut path = None;
+        if self.is_writer() {
+            path = Some(self.write_checkpoint(&format!("step-{:06}", self.step))?);
+            if self.config.keep_last > 0 {
+                retention::prune(out, self.config.keep_last)?;
+            }
+            if let Some(m) = &self.metrics {
+                m.plot(&out.join("loss.svg"))?;
+            }
         }
-        if let Some(m) = &self.metrics {
-            m.plot(&out.join("loss.svg"))?;
-        }
-        Ok(Some(path))
+        // A checkpoint counts once every rank has reached it.
+        self.comm.barrier()?;
+        Ok(path)
     }
 
     fn write_checkpoint(&self, name: &str) -> Result<PathBuf> {
@@ -497,7 +593,9 @@ impl Trainer {
     fn track_best(&mut self, eval: &EvalReport) -> Result<()> {
         if self.out.is_some() && eval.eval_loss < self.best_eval_loss {
             self.best_eval_loss = eval.eval_loss;
-            self.write_checkpoint(retention::BEST_DIR)?;
+            if self.is_writer() {
+                self.write_checkpoint(retention::BEST_DIR)?;
+            }
         }
         Ok(())
     }
@@ -524,7 +622,8 @@ impl Trainer {
             .and_then(rng_state::from_json)
             .ok_or_else(|| bad("dropout_rng"))?;
         let (seed, pos) = (rng.get_seed(), rng.get_word_pos());
-        self.dropout_rng = DropoutRng::from_state(seed, pos);
+        self.dropout_rng =
+            DropoutRng::from_state(seed, pos).sharded(self.comm.rank(), self.comm.world_size())?;
         let moments = checkpoint::load_tensors(
             &checkpoint_dir.join(checkpoint::OPTIMIZER_FILE),
             &self.device(),
@@ -543,7 +642,7 @@ impl Trainer {
     /// checkpointing every `save_every` steps and at the end.
     pub fn run(&mut self, mut on_event: impl FnMut(Event<'_>)) -> Result<Summary> {
         let start = Instant::now();
-        if let Some(out) = &self.out {
+        if let Some(out) = self.out.as_ref().filter(|_| self.is_writer()) {
             retention::remove_interrupted_writes(out)?;
         }
         let mut last_loss = f64::NAN;
@@ -571,7 +670,7 @@ impl Trainer {
                     last_eval = Some(e);
                 }
             }
-            let stop = !done && self.stop_requested();
+            let stop = !done && self.stop_agreed()?;
             let periodic = self.config.save_every > 0 && self.step % self.config.save_every == 0;
             if done || periodic || stop {
                 if let Some(path) = self.save_checkpoint()? {
@@ -584,7 +683,15 @@ impl Trainer {
                 break;
             }
         }
+        let world_size = self.comm.world_size();
+        let param_hash = if world_size > 1 {
+            Some(self.check_params_equal(self.comm.as_ref(), "final parameters")?)
+        } else {
+            None
+        };
         Ok(Summary {
+            world_size,
+            param_hash,
             steps: self.step,
             final_loss: last_loss,
             eval_loss: last_eval.as_ref().map(|e| e.eval_loss),
