@@ -99,6 +99,10 @@ pub struct TrainArgs {
     /// Micro-batches per optimizer step [default: 1].
     #[arg(long, help_heading = "Optimisation")]
     grad_accum: Option<usize>,
+    /// Under mpirun: 1 shards AdamW's moments across ranks (ZeRO stage 1), 0 keeps a
+    /// full copy on every rank [default: 0].
+    #[arg(long, default_value_t = 0, help_heading = "Optimisation")]
+    zero: u8,
     /// Seed of initialisation, data order and dropout [default: 1337].
     #[arg(long, help_heading = "Optimisation")]
     seed: Option<u64>,
@@ -524,6 +528,9 @@ fn run_rank(
     comm: Box<dyn rusty_gradients::dist::Communicator>,
 ) -> Result<()> {
     args.quiet = comm.rank() != 0;
+    if args.zero > 1 {
+        bail!("--zero: {} is not one of: 0, 1", args.zero);
+    }
     let args = &*args;
     let device = crate::device::parse(&args.device)?;
     let json_log = args.log_format == "json";
@@ -550,6 +557,9 @@ fn run_rank(
         Some(args.out.clone()),
     )?
     .with_communicator(comm)?;
+    if args.zero == 1 {
+        trainer = trainer.with_zero_stage_1()?;
+    }
     if let Some(task) = s.task {
         trainer = trainer.with_accuracy(move |m| task.accuracy(m));
     }

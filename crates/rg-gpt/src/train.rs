@@ -275,6 +275,9 @@ pub struct Trainer {
     stop: Option<Arc<AtomicBool>>,
     comm: Box<dyn Communicator>,
     bucketer: BucketedAllReduce,
+    /// ZeRO stage 1: the rank that owns each parameter's optimizer state and update
+    /// (index as `params`); `None` without sharding.
+    owners: Option<Vec<usize>>,
 }
 
 impl Trainer {
@@ -333,7 +336,41 @@ impl Trainer {
             stop: None,
             comm: Box::new(SingleProcess),
             bucketer: BucketedAllReduce::default(),
+            owners: None,
         })
+    }
+
+    /// ZeRO stage 1 (`--zero 1`): each rank keeps AdamW moments for, and updates, only
+    /// the parameters it owns (whole tensors, balanced by size), then sends them to the
+    /// other ranks; every rank still gets the full averaged gradient. Moments take
+    /// about 1/N of the memory. Call after [`Trainer::with_communicator`].
+    pub fn with_zero_stage_1(mut self) -> Result<Self> {
+        let world = self.comm.world_size();
+        let sizes: Vec<usize> = self.params.iter().map(|p| p.elem_count()).collect();
+        let owners = balance_owners(&sizes, world);
+        let rank = self.comm.rank();
+        let owned: std::collections::HashSet<String> = self
+            .model
+            .named_params()
+            .into_iter()
+            .zip(&owners)
+            .filter(|(_, &o)| o == rank)
+            .map(|((name, _), _)| name)
+            .collect();
+        self.optimizer.own_only(|name| owned.contains(name));
+        self.owners = Some(owners);
+        Ok(self)
+    }
+
+    /// After a sharded update: every parameter travels from its owner to the others.
+    fn gather_updated_params(&self) -> Result<()> {
+        let Some(owners) = &self.owners else {
+            return Ok(());
+        };
+        for (p, &owner) in self.params.iter().zip(owners) {
+            self.comm.broadcast(p.tensor(), owner)?;
+        }
+        Ok(())
     }
 
     /// Trains data-parallel with the ranks of `comm`: this rank takes its slice of each
@@ -479,8 +516,11 @@ impl Trainer {
                 1.0
             };
             self.optimizer.step_with_grad_scale(&grads, scale)?;
-            Ok::<_, rg_core::Error>(norm)
+            Ok::<_, GptError>(norm)
         })?;
+        if self.owners.is_some() {
+            rg_core::profile::phase("all_gather", || self.gather_updated_params())?;
+        }
         self.step += 1;
         let elapsed = start.elapsed().as_secs_f64();
         let report = StepReport {
@@ -552,6 +592,8 @@ impl Trainer {
             "train_config": self.config,
             "dropout": self.model.config().dropout,
             "data_description": self.data.describe(),
+            "world_size": self.comm.world_size(),
+            "zero_stage": if self.owners.is_some() { 1 } else { 0 },
         })
     }
 
@@ -607,6 +649,13 @@ impl Trainer {
         let state = checkpoint::read_json(&state_path)?;
         let bad =
             |what: &str| GptError::bad_file(&state_path, format!("missing or malformed {what}"));
+        if state.get("zero_stage").and_then(Value::as_u64).unwrap_or(0) > 0 {
+            return Err(GptError::bad_file(
+                &state_path,
+                "written by a --zero 1 run: its optimizer.safetensors holds only rank 0's \
+                 shard of the moments, and resuming sharded runs is not supported yet",
+            ));
+        }
         let step = state
             .get("step")
             .and_then(Value::as_u64)
@@ -714,4 +763,43 @@ fn batch_loss(
         model.loss(&batch.ids, &batch.targets, batch.ignore_index, rng)
     })?;
     Ok(loss)
+}
+
+/// Assigns each tensor (by size) to a rank, largest first to the least-loaded rank, so
+/// every rank holds about 1/world of the elements. Deterministic: all ranks agree.
+fn balance_owners(sizes: &[usize], world: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by(|&a, &b| sizes[b].cmp(&sizes[a]).then(a.cmp(&b)));
+    let mut load = vec![0usize; world.max(1)];
+    let mut owners = vec![0; sizes.len()];
+    for i in order {
+        let rank = (0..load.len())
+            .min_by_key(|&r| (load[r], r))
+            .expect("at least one rank");
+        owners[i] = rank;
+        load[rank] += sizes[i];
+    }
+    owners
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_balance_elements_across_ranks() {
+        let owners = balance_owners(&[10, 1, 7, 3, 3, 6], 2);
+        // 10→0, 7→1, 6→1, 3→0, 3→0 (tie: lower rank), 1→1.
+        assert_eq!(owners, vec![0, 1, 1, 0, 0, 1]);
+        let load = |r| {
+            owners
+                .iter()
+                .zip([10, 1, 7, 3, 3, 6])
+                .filter(|(&o, _)| o == r)
+                .map(|(_, s)| s)
+                .sum::<usize>()
+        };
+        assert_eq!((load(0), load(1)), (16, 14));
+        assert_eq!(balance_owners(&[4, 4], 1), vec![0, 0]);
+    }
 }
