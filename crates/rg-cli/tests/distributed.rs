@@ -9,33 +9,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-fn skip_reason() -> Option<String> {
-    let reason = if !cfg!(feature = "mpi") {
-        Some("rgrad was built without the `mpi` feature".to_string())
-    } else if Command::new("mpirun").arg("--version").output().is_err() {
-        Some("mpirun is not on PATH (install openmpi-bin)".to_string())
-    } else {
-        None
-    };
-    if let Some(r) = &reason {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run this test: {r}"
-        );
-        eprintln!("skipped: {r}");
-    }
-    reason
-}
-
-fn shared_text(dir: &Path) -> std::path::PathBuf {
-    let shared = std::env::var("RG_SHARED_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared").to_string());
-    let text = std::fs::read(Path::new(&shared).join("data/tinyshakespeare.txt"))
-        .expect("tinyshakespeare.txt under RG_SHARED_DIR");
-    let path = dir.join("text.txt");
-    std::fs::write(&path, &text[..20_000]).unwrap();
-    path
-}
+mod mpi_support;
+use mpi_support::{mpirun, shared_text, skip_reason};
 
 /// A model small enough for debug builds; every setting the acceptance names.
 fn train_args(data: &Path, out: &Path, batch: usize, extra: &[&str]) -> Vec<String> {
@@ -93,14 +68,6 @@ fn events(out: std::process::Output, what: &str) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{what}: {e}: {l}")))
         .collect()
-}
-
-pub fn mpirun(n: usize) -> Command {
-    let mut cmd = Command::new("mpirun");
-    cmd.args(["-n", &n.to_string(), "--oversubscribe"])
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
-    cmd
 }
 
 fn losses(events: &[Value]) -> Vec<f64> {

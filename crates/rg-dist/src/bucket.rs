@@ -69,7 +69,7 @@ impl BucketedAllReduce {
         let mut offset = 0;
         for t in tensors {
             let n = t.elem_count();
-            write_back(t, self.recv[offset..offset + n].to_vec())?;
+            write_back(t, &self.recv[offset..offset + n])?;
             offset += n;
         }
         Ok(())

@@ -48,14 +48,14 @@ pub trait Communicator: Send {
         let send = host_f32("all_reduce", tensor)?;
         let mut recv = vec![0f32; send.len()];
         self.all_reduce_f32(&send, &mut recv, op)?;
-        write_back(tensor, recv)
+        write_back(tensor, &recv)
     }
 
     /// Overwrites `tensor` in place with `root`'s.
     fn broadcast(&self, tensor: &Tensor, root: usize) -> Result<()> {
         let mut buf = host_f32("broadcast", tensor)?;
         self.broadcast_f32(&mut buf, root)?;
-        write_back(tensor, buf)
+        write_back(tensor, &buf)
     }
 
     /// `tensor` holds `world_size` equal chunks (flattened); returns this rank's chunk,
@@ -110,8 +110,8 @@ pub(crate) fn host_f32(op: &'static str, tensor: &Tensor) -> Result<Vec<f32>> {
 }
 
 /// Writes `values` into `tensor`'s view in place (every view of its storage sees them).
-pub(crate) fn write_back(tensor: &Tensor, values: Vec<f32>) -> Result<()> {
-    let src = Tensor::from_vec(values, tensor.shape().clone(), &tensor.device())?;
+pub(crate) fn write_back(tensor: &Tensor, values: &[f32]) -> Result<()> {
+    let src = Tensor::from_slice(values, tensor.shape().clone(), &tensor.device())?;
     tensor.copy_from(&src)?;
     Ok(())
 }
