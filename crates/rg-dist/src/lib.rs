@@ -13,6 +13,8 @@ mod error;
 mod launch;
 #[cfg(feature = "mpi")]
 mod mpi_backend;
+#[cfg(feature = "nccl")]
+mod nccl;
 mod nccl_library;
 mod param_hash;
 mod single;
@@ -23,6 +25,8 @@ pub use error::{DistError, Result};
 pub use launch::{from_env, launched_by_mpi};
 #[cfg(feature = "mpi")]
 pub use mpi_backend::MpiCommunicator;
+#[cfg(feature = "nccl")]
+pub use nccl::NcclCommunicator;
 pub use nccl_library::find_libnccl;
 pub use param_hash::{check_same_everywhere, hash_tensors};
 pub use single::SingleProcess;
