@@ -100,7 +100,7 @@ pub struct TrainArgs {
     #[arg(long, help_heading = "Optimisation")]
     grad_accum: Option<usize>,
     /// Under mpirun: 1 shards AdamW's moments across ranks (ZeRO stage 1), 0 keeps a
-    /// full copy on every rank [default: 0].
+    /// full copy on every rank.
     #[arg(long, default_value_t = 0, help_heading = "Optimisation")]
     zero: u8,
     /// Seed of initialisation, data order and dropout [default: 1337].
