@@ -16,6 +16,7 @@ const RANKS: &[(&str, u32)] = &[
     ("rg-autograd", 1),
     ("rg-io", 1),
     ("rg-nn", 2),
+    ("rg-dist", 2),
     ("rg-gpt", 3),
     ("rg-hub", 4),
     ("rusty-gradients", 5),

@@ -99,6 +99,10 @@ pub struct TrainArgs {
     /// Micro-batches per optimizer step [default: 1].
     #[arg(long, help_heading = "Optimisation")]
     grad_accum: Option<usize>,
+    /// Under mpirun: 1 shards AdamW's moments across ranks (ZeRO stage 1), 0 keeps a
+    /// full copy on every rank.
+    #[arg(long, default_value_t = 0, help_heading = "Optimisation")]
+    zero: u8,
     /// Seed of initialisation, data order and dropout [default: 1337].
     #[arg(long, help_heading = "Optimisation")]
     seed: Option<u64>,
@@ -131,6 +135,9 @@ pub struct TrainArgs {
     /// Start even when the memory estimate exceeds the memory available [default: off].
     #[arg(long, help_heading = "Output")]
     force: bool,
+    /// Set on ranks other than 0 of a data-parallel run: they print nothing but errors.
+    #[arg(skip)]
+    quiet: bool,
 }
 
 /// Shown after `rgrad train --help`.
@@ -258,7 +265,8 @@ fn preflight(
     let estimate =
         crate::preflight::training(cfg, train.batch_size, train.seq_len, bf16, eval_prompts);
     let line = crate::preflight::describe(&estimate);
-    if args.log_format == "json" {
+    if args.quiet {
+    } else if args.log_format == "json" {
         println!(
             "{}",
             json!({"event": "preflight", "params": estimate.params, "flops_per_token": estimate.flops_per_token, "memory_estimate_bytes": estimate.bytes})
@@ -474,10 +482,40 @@ fn tensors_of(model: &Gpt) -> std::collections::HashMap<String, rusty_gradients:
         .collect()
 }
 
-pub fn run(args: TrainArgs) -> Result<()> {
+pub fn run(mut args: TrainArgs) -> Result<()> {
+    // Under mpirun/srun this joins the job's ranks; otherwise a world of one.
+    let comm = rusty_gradients::dist::from_env().context("joining the data-parallel world")?;
+    let (rank, world) = (comm.rank(), comm.world_size());
+    let result = run_rank(&mut args, comm);
+    if world > 1 {
+        return result.with_context(|| format!("rank {rank} of {world}"));
+    }
+    result
+}
+
+fn run_rank(
+    args: &mut TrainArgs,
+    comm: Box<dyn rusty_gradients::dist::Communicator>,
+) -> Result<()> {
+    args.quiet = comm.rank() != 0;
+    if args.zero > 1 {
+        bail!("--zero: {} is not one of: 0, 1", args.zero);
+    }
+    let args = &*args;
     let device = crate::device::parse(&args.device)?;
     let json_log = args.log_format == "json";
-    let s = setup(&args, device)?;
+    let s = setup(args, device)?;
+    let world = comm.world_size();
+    let world_line = if world > 1 {
+        format!(
+            "; {world} ranks ({}) x {} rows = {} rows per micro-batch",
+            comm.backend_name(),
+            s.train.batch_size,
+            s.train.batch_size * world
+        )
+    } else {
+        String::new()
+    };
     let described = s.data.describe();
     let params = rusty_gradients::nn::Module::param_count(&s.model);
     let total_steps = s.train.steps;
@@ -487,7 +525,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         s.tokenizer,
         s.train,
         Some(args.out.clone()),
-    )?;
+    )?
+    .with_communicator(comm)?;
+    if args.zero == 1 {
+        trainer = trainer.with_zero_stage_1()?;
+    }
     if let Some(task) = s.task {
         trainer = trainer.with_accuracy(move |m| task.accuracy(m));
     }
@@ -498,11 +540,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .restore(dir)
             .with_context(|| format!("--resume {}", dir.display()))?;
     }
-    let bar = if json_log {
+    let bar = if json_log || args.quiet {
         ProgressBar::hidden()
     } else {
         eprintln!(
-            "{described}; model: {params} parameters; writing to {}",
+            "{described}; model: {params} parameters{world_line}; writing to {}",
             args.out.display()
         );
         let bar = ProgressBar::new(total_steps as u64);
@@ -516,7 +558,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         bar.enable_steady_tick(Duration::from_millis(500));
         bar
     };
+    let quiet = args.quiet;
     let summary = trainer.run(|event| match event {
+        _ if quiet => {}
         Event::Step(r) => {
             if json_log {
                 println!(
@@ -553,23 +597,37 @@ pub fn run(args: TrainArgs) -> Result<()> {
         "wall_s": summary.wall_s,
         "interrupted": summary.interrupted,
         "peak_rss_bytes": crate::preflight::process_memory("VmHWM"),
+        "world_size": summary.world_size,
+        "param_hash": summary.param_hash.map(|h| format!("{h:016x}")),
     });
     if summary.interrupted {
-        if json_log {
+        if json_log && !args.quiet {
             println!("{done}");
         }
-        report_interrupt(&args, &summary, &signals);
+        if !args.quiet {
+            report_interrupt(args, &summary, &signals);
+        }
         std::process::exit(signals.exit_code());
     }
-    if json_log {
+    if args.quiet {
+    } else if json_log {
         println!("{done}");
     } else {
         let acc = summary
             .eval_accuracy
             .map(|a| format!(", held-out accuracy {:.1}%", 100.0 * a))
             .unwrap_or_default();
+        let ranks = summary
+            .param_hash
+            .map(|h| {
+                format!(
+                    "; parameters bitwise equal on all {} ranks (hash {h:016x})",
+                    summary.world_size
+                )
+            })
+            .unwrap_or_default();
         eprintln!(
-            "done: {} steps in {:.1}s, final loss {:.4}{}{acc}; checkpoint {}",
+            "done: {} steps in {:.1}s, final loss {:.4}{}{acc}; checkpoint {}{ranks}",
             summary.steps,
             summary.wall_s,
             summary.final_loss,

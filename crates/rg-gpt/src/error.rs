@@ -10,6 +10,8 @@ pub enum GptError {
     File(#[from] rg_io::Error),
     #[error(transparent)]
     Tokenizer(#[from] rg_tokenize::TokenizeError),
+    #[error(transparent)]
+    Dist(#[from] rg_dist::DistError),
     #[error("{}: {op}: {source}", path.display())]
     Io {
         path: PathBuf,

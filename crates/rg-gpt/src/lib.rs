@@ -8,6 +8,7 @@ pub mod checkpoint;
 mod config;
 pub mod convert;
 pub mod data;
+pub mod data_shard;
 mod error;
 pub mod eval;
 pub mod generate;

@@ -9,6 +9,7 @@ use web_time::Instant;
 
 use rg_autograd::{no_grad, Gradients, Var};
 use rg_core::Device;
+use rg_dist::{BucketedAllReduce, Communicator, ReduceOp, SingleProcess};
 use rg_nn::optim::ParamGroup;
 use rg_nn::{
     clip_coefficient, grad_norm, AdamW, AdamWConfig, DropoutRng, LrSchedule, Module, Optimizer,
@@ -19,6 +20,7 @@ use serde_json::{json, Value};
 
 use crate::checkpoint::{self, TrainingState};
 use crate::data::DataSource;
+use crate::data_shard::ShardedData;
 use crate::metrics::MetricsLog;
 use crate::retention;
 use crate::{rng_state, Gpt, GptError, Result};
@@ -246,6 +248,11 @@ pub struct Summary {
     pub wall_s: f64,
     /// The stop flag ended the run before `steps` (the checkpoint is of the last step).
     pub interrupted: bool,
+    /// Processes that trained the model together (1 without data parallelism).
+    pub world_size: usize,
+    /// Hash of the final parameters, checked equal on every rank when `world_size > 1`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub param_hash: Option<u64>,
 }
 
 /// A held-out accuracy measure of a model (the built-in tasks define one).
@@ -266,6 +273,11 @@ pub struct Trainer {
     accuracy: Option<AccuracyFn>,
     best_eval_loss: f64,
     stop: Option<Arc<AtomicBool>>,
+    comm: Box<dyn Communicator>,
+    bucketer: BucketedAllReduce,
+    /// ZeRO stage 1: the rank that owns each parameter's optimizer state and update
+    /// (index as `params`); `None` without sharding.
+    owners: Option<Vec<usize>>,
 }
 
 impl Trainer {
@@ -322,7 +334,99 @@ impl Trainer {
             accuracy: None,
             best_eval_loss: f64::INFINITY,
             stop: None,
+            comm: Box::new(SingleProcess),
+            bucketer: BucketedAllReduce::default(),
+            owners: None,
         })
+    }
+
+    /// ZeRO stage 1 (`--zero 1`): each rank keeps AdamW moments for, and updates, only
+    /// the parameters it owns (whole tensors, balanced by size), then sends them to the
+    /// other ranks; every rank still gets the full averaged gradient. Moments take
+    /// about 1/N of the memory. Call after [`Trainer::with_communicator`].
+    pub fn with_zero_stage_1(mut self) -> Result<Self> {
+        let world = self.comm.world_size();
+        let sizes: Vec<usize> = self.params.iter().map(|p| p.elem_count()).collect();
+        let owners = balance_owners(&sizes, world);
+        let rank = self.comm.rank();
+        let owned: std::collections::HashSet<String> = self
+            .model
+            .named_params()
+            .into_iter()
+            .zip(&owners)
+            .filter(|(_, &o)| o == rank)
+            .map(|((name, _), _)| name)
+            .collect();
+        self.optimizer.own_only(|name| owned.contains(name));
+        self.owners = Some(owners);
+        Ok(self)
+    }
+
+    /// After a sharded update: every parameter travels from its owner to the others.
+    fn gather_updated_params(&self) -> Result<()> {
+        let Some(owners) = &self.owners else {
+            return Ok(());
+        };
+        for (p, &owner) in self.params.iter().zip(owners) {
+            self.comm.broadcast(p.tensor(), owner)?;
+        }
+        Ok(())
+    }
+
+    /// Trains data-parallel with the ranks of `comm`: this rank takes its slice of each
+    /// global batch (`batch_size` rows per rank), dropout masks follow the global
+    /// sample, gradients are averaged across ranks before the update, and only rank 0
+    /// writes metrics and checkpoints. Rank 0's parameters are broadcast now and
+    /// checked equal everywhere. Call before [`Trainer::restore`].
+    pub fn with_communicator(mut self, comm: Box<dyn Communicator>) -> Result<Self> {
+        let (rank, world) = (comm.rank(), comm.world_size());
+        if world > 1 {
+            self.data = Box::new(ShardedData::new(self.data, rank, world)?);
+            self.dropout_rng = self.dropout_rng.sharded(rank, world)?;
+            if rank != 0 {
+                self.metrics = None;
+            }
+            for p in &self.params {
+                comm.broadcast(p.tensor(), 0)?;
+            }
+            self.check_params_equal(comm.as_ref(), "initial parameters")?;
+        }
+        self.comm = comm;
+        Ok(self)
+    }
+
+    pub fn communicator(&self) -> &dyn Communicator {
+        self.comm.as_ref()
+    }
+
+    fn is_writer(&self) -> bool {
+        self.comm.rank() == 0
+    }
+
+    /// Hashes the parameters and errors unless every rank has the same hash.
+    fn check_params_equal(&self, comm: &dyn Communicator, what: &str) -> Result<u64> {
+        let tensors: Vec<_> = self.params.iter().map(|p| p.tensor().clone()).collect();
+        let hash = rg_dist::hash_tensors(&tensors)?;
+        rg_dist::check_same_everywhere(comm, hash, what)?;
+        Ok(hash)
+    }
+
+    /// Averages the accumulated gradients over ranks in buckets, last layers first
+    /// (the order backward produces them).
+    fn all_reduce_grads(&mut self, grads: &Gradients) -> Result<()> {
+        let mut tensors = Vec::with_capacity(self.params.len());
+        for (i, p) in self.params.iter().enumerate().rev() {
+            let g = grads.get(p).ok_or_else(|| {
+                GptError::setting(
+                    "training",
+                    format!("parameter {i} received no gradient; every rank must send one"),
+                )
+            })?;
+            tensors.push(g.clone());
+        }
+        self.bucketer
+            .all_reduce(self.comm.as_ref(), &tensors, ReduceOp::Avg)?;
+        Ok(())
     }
 
     /// A held-out accuracy measure reported with each evaluation (built-in tasks).
@@ -341,6 +445,16 @@ impl Trainer {
 
     fn stop_requested(&self) -> bool {
         self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+    }
+
+    /// Whether any rank was asked to stop: ranks must stop after the same step, and a
+    /// signal may reach them at different times.
+    fn stop_agreed(&self) -> Result<bool> {
+        let local = if self.stop_requested() { 1.0 } else { 0.0 };
+        if self.comm.world_size() == 1 {
+            return Ok(local > 0.0);
+        }
+        Ok(self.comm.all_reduce_scalar(local, ReduceOp::Max)? > 0.0)
     }
 
     pub fn model(&self) -> &Gpt {
@@ -387,6 +501,13 @@ impl Trainer {
             };
             grads.accumulate_all(loss.backward()?)?;
         }
+        // Ranks exchange gradients once per step, after the last micro-batch.
+        let world = self.comm.world_size();
+        if world > 1 {
+            rg_core::profile::phase("all_reduce", || self.all_reduce_grads(&grads))?;
+            loss_sum = self.comm.all_reduce_scalar(loss_sum, ReduceOp::Avg)?;
+            tokens *= world;
+        }
         let norm = rg_core::profile::phase("optimizer", || {
             let norm = grad_norm(&grads, &self.params)?;
             let scale = if self.config.grad_clip > 0.0 {
@@ -395,8 +516,11 @@ impl Trainer {
                 1.0
             };
             self.optimizer.step_with_grad_scale(&grads, scale)?;
-            Ok::<_, rg_core::Error>(norm)
+            Ok::<_, GptError>(norm)
         })?;
+        if self.owners.is_some() {
+            rg_core::profile::phase("all_gather", || self.gather_updated_params())?;
+        }
         self.step += 1;
         let elapsed = start.elapsed().as_secs_f64();
         let report = StepReport {
@@ -436,10 +560,17 @@ impl Trainer {
         if count == 0 {
             return Ok(None);
         }
-        let eval_accuracy = self.accuracy.as_ref().map(|f| f(&self.model)).transpose()?;
+        // Each rank evaluated its slice of the same global batches.
+        let eval_loss = self
+            .comm
+            .all_reduce_scalar(total / count as f64, ReduceOp::Avg)?;
+        let eval_accuracy = match &self.accuracy {
+            Some(f) if self.is_writer() => Some(f(&self.model)?),
+            _ => None,
+        };
         let report = EvalReport {
             step: self.step,
-            eval_loss: total / count as f64,
+            eval_loss,
             eval_accuracy,
         };
         if let Some(m) = self.metrics.as_mut() {
@@ -461,6 +592,8 @@ impl Trainer {
             "train_config": self.config,
             "dropout": self.model.config().dropout,
             "data_description": self.data.describe(),
+            "world_size": self.comm.world_size(),
+            "zero_stage": if self.owners.is_some() { 1 } else { 0 },
         })
     }
 
@@ -470,14 +603,19 @@ impl Trainer {
         let Some(out) = &self.out else {
             return Ok(None);
         };
-        let path = self.write_checkpoint(&format!("step-{:06}", self.step))?;
-        if self.config.keep_last > 0 {
-            retention::prune(out, self.config.keep_last)?;
+        let mut path = None;
+        if self.is_writer() {
+            path = Some(self.write_checkpoint(&format!("step-{:06}", self.step))?);
+            if self.config.keep_last > 0 {
+                retention::prune(out, self.config.keep_last)?;
+            }
+            if let Some(m) = &self.metrics {
+                m.plot(&out.join("loss.svg"))?;
+            }
         }
-        if let Some(m) = &self.metrics {
-            m.plot(&out.join("loss.svg"))?;
-        }
-        Ok(Some(path))
+        // A checkpoint counts once every rank has reached it.
+        self.comm.barrier()?;
+        Ok(path)
     }
 
     fn write_checkpoint(&self, name: &str) -> Result<PathBuf> {
@@ -497,7 +635,9 @@ impl Trainer {
     fn track_best(&mut self, eval: &EvalReport) -> Result<()> {
         if self.out.is_some() && eval.eval_loss < self.best_eval_loss {
             self.best_eval_loss = eval.eval_loss;
-            self.write_checkpoint(retention::BEST_DIR)?;
+            if self.is_writer() {
+                self.write_checkpoint(retention::BEST_DIR)?;
+            }
         }
         Ok(())
     }
@@ -509,6 +649,13 @@ impl Trainer {
         let state = checkpoint::read_json(&state_path)?;
         let bad =
             |what: &str| GptError::bad_file(&state_path, format!("missing or malformed {what}"));
+        if state.get("zero_stage").and_then(Value::as_u64).unwrap_or(0) > 0 {
+            return Err(GptError::bad_file(
+                &state_path,
+                "written by a --zero 1 run: its optimizer.safetensors holds only rank 0's \
+                 shard of the moments, and resuming sharded runs is not supported yet",
+            ));
+        }
         let step = state
             .get("step")
             .and_then(Value::as_u64)
@@ -524,7 +671,8 @@ impl Trainer {
             .and_then(rng_state::from_json)
             .ok_or_else(|| bad("dropout_rng"))?;
         let (seed, pos) = (rng.get_seed(), rng.get_word_pos());
-        self.dropout_rng = DropoutRng::from_state(seed, pos);
+        self.dropout_rng =
+            DropoutRng::from_state(seed, pos).sharded(self.comm.rank(), self.comm.world_size())?;
         let moments = checkpoint::load_tensors(
             &checkpoint_dir.join(checkpoint::OPTIMIZER_FILE),
             &self.device(),
@@ -543,7 +691,7 @@ impl Trainer {
     /// checkpointing every `save_every` steps and at the end.
     pub fn run(&mut self, mut on_event: impl FnMut(Event<'_>)) -> Result<Summary> {
         let start = Instant::now();
-        if let Some(out) = &self.out {
+        if let Some(out) = self.out.as_ref().filter(|_| self.is_writer()) {
             retention::remove_interrupted_writes(out)?;
         }
         let mut last_loss = f64::NAN;
@@ -571,7 +719,7 @@ impl Trainer {
                     last_eval = Some(e);
                 }
             }
-            let stop = !done && self.stop_requested();
+            let stop = !done && self.stop_agreed()?;
             let periodic = self.config.save_every > 0 && self.step % self.config.save_every == 0;
             if done || periodic || stop {
                 if let Some(path) = self.save_checkpoint()? {
@@ -584,7 +732,15 @@ impl Trainer {
                 break;
             }
         }
+        let world_size = self.comm.world_size();
+        let param_hash = if world_size > 1 {
+            Some(self.check_params_equal(self.comm.as_ref(), "final parameters")?)
+        } else {
+            None
+        };
         Ok(Summary {
+            world_size,
+            param_hash,
             steps: self.step,
             final_loss: last_loss,
             eval_loss: last_eval.as_ref().map(|e| e.eval_loss),
@@ -607,4 +763,43 @@ fn batch_loss(
         model.loss(&batch.ids, &batch.targets, batch.ignore_index, rng)
     })?;
     Ok(loss)
+}
+
+/// Assigns each tensor (by size) to a rank, largest first to the least-loaded rank, so
+/// every rank holds about 1/world of the elements. Deterministic: all ranks agree.
+fn balance_owners(sizes: &[usize], world: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by(|&a, &b| sizes[b].cmp(&sizes[a]).then(a.cmp(&b)));
+    let mut load = vec![0usize; world.max(1)];
+    let mut owners = vec![0; sizes.len()];
+    for i in order {
+        let rank = (0..load.len())
+            .min_by_key(|&r| (load[r], r))
+            .expect("at least one rank");
+        owners[i] = rank;
+        load[rank] += sizes[i];
+    }
+    owners
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_balance_elements_across_ranks() {
+        let owners = balance_owners(&[10, 1, 7, 3, 3, 6], 2);
+        // 10→0, 7→1, 6→1, 3→0, 3→0 (tie: lower rank), 1→1.
+        assert_eq!(owners, vec![0, 1, 1, 0, 0, 1]);
+        let load = |r| {
+            owners
+                .iter()
+                .zip([10, 1, 7, 3, 3, 6])
+                .filter(|(&o, _)| o == r)
+                .map(|(_, s)| s)
+                .sum::<usize>()
+        };
+        assert_eq!((load(0), load(1)), (16, 14));
+        assert_eq!(balance_owners(&[4, 4], 1), vec![0, 0]);
+    }
 }

@@ -12,6 +12,7 @@ pub use rg_core as core;
 pub use rg_cpu as cpu;
 #[cfg(feature = "cuda")]
 pub use rg_cuda as cuda;
+pub use rg_dist as dist;
 pub use rg_gpt as gpt;
 pub use rg_hub as hub;
 pub use rg_io as io;

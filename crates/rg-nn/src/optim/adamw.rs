@@ -30,6 +30,8 @@ pub struct AdamW {
     config: AdamWConfig,
     /// First and second moments, one pair per parameter, created on first use.
     moments: Vec<Vec<Option<(Tensor, Tensor)>>>,
+    /// Parameters this optimizer leaves alone (ZeRO: another rank owns their state).
+    skipped: Vec<Vec<bool>>,
     step: u64,
 }
 
@@ -46,10 +48,12 @@ impl AdamW {
             ));
         }
         let moments = groups.iter().map(|g| vec![None; g.params.len()]).collect();
+        let skipped = groups.iter().map(|g| vec![false; g.params.len()]).collect();
         Ok(AdamW {
             groups,
             config,
             moments,
+            skipped,
             step: 0,
         })
     }
@@ -60,6 +64,25 @@ impl AdamW {
 
     pub fn config(&self) -> &AdamWConfig {
         &self.config
+    }
+
+    /// Keeps moments for, and updates, only the parameters whose names `owns` accepts
+    /// (ZeRO stage 1: each rank holds the optimizer state of its share and sends the
+    /// updated parameters to the others). Drops the moments of the others.
+    pub fn own_only(&mut self, owns: impl Fn(&str) -> bool) {
+        for ((group, moments), skipped) in self
+            .groups
+            .iter()
+            .zip(self.moments.iter_mut())
+            .zip(self.skipped.iter_mut())
+        {
+            for (((name, _), slot), skip) in group.params.iter().zip(moments).zip(skipped) {
+                *skip = !owns(name);
+                if *skip {
+                    *slot = None;
+                }
+            }
+        }
     }
 
     /// `(name, first moment, second moment)` of every parameter updated so far.
@@ -109,7 +132,12 @@ impl Optimizer for AdamW {
     fn step_with_grad_scale(&mut self, grads: &Gradients, scale: f64) -> Result<()> {
         self.step += 1;
         no_grad(|| {
-            for (group, moments) in self.groups.iter().zip(self.moments.iter_mut()) {
+            for ((group, moments), skipped) in self
+                .groups
+                .iter()
+                .zip(self.moments.iter_mut())
+                .zip(&self.skipped)
+            {
                 let params = AdamWParams {
                     lr: self.config.lr,
                     beta1: self.config.beta1,
@@ -119,8 +147,12 @@ impl Optimizer for AdamW {
                     step: self.step,
                     grad_scale: scale,
                 };
-                for ((_, p), slot) in group.params.iter().zip(moments.iter_mut()) {
-                    let Some(g) = grads.get(p) else { continue };
+                for (((_, p), slot), &skip) in
+                    group.params.iter().zip(moments.iter_mut()).zip(skipped)
+                {
+                    let Some(g) = grads.get(p).filter(|_| !skip) else {
+                        continue;
+                    };
                     if slot.is_none() {
                         *slot = Some((p.tensor().zeros_like()?, p.tensor().zeros_like()?));
                     }
@@ -138,5 +170,47 @@ impl Optimizer for AdamW {
 
     fn set_lr(&mut self, lr: f64) {
         self.config.lr = lr;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rg_autograd::Var;
+    use rg_core::Device;
+    use rg_cpu as _;
+
+    #[test]
+    fn own_only_updates_and_keeps_state_for_owned_parameters() {
+        let param =
+            |v: f32| Var::parameter(Tensor::from_vec(vec![v; 3], [3], &Device::Cpu).unwrap());
+        let (a, b) = (param(1.0), param(2.0));
+        let group = ParamGroup {
+            params: vec![("a".into(), a.clone()), ("b".into(), b.clone())],
+            weight_decay: 0.0,
+        };
+        let config = AdamWConfig {
+            lr: 0.1,
+            beta1: 0.9,
+            beta2: 0.99,
+            eps: 1e-8,
+        };
+        let mut opt = AdamW::new(vec![group], config).unwrap();
+        opt.own_only(|name| name == "a");
+        let mut grads = Gradients::default();
+        for p in [&a, &b] {
+            grads.insert(
+                p,
+                Tensor::from_vec(vec![0.5f32; 3], [3], &Device::Cpu).unwrap(),
+            );
+        }
+        opt.step_with_grad_scale(&grads, 1.0).unwrap();
+        // First AdamW step moves by lr * sign(g) (bias-corrected m / sqrt(v) = 1).
+        for x in a.tensor().to_vec::<f32>().unwrap() {
+            assert!((x - 0.9).abs() < 1e-6, "{x}");
+        }
+        assert_eq!(b.tensor().to_vec::<f32>().unwrap(), vec![2.0; 3]);
+        let names: Vec<String> = opt.moments().into_iter().map(|(n, _, _)| n).collect();
+        assert_eq!(names, vec!["a".to_string()]);
     }
 }

@@ -1,0 +1,32 @@
+//! Collectives for data-parallel training: a [`Communicator`] over a world of one
+//! ([`SingleProcess`], no dependency), MPI (feature `mpi`) or NCCL (feature `nccl`).
+//!
+//! Backends implement a few primitives on host `f32`/`f64`/byte buffers; the tensor
+//! operations (in place all-reduce and broadcast, reduce-scatter and all-gather of flat
+//! tensors) and the bucketed gradient all-reduce are built on those, so every backend
+//! gets them. Launchers (`mpirun`, `srun`) start the processes; [`from_env`] joins the
+//! world they set up.
+
+mod bucket;
+mod communicator;
+mod error;
+mod launch;
+#[cfg(feature = "mpi")]
+mod mpi_backend;
+#[cfg(feature = "nccl")]
+mod nccl;
+mod nccl_library;
+mod param_hash;
+mod single;
+
+pub use bucket::{BucketedAllReduce, DEFAULT_BUCKET_BYTES};
+pub use communicator::{Communicator, ReduceOp};
+pub use error::{DistError, Result};
+pub use launch::{from_env, launched_by_mpi};
+#[cfg(feature = "mpi")]
+pub use mpi_backend::MpiCommunicator;
+#[cfg(feature = "nccl")]
+pub use nccl::NcclCommunicator;
+pub use nccl_library::find_libnccl;
+pub use param_hash::{check_same_everywhere, hash_tensors};
+pub use single::SingleProcess;
