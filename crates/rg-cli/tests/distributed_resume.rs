@@ -1,6 +1,7 @@
 //! Checkpoints under `mpirun -n 2`: 10 steps straight equal 5 + `--resume` + 5 bit for
-//! bit; a `--zero 1` checkpoint is refused on resume with a clear error; killing a rank
-//! ends the job quickly with a message naming it, and the last checkpoint resumes.
+//! bit, with and without `--zero 1` (each rank saves its optimizer shard); a `--zero 1`
+//! checkpoint resumed by another world size is refused naming both; killing a rank ends
+//! the job quickly with a message naming it, and the last checkpoint resumes.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -61,22 +62,20 @@ fn step_losses(out: std::process::Output) -> Vec<u64> {
         .collect()
 }
 
-#[test]
-fn resuming_under_mpirun_continues_bit_exactly() {
-    if skip_reason().is_some() {
-        return;
-    }
+/// 10 steps straight against 5 + `--resume` + 5, both under `mpirun -n 2` with `extra`.
+fn check_resume(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let data = shared_text(dir.path());
     let rgrad = env!("CARGO_BIN_EXE_rgrad");
     // A constant rate: the cosine schedule depends on --steps, which differs between
     // the 5-step run and its continuation.
-    let constant = ["--lr-schedule", "constant"];
+    let mut settings = vec!["--lr-schedule", "constant"];
+    settings.extend(extra);
     let straight = dir.path().join("straight");
     let all = step_losses(
         mpirun(2)
             .arg(rgrad)
-            .args(args(&data, &straight, 10, &constant))
+            .args(args(&data, &straight, 10, &settings))
             .output()
             .unwrap(),
     );
@@ -85,18 +84,20 @@ fn resuming_under_mpirun_continues_bit_exactly() {
     let first = step_losses(
         mpirun(2)
             .arg(rgrad)
-            .args(args(&data, &split, 5, &constant))
+            .args(args(&data, &split, 5, &settings))
             .output()
             .unwrap(),
     );
     assert_eq!(first, all[..5]);
     let ckpt = split.join("checkpoints/step-000005");
-    let resume = [
-        "--resume",
-        ckpt.to_str().unwrap(),
-        "--lr-schedule",
-        "constant",
-    ];
+    let zero = extra.contains(&"--zero");
+    for rank in 0..2 {
+        let shard = ckpt.join(format!("optimizer-rank-{rank}-of-2.safetensors"));
+        assert_eq!(shard.is_file(), zero, "{}", shard.display());
+    }
+    assert_eq!(ckpt.join("optimizer.safetensors").is_file(), !zero);
+    let mut resume = vec!["--resume", ckpt.to_str().unwrap()];
+    resume.extend(&settings);
     let rest = step_losses(
         mpirun(2)
             .arg(rgrad)
@@ -107,12 +108,26 @@ fn resuming_under_mpirun_continues_bit_exactly() {
     assert_eq!(
         rest,
         all[5..],
-        "resumed losses differ from the uninterrupted run"
+        "{extra:?}: resumed losses differ from the uninterrupted run"
     );
 }
 
 #[test]
-fn a_zero_checkpoint_is_refused_on_resume_with_a_reason() {
+fn resuming_under_mpirun_continues_bit_exactly() {
+    if skip_reason().is_none() {
+        check_resume(&[]);
+    }
+}
+
+#[test]
+fn resuming_with_zero_stage_1_continues_bit_exactly() {
+    if skip_reason().is_none() {
+        check_resume(&["--zero", "1"]);
+    }
+}
+
+#[test]
+fn a_zero_checkpoint_is_refused_by_another_world_size_naming_both() {
     if skip_reason().is_some() {
         return;
     }
@@ -132,14 +147,20 @@ fn a_zero_checkpoint_is_refused_on_resume_with_a_reason() {
     );
     let ckpt = out.join("checkpoints/step-000003");
     let resume = ["--resume", ckpt.to_str().unwrap(), "--zero", "1"];
-    let again = mpirun(2)
-        .arg(rgrad)
+    // One process: a world of one.
+    let again = Command::new(rgrad)
         .args(args(&data, &out, 6, &resume))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&again.stderr);
-    assert!(!again.status.success());
-    assert!(stderr.contains("written by a --zero 1 run"), "{stderr}");
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "an error, not a panic: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("--zero 1 run of 2 ranks"), "{stderr}");
+    assert!(stderr.contains("this run has 1 rank"), "{stderr}");
 }
 
 /// The process of `rank` among `mpirun`'s children (OpenMPI sets the rank in each

@@ -1,7 +1,9 @@
 //! Checkpoints and model directories. A checkpoint is a directory that is also a
 //! Hugging Face GPT-2 model directory: `model.safetensors` (names with the
 //! `transformer.` prefix, Conv1D `[in, out]` weights), `config.json`, the tokenizer,
-//! plus `optimizer.safetensors` (AdamW moments) and `trainer_state.json` for resuming.
+//! plus `optimizer.safetensors` (AdamW moments; under ZeRO one
+//! `optimizer-rank-R-of-N.safetensors` per rank instead) and `trainer_state.json` for
+//! resuming.
 //! It is written to a temporary sibling and renamed, so it is complete or absent.
 
 use std::collections::{BTreeMap, HashMap};
@@ -25,6 +27,10 @@ pub struct TrainingState<'a> {
     pub optimizer: &'a AdamW,
     /// Step, data position, RNG states and run settings.
     pub trainer_state: Value,
+    /// ZeRO: the directory where every rank wrote its optimizer shard and the world
+    /// size; the shards are moved into the checkpoint instead of writing `optimizer`'s
+    /// moments (which are only this rank's), and `trainer_state` lists them.
+    pub optimizer_shards: Option<(&'a Path, usize)>,
 }
 
 /// Writes `model` (and, when given, the training state) as a complete directory `dir`.
@@ -37,8 +43,8 @@ pub fn save_checkpoint(
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| GptError::io(parent, "create directory", e))?;
     }
-    let staging = AtomicDir::new(dir)?;
-    let tmp = staging.path().to_path_buf();
+    let staging_dir = AtomicDir::new(dir)?;
+    let tmp = staging_dir.path().to_path_buf();
 
     let params = model.named_params();
     let names: Vec<String> = params
@@ -57,7 +63,13 @@ pub fn save_checkpoint(
     write_json(&tmp.join(CONFIG_FILE), &model.config().to_hf_json())?;
     tokenizer.save(&tmp)?;
 
-    if let Some(training) = training {
+    if let Some(mut training) = training {
+        if let Some((staging, world)) = training.optimizer_shards {
+            let names = crate::zero_shards::adopt_shards(staging, &tmp, world)?;
+            training.trainer_state["optimizer_shards"] = serde_json::json!(names);
+            write_json(&tmp.join(TRAINER_STATE_FILE), &training.trainer_state)?;
+            return Ok(staging_dir.commit()?);
+        }
         let moments = training.optimizer.moments();
         let names: Vec<(String, String)> = moments
             .iter()
@@ -71,7 +83,7 @@ pub fn save_checkpoint(
         save_safetensors(tmp.join(OPTIMIZER_FILE), &entries, &BTreeMap::new())?;
         write_json(&tmp.join(TRAINER_STATE_FILE), &training.trainer_state)?;
     }
-    Ok(staging.commit()?)
+    Ok(staging_dir.commit()?)
 }
 
 fn write_json(path: &Path, value: &Value) -> Result<()> {

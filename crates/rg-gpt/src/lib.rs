@@ -22,6 +22,7 @@ pub mod retention;
 mod rng_state;
 pub mod tasks;
 mod train;
+pub mod zero_shards;
 
 pub use attention::CausalSelfAttention;
 pub use block::{Block, Mlp};

@@ -23,6 +23,7 @@ use crate::data::DataSource;
 use crate::data_shard::ShardedData;
 use crate::metrics::MetricsLog;
 use crate::retention;
+use crate::zero_shards;
 use crate::{rng_state, Gpt, GptError, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -598,14 +599,13 @@ impl Trainer {
     }
 
     /// Writes `<out>/checkpoints/step-NNNNNN`, prunes to `keep_last`, and returns its
-    /// path.
+    /// path (on rank 0; other ranks get `None`). Every rank must call it.
     pub fn save_checkpoint(&self) -> Result<Option<PathBuf>> {
         let Some(out) = &self.out else {
             return Ok(None);
         };
-        let mut path = None;
+        let path = self.write_checkpoint(&format!("step-{:06}", self.step))?;
         if self.is_writer() {
-            path = Some(self.write_checkpoint(&format!("step-{:06}", self.step))?);
             if self.config.keep_last > 0 {
                 retention::prune(out, self.config.keep_last)?;
             }
@@ -618,26 +618,58 @@ impl Trainer {
         Ok(path)
     }
 
-    fn write_checkpoint(&self, name: &str) -> Result<PathBuf> {
+    /// Writes checkpoint `name` from rank 0. Under ZeRO every rank first writes its
+    /// optimizer shard, and rank 0 commits the checkpoint only once all ranks report
+    /// success (the agreement is also the barrier), so all must call this.
+    fn write_checkpoint(&self, name: &str) -> Result<Option<PathBuf>> {
         let out = self
             .out
             .as_deref()
             .expect("callers check for an output directory");
         let dir = out.join(retention::CHECKPOINTS_DIR).join(name);
+        let (rank, world) = (self.comm.rank(), self.comm.world_size());
+        let shards = if self.owners.is_some() {
+            let staging = zero_shards::staging_dir(&dir);
+            let written = zero_shards::write_shard(&staging, &self.optimizer, rank, world);
+            self.agree_all_succeeded(written, "writing its optimizer shard")?;
+            Some(staging)
+        } else {
+            None
+        };
+        if !self.is_writer() {
+            return Ok(None);
+        }
         let training = TrainingState {
             optimizer: &self.optimizer,
             trainer_state: self.trainer_state(),
+            optimizer_shards: shards.as_deref().map(|s| (s, world)),
         };
         checkpoint::save_checkpoint(&dir, &self.model, self.tokenizer.as_ref(), Some(training))
+            .map(Some)
+    }
+
+    /// Returns this rank's error, or an error on every rank if any rank failed, so no
+    /// rank goes on to wait in a collective that a failed rank will never join.
+    fn agree_all_succeeded(&self, local: Result<()>, what: &str) -> Result<()> {
+        let failed = if local.is_err() { 1.0 } else { 0.0 };
+        let any = self.comm.all_reduce_scalar(failed, ReduceOp::Max)?;
+        local?;
+        if any > 0.0 {
+            return Err(GptError::setting(
+                "checkpoint",
+                format!("another rank failed {what}; the checkpoint was not written"),
+            ));
+        }
+        Ok(())
     }
 
     /// Keeps `<out>/checkpoints/best` at the lowest held-out loss seen.
     fn track_best(&mut self, eval: &EvalReport) -> Result<()> {
         if self.out.is_some() && eval.eval_loss < self.best_eval_loss {
             self.best_eval_loss = eval.eval_loss;
-            if self.is_writer() {
-                self.write_checkpoint(retention::BEST_DIR)?;
-            }
+            // Every rank: under ZeRO each contributes its shard (the held-out loss is
+            // reduced, so all take this branch together).
+            self.write_checkpoint(retention::BEST_DIR)?;
         }
         Ok(())
     }
@@ -649,12 +681,16 @@ impl Trainer {
         let state = checkpoint::read_json(&state_path)?;
         let bad =
             |what: &str| GptError::bad_file(&state_path, format!("missing or malformed {what}"));
-        if state.get("zero_stage").and_then(Value::as_u64).unwrap_or(0) > 0 {
-            return Err(GptError::bad_file(
-                &state_path,
-                "written by a --zero 1 run: its optimizer.safetensors holds only rank 0's \
-                 shard of the moments, and resuming sharded runs is not supported yet",
-            ));
+        let sharded = state.get("zero_stage").and_then(Value::as_u64).unwrap_or(0) > 0;
+        let (rank, world) = (self.comm.rank(), self.comm.world_size());
+        if sharded {
+            let saved_world = state
+                .get("world_size")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| bad("world_size"))? as usize;
+            if let Some(msg) = zero_shards::world_size_mismatch(saved_world, world) {
+                return Err(GptError::bad_file(&state_path, msg));
+            }
         }
         let step = state
             .get("step")
@@ -673,16 +709,42 @@ impl Trainer {
         let (seed, pos) = (rng.get_seed(), rng.get_word_pos());
         self.dropout_rng =
             DropoutRng::from_state(seed, pos).sharded(self.comm.rank(), self.comm.world_size())?;
-        let moments = checkpoint::load_tensors(
-            &checkpoint_dir.join(checkpoint::OPTIMIZER_FILE),
-            &self.device(),
-        )?;
+        let moments = if sharded {
+            // A sharded run needs only its own shard (same world size, so the same
+            // ownership); an unsharded one takes the union of all.
+            let files: Vec<String> = if self.owners.is_some() {
+                vec![zero_shards::shard_file_name(rank, world)]
+            } else {
+                (0..world)
+                    .map(|r| zero_shards::shard_file_name(r, world))
+                    .collect()
+            };
+            zero_shards::load_shards(checkpoint_dir, &files, &self.device())?
+        } else {
+            checkpoint::load_tensors(
+                &checkpoint_dir.join(checkpoint::OPTIMIZER_FILE),
+                &self.device(),
+            )?
+        };
+        let mut loaded = 0;
         self.optimizer.load_moments(opt_step, |name| {
-            Some((
+            let pair = (
                 moments.get(&format!("{name}.exp_avg"))?.clone(),
                 moments.get(&format!("{name}.exp_avg_sq"))?.clone(),
-            ))
+            );
+            loaded += 2;
+            Some(pair)
         })?;
+        if sharded && self.owners.is_some() && loaded != moments.len() {
+            return Err(GptError::bad_file(
+                checkpoint_dir.join(zero_shards::shard_file_name(rank, world)),
+                format!(
+                    "holds {} moment tensors, of which this rank owns {loaded}: the \
+                     parameters were shared out differently when it was written",
+                    moments.len()
+                ),
+            ));
+        }
         self.step = step;
         Ok(())
     }

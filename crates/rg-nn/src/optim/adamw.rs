@@ -99,13 +99,25 @@ impl AdamW {
     }
 
     /// Restores moments by parameter name and the step count (resuming a run).
+    /// Parameters left to another rank ([`AdamW::own_only`]) are not looked up, so a
+    /// sharded run keeps only its share of a full checkpoint.
     pub fn load_moments(
         &mut self,
         step: u64,
         mut lookup: impl FnMut(&str) -> Option<(Tensor, Tensor)>,
     ) -> Result<()> {
-        for (group, moments) in self.groups.iter().zip(self.moments.iter_mut()) {
-            for ((name, p), slot) in group.params.iter().zip(moments.iter_mut()) {
+        for ((group, moments), skipped) in self
+            .groups
+            .iter()
+            .zip(self.moments.iter_mut())
+            .zip(&self.skipped)
+        {
+            for (((name, p), slot), &skip) in
+                group.params.iter().zip(moments.iter_mut()).zip(skipped)
+            {
+                if skip {
+                    continue;
+                }
                 if let Some((m, v)) = lookup(name) {
                     for t in [&m, &v] {
                         if t.shape() != p.shape() {
