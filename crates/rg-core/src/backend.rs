@@ -29,6 +29,12 @@ pub trait BackendStorage: Send + Sync + fmt::Debug {
     /// storage owns, so later in-place writes need no copy and the source can be
     /// released. Storage that always owns its memory has nothing to do.
     fn make_owned(&mut self) {}
+    /// The elements as a writable host slice when the storage is f32 in host memory
+    /// (borrowed memory is made owned first); `None` elsewhere. Lets collectives hand
+    /// a tensor's memory straight to MPI instead of copying it out and back.
+    fn host_f32_mut(&mut self) -> Option<&mut [f32]> {
+        None
+    }
 }
 
 pub type BoxStorage = Box<dyn BackendStorage>;

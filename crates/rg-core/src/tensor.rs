@@ -368,6 +368,20 @@ impl Tensor {
         self.write().make_owned();
     }
 
+    /// Runs `f` on this tensor's elements in place, borrowed from its storage (every
+    /// view of the storage sees the writes), when the tensor is a contiguous f32
+    /// tensor in host memory; `None` (and `f` not run) otherwise. The storage is locked
+    /// for writing meanwhile, so `f` must not touch other views of it.
+    pub fn with_host_f32_mut<R>(&self, f: impl FnOnce(&mut [f32]) -> R) -> Option<R> {
+        if self.dtype() != DType::F32 {
+            return None;
+        }
+        let range = self.layout().contiguous_range()?;
+        let mut guard = self.write();
+        let all = guard.host_f32_mut()?;
+        all.get_mut(range).map(f)
+    }
+
     /// A contiguous copy with its own storage, even when this tensor is contiguous.
     pub fn copy(&self) -> Result<Tensor> {
         self.force_contiguous()

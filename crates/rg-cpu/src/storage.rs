@@ -324,4 +324,8 @@ impl BackendStorage for CpuStorage {
             b.make_mut();
         })
     }
+
+    fn host_f32_mut(&mut self) -> Option<&mut [f32]> {
+        self.as_mut_slice::<f32>()
+    }
 }

@@ -1,7 +1,10 @@
 //! Under `mpirun -n N`: the bucketed all-reduce of GPT-2 124M's gradients (its 148
-//! tensors, 124.4M floats) against one raw `MPI_Allreduce` of a buffer of the same
-//! size, in the same run, best of `RG_BENCH_REPS` (default 5). Rank 0 prints one JSON
-//! line. Bandwidth is the ring algorithm's: 2(N-1)/N of the bytes per rank.
+//! tensors, 124.4M floats, averaged in place) against one raw `MPI_Allreduce` of a
+//! buffer of the same size (separate send and receive buffers), in the same run:
+//! `RG_BENCH_REPS` (default 5) repetitions of each after one untimed, alternating so that both see the
+//! same load. Rank 0 prints one JSON line with every time and the best of each
+//! (`cargo xtask bench` reads it). Bandwidth is the ring algorithm's: 2(N-1)/N of the
+//! bytes per rank.
 
 use std::time::Instant;
 
@@ -35,22 +38,25 @@ fn gpt2_sizes() -> Vec<usize> {
     sizes
 }
 
-fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
-    (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
+fn timed(f: impl FnOnce()) -> f64 {
+    let t = Instant::now();
+    f();
+    t.elapsed().as_secs_f64()
 }
 
 fn main() {
-    let comm = rg_dist::MpiCommunicator::init().expect("joining the MPI world");
+    let comm = match rg_dist::MpiCommunicator::init() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: joining the MPI world: {e}");
+            std::process::exit(1);
+        }
+    };
     let reps: usize = std::env::var("RG_BENCH_REPS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(5)
+        .max(1);
     let sizes = gpt2_sizes();
     let total: usize = sizes.iter().sum();
     let world = rg_dist::Communicator::world_size(&comm);
@@ -59,12 +65,6 @@ fn main() {
     let send = vec![1.0f32; total];
     let mut recv = vec![0f32; total];
     let raw_world = mpi::topology::SimpleCommunicator::world();
-    let raw = best_of(reps, || {
-        raw_world.barrier();
-        raw_world.all_reduce_into(&send[..], &mut recv[..], SystemOperation::sum());
-    });
-    drop((send, recv));
-
     let grads: Vec<Tensor> = sizes
         .iter()
         .rev()
@@ -72,17 +72,45 @@ fn main() {
         .collect();
     let mut bucketed = BucketedAllReduce::default();
     let mut buckets = 0;
-    let ours = best_of(reps, || {
+    let (mut raw_s, mut ours_s) = (Vec::new(), Vec::new());
+    // One untimed round first: the first raw call faults in the receive buffer's pages
+    // (about 10x the time of the later ones).
+    for rep in 0..=reps {
         raw_world.barrier();
-        buckets = bucketed
-            .all_reduce(&comm, &grads, ReduceOp::Avg)
-            .expect("bucketed all-reduce");
-    });
+        raw_s.push(timed(|| {
+            raw_world.all_reduce_into(&send[..], &mut recv[..], SystemOperation::sum())
+        }));
+        raw_world.barrier();
+        ours_s.push(timed(|| {
+            buckets = bucketed
+                .all_reduce(&comm, &grads, ReduceOp::Avg)
+                .expect("bucketed all-reduce");
+        }));
+        if rep == 0 {
+            raw_s.clear();
+            ours_s.clear();
+        }
+    }
+    // Every rank holds ones, so sum = world and average = 1 (checked on a sample).
+    assert!(recv.iter().step_by(4099).all(|&v| v == world as f32));
+    for g in grads.iter().step_by(7) {
+        assert!(g.to_vec::<f32>().unwrap().iter().all(|&v| v == 1.0));
+    }
     if rank == 0 {
+        let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+        let (raw, ours) = (best(&raw_s), best(&ours_s));
         let bytes = (total * 4) as f64;
         let ring = 2.0 * (world - 1) as f64 / world as f64 * bytes;
+        let list = |v: &[f64]| {
+            v.iter()
+                .map(|t| format!("{t:.4}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         println!(
-            "{{\"world\":{world},\"floats\":{total},\"buckets\":{buckets},\"raw_s\":{raw:.4},\"bucketed_s\":{ours:.4},\"ratio_raw_over_bucketed\":{:.3},\"raw_bus_gb_s\":{:.2},\"bucketed_bus_gb_s\":{:.2}}}",
+            "{{\"world\":{world},\"floats\":{total},\"buckets\":{buckets},\"ring_bytes\":{ring},\"raw_times_s\":[{}],\"bucketed_times_s\":[{}],\"raw_s\":{raw:.4},\"bucketed_s\":{ours:.4},\"ratio_raw_over_bucketed\":{:.3},\"raw_bus_gb_s\":{:.2},\"bucketed_bus_gb_s\":{:.2}}}",
+            list(&raw_s),
+            list(&ours_s),
             raw / ours,
             ring / raw / 1e9,
             ring / ours / 1e9

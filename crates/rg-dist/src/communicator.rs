@@ -32,6 +32,12 @@ pub trait Communicator: Send {
     /// `recv = op(send of every rank)`; `send` and `recv` have the same length.
     fn all_reduce_f32(&self, send: &[f32], recv: &mut [f32], op: ReduceOp) -> Result<()>;
     fn all_reduce_f64(&self, send: &[f64], recv: &mut [f64], op: ReduceOp) -> Result<()>;
+    /// `buf = op(buf of every rank)`. Backends that reduce without a second buffer
+    /// (`MPI_IN_PLACE`) override it; this default copies `buf` once.
+    fn all_reduce_f32_in_place(&self, buf: &mut [f32], op: ReduceOp) -> Result<()> {
+        let send = buf.to_vec();
+        self.all_reduce_f32(&send, buf, op)
+    }
     /// Overwrites `buf` on every rank with `root`'s.
     fn broadcast_bytes(&self, buf: &mut [u8], root: usize) -> Result<()>;
     fn broadcast_f32(&self, buf: &mut [f32], root: usize) -> Result<()>;

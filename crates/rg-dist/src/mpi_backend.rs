@@ -1,7 +1,9 @@
 //! MPI through the `mpi` crate: `mpirun`/`srun` start the ranks, MPI moves the data.
 
 use mpi::collective::SystemOperation;
+use mpi::datatype::Equivalence;
 use mpi::environment::Universe;
+use mpi::raw::AsRaw;
 use mpi::topology::{Communicator as _, SimpleCommunicator};
 use mpi::traits::{CommunicatorCollectives, Root};
 use mpi::Threading;
@@ -70,6 +72,11 @@ impl MpiCommunicator {
     }
 }
 
+unsafe extern "C" {
+    /// `MPI_IN_PLACE` of the library built against (`csrc/in_place.c`).
+    fn rg_dist_mpi_in_place() -> *mut std::ffi::c_void;
+}
+
 fn system_op(op: ReduceOp) -> SystemOperation {
     match op {
         ReduceOp::Sum | ReduceOp::Avg => SystemOperation::sum(),
@@ -101,6 +108,39 @@ impl Communicator for MpiCommunicator {
         check_len("all_reduce", "recv", recv.len(), send.len())?;
         self.world.all_reduce_into(send, recv, system_op(op));
         finish_average_f32(recv, op, self.size);
+        Ok(())
+    }
+    fn all_reduce_f32_in_place(&self, buf: &mut [f32], op: ReduceOp) -> Result<()> {
+        let count = std::ffi::c_int::try_from(buf.len()).map_err(|_| {
+            DistError::invalid(
+                "all_reduce",
+                format!(
+                    "{} elements exceed MPI's count limit; use smaller buckets",
+                    buf.len()
+                ),
+            )
+        })?;
+        // SAFETY: `buf` is valid for `count` f32s and exclusively borrowed for the
+        // (blocking) call; MPI_IN_PLACE tells MPI to read and write it.
+        let code = unsafe {
+            mpi::ffi::MPI_Allreduce(
+                rg_dist_mpi_in_place(),
+                buf.as_mut_ptr().cast(),
+                count,
+                f32::equivalent_datatype().as_raw(),
+                system_op(op).as_raw(),
+                self.world.as_raw(),
+            )
+        };
+        if code != 0 {
+            // The default error handler aborts the job before this returns; kept for
+            // handlers that return.
+            return Err(DistError::invalid(
+                "all_reduce",
+                format!("MPI_Allreduce failed with code {code}"),
+            ));
+        }
+        finish_average_f32(buf, op, self.size);
         Ok(())
     }
     fn all_reduce_f64(&self, send: &[f64], recv: &mut [f64], op: ReduceOp) -> Result<()> {

@@ -154,3 +154,43 @@ fn parameter_hash_sees_every_bit_and_the_shape() {
     );
     check_same_everywhere(&SingleProcess, a, "parameters").unwrap();
 }
+
+#[test]
+fn large_tensors_travel_alone_in_place_and_strided_ones_through_a_copy() {
+    let comm = Doubling::default();
+    // 64-byte buckets: 16 floats, so tensors of 16 or more go alone.
+    let base = Tensor::from_vec((0..20).map(|i| i as f32).collect(), [4, 5], &Device::Cpu).unwrap();
+    let strided = base.t().unwrap();
+    assert!(!strided.is_contiguous());
+    let big = t(&[1.0; 16]);
+    let small = [t(&[2.0; 3]), t(&[3.0; 4])];
+    let tensors = [
+        big.clone(),
+        small[0].clone(),
+        small[1].clone(),
+        strided.clone(),
+    ];
+    let mut bucketed = BucketedAllReduce::new(64);
+    assert_eq!(
+        bucketed.all_reduce(&comm, &tensors, ReduceOp::Sum).unwrap(),
+        3
+    );
+    assert_eq!(*comm.calls.lock().unwrap(), vec![16, 7, 20]);
+    assert_eq!(big.to_vec::<f32>().unwrap(), vec![2.0; 16]);
+    assert_eq!(small[0].to_vec::<f32>().unwrap(), vec![4.0; 3]);
+    assert_eq!(small[1].to_vec::<f32>().unwrap(), vec![6.0; 4]);
+    // Written through the transposed view into the storage it shares with `base`.
+    let doubled: Vec<f32> = (0..20).map(|i| 2.0 * i as f32).collect();
+    assert_eq!(base.to_vec::<f32>().unwrap(), doubled);
+}
+
+#[test]
+fn non_f32_tensors_are_refused_by_name() {
+    let comm = Doubling::default();
+    let ints = Tensor::from_vec(vec![1i64, 2, 3], [3], &Device::Cpu).unwrap();
+    let err = BucketedAllReduce::new(64)
+        .all_reduce(&comm, &[ints], ReduceOp::Sum)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("collectives move f32 tensors"), "{err}");
+}

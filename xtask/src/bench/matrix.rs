@@ -279,6 +279,10 @@ const DEFS: &[Def] = &[
         MBPS,
     )),
     def("safetensors_open", "124M", Weight::Light, GBPS),
+    // Both from one `mpirun -n 2` run of rg-dist's allreduce_bench (see mpi_rows.rs):
+    // GPT-2 124M's gradients, bucketed, against one raw MPI_Allreduce of the same size.
+    def("allreduce_mpi_bucketed", "124M-2ranks", Weight::Heavy, GBPS),
+    def("allreduce_mpi_raw", "124M-2ranks", Weight::Heavy, GBPS),
 ];
 
 const TFLOPS: (&str, f64) = ("TFLOP/s", 1e12);

@@ -7,11 +7,12 @@
 //! `docs/PERFORMANCE.md`, and `docs/perf.svg`.
 //!
 //! Layout: `matrix.rs` (rows and repetition plans), `run.rs` (building and running our
-//! runner), `peers.rs` (the Python peers), `stats.rs`, `report.rs` (JSON, Markdown,
+//! runner), `mpi_rows.rs` (the all-reduce rows under `mpirun`), `peers.rs` (the Python peers), `stats.rs`, `report.rs` (JSON, Markdown,
 //! machine and commit), `chart.rs` (the SVG).
 
 mod chart;
 mod matrix;
+mod mpi_rows;
 mod peers;
 pub mod report;
 mod roofline;
@@ -199,7 +200,10 @@ pub fn run(args: &[String]) -> Result<()> {
     let build_start = Instant::now();
     let mut runners = Vec::new();
     for backend in [Backend::Cpu, Backend::CpuBlas, Backend::Cuda] {
-        if rows.iter().any(|r| r.backend == backend) {
+        if rows
+            .iter()
+            .any(|r| r.backend == backend && !mpi_rows::is_mpi_row(r))
+        {
             let runner = match &o.runner {
                 Some(path) => path.clone(),
                 None => run::build_runner(&root, backend, &bin_dir)?,
@@ -220,12 +224,13 @@ pub fn run(args: &[String]) -> Result<()> {
     let mode = if o.quick { "quick" } else { "full" };
     let mut results: Vec<RowResult> = Vec::new();
     let mut peer_restarts = 0;
+    let mut mpi = mpi_rows::MpiRows::default();
     for (i, row) in rows.iter().enumerate() {
-        let runner = &runners
+        // None only for the all-reduce rows, which run an example of their own.
+        let runner = runners
             .iter()
             .find(|(b, _)| *b == row.backend)
-            .expect("built")
-            .1;
+            .map(|r| &r.1);
         eprint!("bench: [{}/{}] {} ... ", i + 1, rows.len(), row.label());
         if let Some(deadline) = o.deadline.filter(|d| start.elapsed() >= *d) {
             let why = format!("out of time (--deadline-s {:.0})", deadline.as_secs_f64());
@@ -237,7 +242,12 @@ pub fn run(args: &[String]) -> Result<()> {
             });
             continue;
         }
-        let ours = run::run_row(runner, row, &shared, o.row_timeout)?;
+        let ours = match runner {
+            Some(runner) if !mpi_rows::is_mpi_row(row) => {
+                run::run_row(runner, row, &shared, o.row_timeout)?
+            }
+            _ => mpi.run_row(&root, row),
+        };
         match (&ours.skipped, ours.stats) {
             (Some(why), _) => eprintln!("skipped: {why}"),
             (None, Some(s)) => eprintln!("median {}", report::fmt_time(s.median)),
@@ -255,8 +265,9 @@ pub fn run(args: &[String]) -> Result<()> {
         }
         let peers = match (done, server.as_mut()) {
             (Some(r), _) => r.peers.clone(),
-            (None, Some(s)) => s.run(row, o.row_timeout)?,
-            (None, None) => Vec::new(),
+            // The peers have no MPI all-reduce to compare with.
+            (None, Some(s)) if !mpi_rows::is_mpi_row(row) => s.run(row, o.row_timeout)?,
+            (None, _) => Vec::new(),
         };
         for p in &peers {
             match (&p.skipped, p.stats) {
