@@ -49,16 +49,25 @@ pub trait Communicator: Send {
 
     // ---- tensors (f32, any device the host can read and write) ----------------------
 
-    /// Reduces `tensor` in place on every rank.
+    /// Reduces `tensor` in place on every rank (in its own memory when it is a
+    /// contiguous host tensor; through a copy otherwise).
     fn all_reduce(&self, tensor: &Tensor, op: ReduceOp) -> Result<()> {
+        if let Some(done) = tensor.with_host_f32_mut(|buf| self.all_reduce_f32_in_place(buf, op)) {
+            return done;
+        }
         let send = host_f32("all_reduce", tensor)?;
         let mut recv = vec![0f32; send.len()];
         self.all_reduce_f32(&send, &mut recv, op)?;
         write_back(tensor, &recv)
     }
 
-    /// Overwrites `tensor` in place with `root`'s.
+    /// Overwrites `tensor` in place with `root`'s. A contiguous host tensor is sent
+    /// and received in its own memory: ZeRO broadcasts every parameter each step, and
+    /// staging them (GPT-2's 154 MB `wte` twice over) raised the peak memory.
     fn broadcast(&self, tensor: &Tensor, root: usize) -> Result<()> {
+        if let Some(done) = tensor.with_host_f32_mut(|buf| self.broadcast_f32(buf, root)) {
+            return done;
+        }
         let mut buf = host_f32("broadcast", tensor)?;
         self.broadcast_f32(&mut buf, root)?;
         write_back(tensor, &buf)

@@ -57,6 +57,24 @@ fn in_place_all_reduce_writes_through_views() {
     );
 }
 
+#[test]
+fn tensor_collectives_work_in_a_contiguous_tensors_own_memory() {
+    // A narrowed view of contiguous storage: reduced where it lies, its neighbours
+    // untouched.
+    let base = Tensor::from_vec(vec![1f32, 2., 3., 4., 5., 6.], [6], &Device::Cpu).unwrap();
+    let middle = base.narrow(0, 2, 3).unwrap();
+    assert!(middle.is_contiguous());
+    let comm = Doubling::default();
+    comm.all_reduce(&middle, ReduceOp::Sum).unwrap();
+    assert_eq!(*comm.calls.lock().unwrap(), vec![3]);
+    assert_eq!(base.to_vec::<f32>().unwrap(), vec![1., 2., 6., 8., 10., 6.]);
+    // A world of one: broadcast leaves the values, and a missing root is an error.
+    SingleProcess.broadcast(&middle, 0).unwrap();
+    assert_eq!(middle.to_vec::<f32>().unwrap(), vec![6., 8., 10.]);
+    let err = SingleProcess.broadcast(&middle, 1).unwrap_err().to_string();
+    assert!(err.contains("root rank 1"), "{err}");
+}
+
 /// A world where every rank holds the same data: a sum doubles it. Records the length
 /// of each all-reduce call.
 #[derive(Default)]
