@@ -258,3 +258,42 @@ fn killing_a_rank_ends_the_job_naming_it_and_the_last_checkpoint_resumes() {
     );
     assert_eq!(resumed.len(), 2);
 }
+
+#[test]
+fn a_checkpoint_that_rank_0_cannot_write_ends_every_rank_with_an_error() {
+    if skip_reason().is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = shared_text(dir.path());
+    let rgrad = env!("CARGO_BIN_EXE_rgrad");
+    for zero in [&[][..], &["--zero", "1"][..]] {
+        let out = dir.path().join(format!("blocked-{}", zero.len()));
+        std::fs::create_dir_all(&out).unwrap();
+        // A file where the checkpoints directory goes: every write into it fails.
+        std::fs::write(out.join("checkpoints"), b"not a directory").unwrap();
+        let mut job = mpirun(2)
+            .arg(rgrad)
+            .args(args(&data, &out, 2, zero))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let output = loop {
+            if job.try_wait().unwrap().is_some() {
+                break job.wait_with_output().unwrap();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "{zero:?}: a rank waited forever after the failed write"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{zero:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{zero:?}: {stderr}");
+        assert!(stderr.contains("rank 0 of 2"), "{zero:?}: {stderr}");
+        assert!(stderr.contains("checkpoints"), "{zero:?}: {stderr}");
+    }
+}

@@ -604,17 +604,26 @@ impl Trainer {
         let Some(out) = &self.out else {
             return Ok(None);
         };
-        let path = self.write_checkpoint(&format!("step-{:06}", self.step))?;
-        if self.is_writer() {
-            if self.config.keep_last > 0 {
-                retention::prune(out, self.config.keep_last)?;
+        let written = (|| {
+            let path = self.write_checkpoint(&format!("step-{:06}", self.step))?;
+            if self.is_writer() {
+                if self.config.keep_last > 0 {
+                    retention::prune(out, self.config.keep_last)?;
+                }
+                if let Some(m) = &self.metrics {
+                    m.plot(&out.join("loss.svg"))?;
+                }
             }
-            if let Some(m) = &self.metrics {
-                m.plot(&out.join("loss.svg"))?;
-            }
-        }
-        // A checkpoint counts once every rank has reached it.
-        self.comm.barrier()?;
+            Ok(path)
+        })();
+        // A checkpoint counts once every rank has reached it. Agreeing on the outcome
+        // (rather than a plain barrier) ends every rank with an error when rank 0's
+        // write failed, instead of leaving the others waiting in the next collective.
+        let (outcome, path) = match written {
+            Ok(path) => (Ok(()), path),
+            Err(e) => (Err(e), None),
+        };
+        self.agree_all_succeeded(outcome, "writing the checkpoint")?;
         Ok(path)
     }
 
@@ -657,7 +666,7 @@ impl Trainer {
         if any > 0.0 {
             return Err(GptError::setting(
                 "checkpoint",
-                format!("another rank failed {what}; the checkpoint was not written"),
+                format!("another rank failed {what}; see its error"),
             ));
         }
         Ok(())
@@ -669,7 +678,8 @@ impl Trainer {
             self.best_eval_loss = eval.eval_loss;
             // Every rank: under ZeRO each contributes its shard (the held-out loss is
             // reduced, so all take this branch together).
-            self.write_checkpoint(retention::BEST_DIR)?;
+            let written = self.write_checkpoint(retention::BEST_DIR).map(|_| ());
+            self.agree_all_succeeded(written, "writing the best checkpoint")?;
         }
         Ok(())
     }
