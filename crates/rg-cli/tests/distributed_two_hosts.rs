@@ -53,8 +53,13 @@ impl Namespaces {
             a: format!("rg2h-a-{id}"),
             b: format!("rg2h-b-{id}"),
         };
+        // Left by an earlier, killed test process that had our pid (deleting a
+        // namespace also deletes its end of a veth pair); absent is the usual case.
+        for space in [&ns.a, &ns.b] {
+            let _ = ip(&["netns", "del", space]);
+        }
+        // `ns` is dropped (and cleans up) on every early return from here on.
         ip(&["netns", "add", &ns.a])?;
-        // From here on, `ns` is dropped (and cleans up) on every early return.
         ip(&["netns", "add", &ns.b])?;
         let (va, vb) = (format!("rg2ha{id}"), format!("rg2hb{id}"));
         ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb])?;
