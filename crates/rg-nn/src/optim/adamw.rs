@@ -224,5 +224,19 @@ mod tests {
         assert_eq!(b.tensor().to_vec::<f32>().unwrap(), vec![2.0; 3]);
         let names: Vec<String> = opt.moments().into_iter().map(|(n, _, _)| n).collect();
         assert_eq!(names, vec!["a".to_string()]);
+
+        // Loading a full checkpoint keeps only the owned share: `b` is not looked up.
+        let mut looked_up = Vec::new();
+        opt.load_moments(7, |name| {
+            looked_up.push(name.to_string());
+            let t = Tensor::from_vec(vec![0.25f32; 3], [3], &Device::Cpu).unwrap();
+            Some((t.clone(), t))
+        })
+        .unwrap();
+        assert_eq!(looked_up, vec!["a".to_string()]);
+        assert_eq!(opt.step_count(), 7);
+        let loaded = opt.moments();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].1.to_vec::<f32>().unwrap(), vec![0.25; 3]);
     }
 }
