@@ -2,7 +2,7 @@
 //! the same rows, dropout masks and averaged gradients, so the losses agree at every
 //! step and both ranks end with bitwise-equal parameters (checked by the trainer's
 //! hash exchange, reported as `param_hash`). Skipped with a printed reason when rgrad
-//! lacks the `mpi` feature or mpirun is missing, except under CI.
+//! lacks the `mpi` feature, or when mpirun is missing outside CI.
 
 mod equality_support;
 mod mpi_support;
