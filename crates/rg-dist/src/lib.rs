@@ -15,6 +15,7 @@ mod launch;
 mod mpi_backend;
 #[cfg(feature = "nccl")]
 mod nccl;
+#[cfg(not(target_arch = "wasm32"))]
 mod nccl_library;
 mod param_hash;
 mod single;
@@ -27,6 +28,7 @@ pub use launch::{from_env, launched_by_mpi};
 pub use mpi_backend::MpiCommunicator;
 #[cfg(feature = "nccl")]
 pub use nccl::NcclCommunicator;
+#[cfg(not(target_arch = "wasm32"))]
 pub use nccl_library::find_libnccl;
 pub use param_hash::{check_same_everywhere, hash_tensors};
 pub use single::SingleProcess;
