@@ -300,6 +300,9 @@ fn run<W: Widen>(lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<Vec<f
             product(x.entry(i, m * k), weight(i), y, 0, n);
         }
     }
+    if parallel {
+        crate::parallel::keep_workers_warm();
+    }
     Ok(out)
 }
 

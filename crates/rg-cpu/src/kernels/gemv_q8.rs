@@ -10,8 +10,9 @@
 //!   quantized per block of 32 to int8 once per call (their own scale), and each block
 //!   of the product is one `vpdpbusd` (int8 × int8 summed into int32), converted to f32
 //!   and scaled by weight scale × activation scale. `vpdpbusd` multiplies unsigned by
-//!   signed bytes, so it takes |x| and the weight with x's sign (`vpsignb`); weights
-//!   are never -128 (`Q8Matrix` rejects it), so the sign flip cannot overflow.
+//!   signed bytes, so the weight is made unsigned by flipping its top bit (w + 128)
+//!   and the sum starts from −128 · Σx of the same four lanes, computed once per call:
+//!   one `vpxord` per 64 weights, and the activations are shared by all weight rows.
 //! - `widen` (portable, compiled per SIMD level): each weight is widened to f32 and
 //!   multiplied by the f32 activation, exact in the activations.
 //!
@@ -81,6 +82,7 @@ pub fn product_with(kernel: Kernel, x: &[f32], m: usize, w: &Q8Matrix) -> Vec<f3
             .par_chunks_mut(rows * m)
             .enumerate()
             .for_each(|(t, out)| run(t * rows, out));
+        crate::parallel::keep_workers_warm();
     } else {
         run(0, &mut out_t);
     }
@@ -96,47 +98,40 @@ pub fn product_with(kernel: Kernel, x: &[f32], m: usize, w: &Q8Matrix) -> Vec<f3
     out
 }
 
-/// Activations quantized per block of 32 for the int8 kernel: magnitudes (u8), signed
-/// values (for the sign of the weight), one f32 scale per block, and per 64 values a
-/// bit mask of the negative ones, each `[m, ..]`.
+/// Activations quantized per block of 32 for the int8 kernel, each `[m, ..]`: the
+/// signed values, one f32 scale per block, and per group of four values
+/// `-128 · (their sum)`, the start of `vpdpbusd`'s sum over top-bit-flipped weights.
 pub struct QuantizedActs {
-    pub magnitudes: Vec<u8>,
     pub signed: Vec<i8>,
     pub scales: Vec<f32>,
-    pub negative: Vec<u64>,
+    pub corrections: Vec<i32>,
 }
 
 impl QuantizedActs {
     pub fn new(x: &[f32], m: usize, k: usize) -> Self {
         let x = &x[..m * k];
-        let mut acts = QuantizedActs {
-            magnitudes: Vec::with_capacity(x.len()),
-            signed: Vec::with_capacity(x.len()),
-            scales: Vec::with_capacity(x.len() / Q8_BLOCK),
-            negative: Vec::new(),
-        };
+        let mut signed = Vec::with_capacity(x.len());
+        let mut scales = Vec::with_capacity(x.len() / Q8_BLOCK);
         for block in x.chunks_exact(Q8_BLOCK) {
             let amax = block.iter().fold(0f32, |a, v| a.max(v.abs()));
             let scale = amax / 127.0;
             let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-            acts.scales.push(scale);
-            for &v in block {
-                let q = (v * inverse).round().clamp(-127.0, 127.0) as i8;
-                acts.signed.push(q);
-                acts.magnitudes.push(q.unsigned_abs());
-            }
-        }
-        // Whole 64-value pairs of blocks of each row (an odd last block has none).
-        for row in acts.signed.chunks_exact(k.max(1)) {
-            for pair in row.chunks_exact(2 * Q8_BLOCK) {
-                let bits = pair
+            scales.push(scale);
+            signed.extend(
+                block
                     .iter()
-                    .enumerate()
-                    .fold(0u64, |m, (b, &v)| m | (((v < 0) as u64) << b));
-                acts.negative.push(bits);
-            }
+                    .map(|&v| (v * inverse).round().clamp(-127.0, 127.0) as i8),
+            );
         }
-        acts
+        let corrections = signed
+            .chunks_exact(4)
+            .map(|q| -128 * q.iter().map(|&v| v as i32).sum::<i32>())
+            .collect();
+        QuantizedActs {
+            signed,
+            scales,
+            corrections,
+        }
     }
 }
 

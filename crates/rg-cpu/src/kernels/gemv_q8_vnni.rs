@@ -26,7 +26,7 @@ pub fn available() -> bool {
 
 /// Outputs of weight rows `r0..r0 + out.len() / m` into `out` (`[rows, m]`), for `m`
 /// rows of quantized activations. Callers check [`available`] first; without it (or
-/// for an `m` above 4) this falls back to widening the dequantized row.
+/// for an `m` above 4) this falls back to the same int8 products in scalar code.
 pub fn rows(acts: &QuantizedActs, w: &Q8Matrix, r0: usize, m: usize, out: &mut [f32]) {
     #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
     if available() {
@@ -34,15 +34,14 @@ pub fn rows(acts: &QuantizedActs, w: &Q8Matrix, r0: usize, m: usize, out: &mut [
         // `w.cols()` values and `out` whole rows of `m` outputs inside `w`.
         unsafe {
             match m {
-                1 => return x86::rows::<1>(acts, w, r0, out),
-                2 => return x86::rows::<2>(acts, w, r0, out),
-                3 => return x86::rows::<3>(acts, w, r0, out),
-                4 => return x86::rows::<4>(acts, w, r0, out),
+                1 => return x86::rows::<1, 4>(acts, w, r0, out),
+                2 => return x86::rows::<2, 4>(acts, w, r0, out),
+                3 => return x86::rows::<3, 2>(acts, w, r0, out),
+                4 => return x86::rows::<4, 2>(acts, w, r0, out),
                 _ => {}
             }
         }
     }
-    // Portable equivalent: the same int8 products, summed in scalar code.
     let k = w.cols();
     let blocks = k / Q8_BLOCK;
     for (r_local, ys) in out.chunks_exact_mut(m).enumerate() {
@@ -76,45 +75,71 @@ mod x86 {
 
     use super::QuantizedActs;
 
-    /// How far ahead of the products the weight stream is prefetched. The hardware
-    /// prefetcher alone left one core at 8-9 GB/s of weights out of cache (each 64
-    /// bytes take ~8 instructions, so few loads are in flight); 4 KiB ahead gave
-    /// 15.7-16.3 GB/s (512 B: 11-12, 1 KiB: 12-13, 2 KiB: 13-15) on the Xeon
-    /// (Sapphire Rapids class), one thread, 50 MB of Q8_0 weights, per CPU-second.
+    /// How far ahead of the products each weight row is prefetched. The hardware
+    /// prefetcher alone left one core at 8-9 GB/s of weights out of cache; 4 KiB ahead
+    /// gave 15.7-16.3 GB/s (512 B: 11-12, 1 KiB: 12-13, 2 KiB: 13-15) on the Xeon
+    /// (Sapphire Rapids class), one thread, 50 MB of Q8_0 weights, one row at a time.
     const PREFETCH_BYTES: usize = 4096;
 
+    /// `R` weight rows at a time (sharing the activation loads), then one at a time.
+    ///
     /// # Safety
     /// The CPU must have AVX2, FMA, F16C, AVX512F, AVX512BW, AVX512VL and AVX512_VNNI;
     /// `acts` must hold `M` rows of `w.cols()` values; `out` must hold whole rows of
     /// `M` outputs for weight rows starting at `r0`, all inside `w`.
-    ///
-    /// Two blocks per 512-bit step: `vpdpbusd` leaves block `2p` in lanes 0-7 and
-    /// block `2p + 1` in lanes 8-15, which are scaled by a permute of the row's
-    /// combined scales (weight × activation, computed 16 blocks at a time per row).
-    /// An odd last block takes the 256-bit step.
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    pub unsafe fn rows<const M: usize>(
+    pub unsafe fn rows<const M: usize, const R: usize>(
         acts: &QuantizedActs,
         w: &Q8Matrix,
         r0: usize,
         out: &mut [f32],
     ) {
+        let groups = out.len() / (M * R);
+        let (grouped, rest) = out.split_at_mut(groups * M * R);
+        // Combined scales per (weight row, activation row), padded so that a 16-wide
+        // load at any block stays inside; reused by every group.
+        let stride = w.cols() / Q8_BLOCK + 16;
+        let mut combined = vec![0f32; R * M * stride];
+        // SAFETY: the caller's contract, for each part.
+        unsafe {
+            for (g, ys) in grouped.chunks_exact_mut(M * R).enumerate() {
+                group::<M, R>(acts, w, r0 + g * R, ys, &mut combined);
+            }
+            for (j, ys) in rest.chunks_exact_mut(M).enumerate() {
+                group::<M, 1>(acts, w, r0 + groups * R + j, ys, &mut combined);
+            }
+        }
+    }
+
+    /// Weight rows `r0..r0 + R` into `out` (`[R, M]`).
+    ///
+    /// Two blocks per 512-bit step: `vpdpbusd` leaves block `2p` in lanes 0-7 and
+    /// block `2p + 1` in lanes 8-15, which are scaled by a permute of the row's
+    /// combined scales (weight × activation, computed 16 blocks at a time). An odd
+    /// last block takes the 256-bit step.
+    ///
+    /// # Safety
+    /// As [`rows`], with `out` holding exactly `R` rows of `M` outputs and `combined`
+    /// at least `R · M · (blocks + 16)` floats.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn group<const M: usize, const R: usize>(
+        acts: &QuantizedActs,
+        w: &Q8Matrix,
+        r0: usize,
+        out: &mut [f32],
+        combined: &mut [f32],
+    ) {
         let k = w.cols();
         let blocks = k / Q8_BLOCK;
         let pairs = blocks / 2;
         let (values, scales) = (w.values(), w.scales());
-        // Combined scales of one weight row per activation row, padded so a 16-wide
-        // load at any block stays inside.
+        let rows: [&[i8]; R] = std::array::from_fn(|j| &values[(r0 + j) * k..(r0 + j + 1) * k]);
         let stride = blocks + 16;
-        let mut combined = vec![0f32; M * stride];
-        // Lanes 0-7 take the first of the two loaded scales, lanes 8-15 the second.
-        let halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-        for (r_local, ys) in out.chunks_exact_mut(M).enumerate() {
-            let r = r0 + r_local;
-            let row = &values[r * k..(r + 1) * k];
-            let row_scales = &scales[r * blocks..(r + 1) * blocks];
+        for j in 0..R {
+            let row_scales = &scales[(r0 + j) * blocks..(r0 + j + 1) * blocks];
             for i in 0..M {
-                let dst = &mut combined[i * stride..i * stride + blocks];
+                let at = (j * M + i) * stride;
+                let dst = &mut combined[at..at + blocks];
                 let xs = &acts.scales[i * blocks..(i + 1) * blocks];
                 for b in (0..blocks).step_by(16) {
                     // Masked loads and store for the last, partial group of 16 (a
@@ -134,48 +159,60 @@ mod x86 {
                     }
                 }
             }
-            let mut acc = [_mm512_setzero_ps(); M];
-            for p in 0..pairs {
-                // SAFETY: bytes 64p..64p + 64 lie inside the row and each activation
-                // row; `combined` has 16 floats past block 2p (padding); unaligned.
-                unsafe {
+        }
+        // Lanes 0-7 take the first of the two loaded scales, lanes 8-15 the second.
+        let halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+        let top_bit = _mm512_set1_epi8(-128);
+        let (xq, corr) = (acts.signed.as_ptr(), acts.corrections.as_ptr());
+        let mut acc = [[_mm512_setzero_ps(); M]; R];
+        for p in 0..pairs {
+            // SAFETY: bytes 64p..64p + 64 lie inside every row and activation row, and
+            // their 16 corrections inside `corrections`; `combined` has 16 floats past
+            // block 2p (padding); all loads unaligned; prefetches never fault.
+            unsafe {
+                let x: [__m512i; M] =
+                    std::array::from_fn(|i| _mm512_loadu_si512(xq.add(i * k + 64 * p).cast()));
+                let c: [__m512i; M] = std::array::from_fn(|i| {
+                    _mm512_loadu_si512(corr.add((i * k + 64 * p) / 4).cast())
+                });
+                for (j, row) in rows.iter().enumerate() {
                     let ahead = row.as_ptr().wrapping_add(64 * p + PREFETCH_BYTES);
                     _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
                     let wv = _mm512_loadu_si512(row.as_ptr().add(64 * p).cast());
-                    for (i, a) in acc.iter_mut().enumerate() {
-                        let negative = acts.negative[i * pairs + p];
-                        let signed = _mm512_mask_sub_epi8(wv, negative, _mm512_setzero_si512(), wv);
-                        let xa =
-                            _mm512_loadu_si512(acts.magnitudes.as_ptr().add(i * k + 64 * p).cast());
-                        let dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), xa, signed);
-                        let two = _mm512_loadu_ps(combined.as_ptr().add(i * stride + 2 * p));
+                    let unsigned = _mm512_xor_si512(wv, top_bit);
+                    for i in 0..M {
+                        let dot = _mm512_dpbusd_epi32(c[i], unsigned, x[i]);
+                        let two =
+                            _mm512_loadu_ps(combined.as_ptr().add((j * M + i) * stride + 2 * p));
                         let scale = _mm512_permutexvar_ps(halves, two);
-                        *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, *a);
+                        acc[j][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[j][i]);
                     }
                 }
             }
-            let mut tail = [_mm256_setzero_ps(); M];
-            if blocks % 2 == 1 {
-                let b = blocks - 1;
-                // SAFETY: block `b` lies inside the row and each activation row.
-                unsafe {
+        }
+        let mut tail = [[_mm256_setzero_ps(); M]; R];
+        if blocks % 2 == 1 {
+            let b = blocks - 1;
+            // SAFETY: block `b` lies inside every row and activation row, and its 8
+            // corrections inside `corrections`.
+            unsafe {
+                for (j, row) in rows.iter().enumerate() {
                     let wv = _mm256_loadu_si256(row.as_ptr().add(b * Q8_BLOCK).cast());
-                    for (i, t) in tail.iter_mut().enumerate() {
+                    let unsigned = _mm256_xor_si256(wv, _mm512_castsi512_si256(top_bit));
+                    for i in 0..M {
                         let at = i * k + b * Q8_BLOCK;
-                        let xs = _mm256_loadu_si256(acts.signed.as_ptr().add(at).cast());
-                        let xa = _mm256_loadu_si256(acts.magnitudes.as_ptr().add(at).cast());
-                        let dot = _mm256_dpbusd_epi32(
-                            _mm256_setzero_si256(),
-                            xa,
-                            _mm256_sign_epi8(wv, xs),
-                        );
-                        let s = _mm256_set1_ps(combined[i * stride + b]);
-                        *t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, *t);
+                        let x = _mm256_loadu_si256(xq.add(at).cast());
+                        let c = _mm256_loadu_si256(corr.add(at / 4).cast());
+                        let dot = _mm256_dpbusd_epi32(c, unsigned, x);
+                        let s = _mm256_set1_ps(combined[(j * M + i) * stride + b]);
+                        tail[j][i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, tail[j][i]);
                     }
                 }
             }
-            for ((y, a), t) in ys.iter_mut().zip(acc).zip(tail) {
-                *y = _mm512_reduce_add_ps(a) + sum8(t);
+        }
+        for (j, ys) in out.chunks_exact_mut(M).enumerate() {
+            for (i, y) in ys.iter_mut().enumerate() {
+                *y = _mm512_reduce_add_ps(acc[j][i]) + sum8(tail[j][i]);
             }
         }
     }
