@@ -104,6 +104,8 @@ pub fn product_with(kernel: Kernel, x: &[f32], m: usize, w: &Q8Matrix) -> Vec<f3
 pub struct QuantizedActs {
     pub signed: Vec<i8>,
     pub scales: Vec<f32>,
+    /// Read only by the AVX512_VNNI kernel, so only built where it is compiled.
+    #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
     pub corrections: Vec<i32>,
 }
 
@@ -123,14 +125,14 @@ impl QuantizedActs {
                     .map(|&v| (v * inverse).round().clamp(-127.0, 127.0) as i8),
             );
         }
-        let corrections = signed
-            .chunks_exact(4)
-            .map(|q| -128 * q.iter().map(|&v| v as i32).sum::<i32>())
-            .collect();
         QuantizedActs {
+            #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
+            corrections: signed
+                .chunks_exact(4)
+                .map(|q| -128 * q.iter().map(|&v| v as i32).sum::<i32>())
+                .collect(),
             signed,
             scales,
-            corrections,
         }
     }
 }
