@@ -22,8 +22,8 @@ use crate::{DType, Error, Result, Shape, SharedBytes, Tensor};
 /// Values per scale.
 pub const Q8_BLOCK: usize = 32;
 
-/// Largest magnitude of a quantized value: -128 is never produced, so negating a value
-/// (which the int8 dot-product kernels do) cannot overflow.
+/// Largest magnitude of a quantized value: symmetric quantization never produces -128,
+/// so a file holding it was not written by this scheme and is refused.
 pub const Q8_MAX: i8 = 127;
 
 /// An int8 matrix with a per-block f16 scale; see the module documentation.
