@@ -267,9 +267,8 @@ fn preflight(
     let line = crate::preflight::describe(&estimate);
     if args.quiet {
     } else if args.log_format == "json" {
-        println!(
-            "{}",
-            json!({"event": "preflight", "params": estimate.params, "flops_per_token": estimate.flops_per_token, "memory_estimate_bytes": estimate.bytes})
+        print_json_line(
+            &json!({"event": "preflight", "params": estimate.params, "flops_per_token": estimate.flops_per_token, "memory_estimate_bytes": estimate.bytes}),
         );
     } else {
         eprintln!("{line}");
@@ -563,9 +562,8 @@ fn run_rank(
         _ if quiet => {}
         Event::Step(r) => {
             if json_log {
-                println!(
-                    "{}",
-                    json!({"event": "step", "step": r.step, "loss": r.loss, "lr": r.lr, "grad_norm": r.grad_norm, "tokens_per_s": r.tokens_per_s})
+                print_json_line(
+                    &json!({"event": "step", "step": r.step, "loss": r.loss, "lr": r.lr, "grad_norm": r.grad_norm, "tokens_per_s": r.tokens_per_s}),
                 );
             } else {
                 bar.set_position(r.step as u64);
@@ -574,7 +572,7 @@ fn run_rank(
         }
         Event::Eval(e) => {
             if json_log {
-                println!("{}", json!({"event": "eval", "step": e.step, "eval_loss": e.eval_loss, "eval_accuracy": e.eval_accuracy}));
+                print_json_line(&json!({"event": "eval", "step": e.step, "eval_loss": e.eval_loss, "eval_accuracy": e.eval_accuracy}));
             } else {
                 let acc = e.eval_accuracy.map(|a| format!(", held-out accuracy {:.1}%", 100.0 * a)).unwrap_or_default();
                 bar.println(format!("step {}: held-out loss {:.4}{acc}", e.step, e.eval_loss));
@@ -602,7 +600,7 @@ fn run_rank(
     });
     if summary.interrupted {
         if json_log && !args.quiet {
-            println!("{done}");
+            print_json_line(&done);
         }
         if !args.quiet {
             report_interrupt(args, &summary, &signals);
@@ -611,7 +609,7 @@ fn run_rank(
     }
     if args.quiet {
     } else if json_log {
-        println!("{done}");
+        print_json_line(&done);
     } else {
         let acc = summary
             .eval_accuracy
@@ -672,4 +670,21 @@ fn report_interrupt(
         ckpt.display(),
         args.out.display()
     );
+}
+
+/// One `--log-format json` line on stdout. A reader that went away (`rgrad train | head`)
+/// must not end the run or lose its checkpoints: the first failed write is reported on
+/// stderr once, later lines are dropped (`metrics.jsonl` in `--out` keeps them all).
+fn print_json_line(value: &serde_json::Value) {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+    if STDOUT_GONE.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{value}").and_then(|()| out.flush()) {
+        STDOUT_GONE.store(true, Ordering::Relaxed);
+        eprintln!("warning: cannot write the JSON log to stdout ({e}); training goes on, metrics.jsonl in --out keeps every line");
+    }
 }

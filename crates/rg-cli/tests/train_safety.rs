@@ -294,3 +294,36 @@ fn empty_or_whitespace_data_is_an_error_that_says_so() {
         );
     }
 }
+
+/// `rgrad train --log-format json | head -1`: the reader goes away after the first
+/// line; the run must still finish, keep its checkpoint and write every step to
+/// `metrics.jsonl`, saying once on stderr that stdout is gone.
+#[test]
+fn a_closed_stdout_does_not_end_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("run");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rgrad"))
+        .args(["train", "--steps", "20", "--log-format", "json", "--out"])
+        .arg(&out_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is dropped here: the next write gets EPIPE.
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(first.contains("\"event\":\"preflight\""), "{first}");
+    assert_eq!(err.matches("cannot write the JSON log").count(), 1, "{err}");
+    let metrics = std::fs::read_to_string(out_dir.join("metrics.jsonl")).unwrap();
+    let steps = metrics.lines().filter(|l| l.contains("\"step\"")).count();
+    assert!(
+        steps >= 20,
+        "metrics.jsonl has {steps} step lines:\n{metrics}"
+    );
+    assert!(out_dir.join("checkpoints").is_dir());
+}
