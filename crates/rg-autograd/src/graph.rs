@@ -87,8 +87,9 @@ impl Gradients {
         Ok(())
     }
 
-    /// Adds `grad` to what is stored for `id` (the accumulation of a var used twice).
-    fn accumulate(&mut self, id: VarId, grad: Tensor) -> Result<()> {
+    /// Adds `grad` to what is stored for `id` (the accumulation of a var used twice, or
+    /// of micro-batches).
+    pub fn accumulate(&mut self, id: VarId, grad: Tensor) -> Result<()> {
         let sum = match self.0.remove(&id) {
             Some(previous) => previous.add_into(&grad)?,
             None => grad,
@@ -160,10 +161,31 @@ impl Var {
 
     /// Backward from this var with an explicit output gradient of its shape.
     pub fn backward_with(&self, seed: Tensor) -> Result<Gradients> {
-        rg_core::profile::phase("backward", || self.backward_impl(seed))
+        let mut leaves = Gradients::default();
+        self.backward_streaming(seed, &mut |leaf, grad| leaves.accumulate(leaf.id(), grad))?;
+        Ok(leaves)
     }
 
-    fn backward_impl(&self, seed: Tensor) -> Result<Gradients> {
+    /// Backward that hands each leaf's gradient to `on_leaf` as soon as it is
+    /// complete, while the rest of the graph is still to be walked: data-parallel
+    /// training starts exchanging the last layers' gradients during the backward pass
+    /// of the first. Every leaf that receives a gradient is handed over exactly once.
+    /// The tensor may share storage with gradients the walk still uses (an add hands
+    /// the same gradient to both inputs): copy it before writing to it in place while
+    /// the walk goes on.
+    pub fn backward_streaming(
+        &self,
+        seed: Tensor,
+        on_leaf: &mut dyn FnMut(&Var, Tensor) -> Result<()>,
+    ) -> Result<()> {
+        rg_core::profile::phase("backward", || self.backward_impl(seed, on_leaf))
+    }
+
+    fn backward_impl(
+        &self,
+        seed: Tensor,
+        on_leaf: &mut dyn FnMut(&Var, Tensor) -> Result<()>,
+    ) -> Result<()> {
         if seed.shape() != self.shape() {
             return Err(Error::ShapeMismatch {
                 op: "backward",
@@ -171,18 +193,19 @@ impl Var {
                 rhs: seed.shape().clone(),
             });
         }
-        let mut pending = Pending::default();
-        let mut leaves = Gradients::default();
         if !self.requires_grad() {
-            return Ok(leaves);
+            return Ok(());
         }
+        let mut pending = Pending::default();
         pending.dense.accumulate(self.id(), seed)?;
+        // Each var appears once, after every var that uses it: by its turn, its
+        // gradient has received every contribution.
         for var in self.reverse_topological_order() {
             let Some(grad) = pending.take(&var)? else {
                 continue;
             };
             let Some(node) = var.node() else {
-                leaves.accumulate(var.id(), grad)?;
+                on_leaf(&var, grad)?;
                 continue;
             };
             let input_grads = node.rule.input_grads(&grad, &node.inputs, var.tensor())?;
@@ -192,7 +215,7 @@ impl Var {
                 }
             }
         }
-        Ok(leaves)
+        Ok(())
     }
 
     /// Vars that require gradients, each after every var that uses it (outputs first).

@@ -441,3 +441,35 @@ proptest! {
         check_cast_chain(from, casts, &d, f, seed);
     }
 }
+
+#[test]
+fn streaming_backward_hands_each_leaf_over_once_complete_last_layer_first() {
+    // y = (w2 · tanh(w1 · x)).sum(), with w1 used twice: its gradient must arrive once,
+    // with both uses added, and after w2's (backward reaches the output layer first).
+    let cpu = Device::Cpu;
+    let x = Var::constant(Tensor::from_vec(vec![0.5f64, -1.0, 2.0], [3, 1], &cpu).unwrap());
+    let w1 = Var::parameter(
+        Tensor::from_vec(
+            vec![0.1f64, -0.2, 0.3, 0.4, 0.5, -0.6, 0.7, -0.8, 0.9],
+            [3, 3],
+            &cpu,
+        )
+        .unwrap(),
+    );
+    let w2 = Var::parameter(Tensor::from_vec(vec![1.0f64, -2.0, 0.5], [1, 3], &cpu).unwrap());
+    let hidden = w1.matmul(&w1.matmul(&x).unwrap()).unwrap().tanh().unwrap();
+    let y = w2.matmul(&hidden).unwrap().sum_all().unwrap();
+    let mut arrivals = Vec::new();
+    let seed = Tensor::ones(y.shape().clone(), y.dtype(), &cpu).unwrap();
+    y.backward_streaming(seed, &mut |leaf, grad| {
+        arrivals.push((leaf.id(), grad.to_vec::<f64>()?));
+        Ok(())
+    })
+    .unwrap();
+    let whole = y.backward().unwrap();
+    let ids: Vec<_> = arrivals.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, vec![w2.id(), w1.id()]);
+    for (id, grad) in &arrivals {
+        assert_eq!(grad, &whole.get_id(*id).unwrap().to_vec::<f64>().unwrap());
+    }
+}

@@ -103,6 +103,11 @@ pub struct TrainArgs {
     /// full copy on every rank.
     #[arg(long, default_value_t = 0, help_heading = "Optimisation")]
     zero: u8,
+    /// Under mpirun: average gradients only after the whole backward pass, instead of
+    /// sending each layer's as soon as backward has it (same results; for measuring
+    /// what the overlap hides).
+    #[arg(long, help_heading = "Optimisation")]
+    no_overlap: bool,
     /// Seed of initialisation, data order and dropout [default: 1337].
     #[arg(long, help_heading = "Optimisation")]
     seed: Option<u64>,
@@ -526,6 +531,9 @@ fn run_rank(
         Some(args.out.clone()),
     )?
     .with_communicator(comm)?;
+    if args.no_overlap {
+        trainer = trainer.without_overlapped_exchange();
+    }
     if args.zero == 1 {
         trainer = trainer.with_zero_stage_1()?;
     }
@@ -562,9 +570,12 @@ fn run_rank(
         _ if quiet => {}
         Event::Step(r) => {
             if json_log {
-                print_json_line(
-                    &json!({"event": "step", "step": r.step, "loss": r.loss, "lr": r.lr, "grad_norm": r.grad_norm, "tokens_per_s": r.tokens_per_s}),
-                );
+                let mut line = json!({"event": "step", "step": r.step, "loss": r.loss, "lr": r.lr, "grad_norm": r.grad_norm, "tokens_per_s": r.tokens_per_s});
+                if let Some(x) = &r.exchange {
+                    line["exchange_s"] = json!(x.exchange_s);
+                    line["exchange_exposed_s"] = json!(x.exchange_exposed_s);
+                }
+                print_json_line(&line);
             } else {
                 bar.set_position(r.step as u64);
                 bar.set_message(format!("loss {:.4} lr {:.2e} {:.0} tok/s", r.loss, r.lr, r.tokens_per_s));

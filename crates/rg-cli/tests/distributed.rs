@@ -35,3 +35,12 @@ fn the_same_with_zero_stage_1() {
         compare_two_ranks_with_one_process(&["--zero", "1"]);
     }
 }
+
+#[test]
+fn overlapping_the_exchange_with_backward_changes_no_bit() {
+    if skip_reason().is_none() {
+        equality_support::compare_overlapped_exchange_with_after_backward(|rgrad, args| {
+            mpirun(2).arg(rgrad).args(args).output().unwrap()
+        });
+    }
+}

@@ -427,7 +427,7 @@ impl Tensor {
 
     /// Whether no other tensor (clone or view) can see this tensor's storage, so
     /// writing to it in place is unobservable.
-    pub(crate) fn is_sole_handle(&self) -> bool {
+    pub fn is_sole_handle(&self) -> bool {
         Arc::strong_count(&self.0) == 1 && Arc::strong_count(&self.0.storage) == 1
     }
 

@@ -1,11 +1,15 @@
+use std::ops::Range;
+use std::sync::mpsc::Receiver;
+
 use rg_core::Tensor;
+use web_time::{Duration, Instant};
 
 use crate::communicator::{host_f32, write_back};
-use crate::{Communicator, ReduceOp, Result};
+use crate::{Communicator, DistError, ReduceOp, Result};
 
 /// About 25 MB per bucket, as PyTorch DDP: large enough that the per-call latency of
 /// a collective is amortised, small enough that a step issues several (so the first
-/// can overlap with the backward pass where a backend allows).
+/// can overlap with the backward pass).
 pub const DEFAULT_BUCKET_BYTES: usize = 25 * 1024 * 1024;
 
 /// Tensors of at least this many bytes are reduced on their own: one call of 1 MB
@@ -21,10 +25,27 @@ pub const ALONE_BYTES: usize = 1024 * 1024;
 /// tensors are packed into one flat buffer of up to `bucket_bytes`, reduced in place
 /// there and copied back. The buffer is kept between calls, so a training step
 /// allocates nothing here.
+///
+/// The buckets depend only on the tensors' sizes, so every rank issues the same calls
+/// in the same order whatever order its tensors become ready in.
 pub struct BucketedAllReduce {
     bucket_elems: usize,
     alone_elems: usize,
     flat: Vec<f32>,
+}
+
+/// One collective call: a run of positions in the list.
+struct Bucket {
+    tensors: Range<usize>,
+    elems: usize,
+    alone: bool,
+}
+
+/// What an exchange did: calls issued and the time spent inside them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ExchangeReport {
+    pub buckets: usize,
+    pub busy: Duration,
 }
 
 impl BucketedAllReduce {
@@ -45,28 +66,98 @@ impl BucketedAllReduce {
         tensors: &[Tensor],
         op: ReduceOp,
     ) -> Result<usize> {
-        let mut buckets = 0;
-        let mut start = 0;
-        while start < tensors.len() {
-            if tensors[start].elem_count() >= self.alone_elems {
-                self.reduce_alone(comm, &tensors[start], op)?;
-                start += 1;
-            } else {
-                let mut end = start;
-                let mut elems = 0;
-                while end < tensors.len()
-                    && tensors[end].elem_count() < self.alone_elems
-                    && (end == start || elems + tensors[end].elem_count() <= self.bucket_elems)
-                {
-                    elems += tensors[end].elem_count();
-                    end += 1;
-                }
-                self.reduce_packed(comm, &tensors[start..end], elems, op)?;
-                start = end;
-            }
-            buckets += 1;
+        let sizes: Vec<usize> = tensors.iter().map(Tensor::elem_count).collect();
+        let (send, ready) = std::sync::mpsc::channel();
+        for (position, t) in tensors.iter().enumerate() {
+            send.send((position, t.clone()))
+                .expect("the receiver is alive");
         }
-        Ok(buckets)
+        drop(send);
+        Ok(self.all_reduce_as_ready(comm, &sizes, ready, op)?.buckets)
+    }
+
+    /// Reduces, in place, tensors that arrive on `ready` as `(position, tensor)` in any
+    /// order, `sizes[position]` elements each: a bucket goes out as soon as all of its
+    /// tensors are in. A training step calls this on a thread of its own while the
+    /// backward pass sends each gradient the moment it is complete, so the exchange of
+    /// the last layers overlaps the backward pass of the first. The caller must not
+    /// touch the tensors (nor other views of their storage) until this returns.
+    pub fn all_reduce_as_ready(
+        &mut self,
+        comm: &dyn Communicator,
+        sizes: &[usize],
+        ready: Receiver<(usize, Tensor)>,
+        op: ReduceOp,
+    ) -> Result<ExchangeReport> {
+        let mut slots: Vec<Option<Tensor>> = vec![None; sizes.len()];
+        let mut arrived = vec![false; sizes.len()];
+        let mut received = 0;
+        let mut report = ExchangeReport::default();
+        for bucket in self.plan(sizes) {
+            while let Some(missing) = bucket.tensors.clone().find(|&i| !arrived[i]) {
+                let Ok((position, tensor)) = ready.recv() else {
+                    return Err(DistError::invalid(
+                        "all_reduce",
+                        format!(
+                            "the gradients stopped after {received} of {} tensors; \
+                             position {missing} never arrived",
+                            sizes.len()
+                        ),
+                    ));
+                };
+                check_arrival(sizes, &arrived, position, &tensor)?;
+                arrived[position] = true;
+                slots[position] = Some(tensor);
+                received += 1;
+            }
+            let tensors: Vec<Tensor> = bucket
+                .tensors
+                .clone()
+                .map(|i| slots[i].take().expect("arrived above"))
+                .collect();
+            let start = Instant::now();
+            if bucket.alone {
+                self.reduce_alone(comm, &tensors[0], op)?;
+            } else {
+                self.reduce_packed(comm, &tensors, bucket.elems, op)?;
+            }
+            report.busy += start.elapsed();
+            report.buckets += 1;
+        }
+        Ok(report)
+    }
+
+    /// The calls for tensors of `sizes` in this order.
+    fn plan(&self, sizes: &[usize]) -> Vec<Bucket> {
+        let mut buckets = Vec::new();
+        let mut start = 0;
+        while start < sizes.len() {
+            if sizes[start] >= self.alone_elems {
+                buckets.push(Bucket {
+                    tensors: start..start + 1,
+                    elems: sizes[start],
+                    alone: true,
+                });
+                start += 1;
+                continue;
+            }
+            let mut end = start;
+            let mut elems = 0;
+            while end < sizes.len()
+                && sizes[end] < self.alone_elems
+                && (end == start || elems + sizes[end] <= self.bucket_elems)
+            {
+                elems += sizes[end];
+                end += 1;
+            }
+            buckets.push(Bucket {
+                tensors: start..end,
+                elems,
+                alone: false,
+            });
+            start = end;
+        }
+        buckets
     }
 
     fn reduce_alone(
@@ -112,6 +203,41 @@ impl BucketedAllReduce {
         }
         Ok(())
     }
+}
+
+/// A tensor that arrives must have a position in the list, come once, and have the
+/// size announced for it: otherwise the ranks' calls would no longer match.
+fn check_arrival(
+    sizes: &[usize],
+    arrived: &[bool],
+    position: usize,
+    tensor: &Tensor,
+) -> Result<()> {
+    let Some(&want) = sizes.get(position) else {
+        return Err(DistError::invalid(
+            "all_reduce",
+            format!(
+                "a tensor arrived for position {position}, but the list has {}",
+                sizes.len()
+            ),
+        ));
+    };
+    if arrived[position] {
+        return Err(DistError::invalid(
+            "all_reduce",
+            format!("the tensor at position {position} arrived twice"),
+        ));
+    }
+    if tensor.elem_count() != want {
+        return Err(DistError::invalid(
+            "all_reduce",
+            format!(
+                "the tensor at position {position} has {} elements, {want} were announced",
+                tensor.elem_count()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl Default for BucketedAllReduce {

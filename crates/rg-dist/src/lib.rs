@@ -20,7 +20,7 @@ mod nccl_library;
 mod param_hash;
 mod single;
 
-pub use bucket::{BucketedAllReduce, DEFAULT_BUCKET_BYTES};
+pub use bucket::{BucketedAllReduce, ExchangeReport, DEFAULT_BUCKET_BYTES};
 pub use communicator::{Communicator, ReduceOp};
 pub use error::{DistError, Result};
 pub use launch::{from_env, launched_by_mpi};

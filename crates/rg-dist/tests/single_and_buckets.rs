@@ -212,3 +212,64 @@ fn non_f32_tensors_are_refused_by_name() {
         .to_string();
     assert!(err.contains("collectives move f32 tensors"), "{err}");
 }
+
+#[test]
+fn tensors_arriving_out_of_order_are_reduced_in_the_planned_buckets() {
+    // The same list as above, sent last first: the calls (and their order) must not
+    // depend on the order of arrival, or two ranks would issue mismatched collectives.
+    let comm = Doubling::default();
+    let tensors = [
+        t(&[1., 2., 3.]),
+        t(&[4.]),
+        t(&[5., 6., 7., 8., 9.]),
+        t(&[10., 11.]),
+        t(&[12., 13.]),
+    ];
+    let sizes: Vec<usize> = tensors.iter().map(Tensor::elem_count).collect();
+    let (send, ready) = std::sync::mpsc::channel();
+    for (position, tensor) in tensors.iter().enumerate().rev() {
+        send.send((position, tensor.clone())).unwrap();
+    }
+    drop(send);
+    let report = BucketedAllReduce::new(16)
+        .all_reduce_as_ready(&comm, &sizes, ready, ReduceOp::Sum)
+        .unwrap();
+    assert_eq!(report.buckets, 3);
+    assert_eq!(*comm.calls.lock().unwrap(), vec![4, 5, 4]);
+    let all: Vec<f32> = tensors
+        .iter()
+        .flat_map(|t| t.to_vec::<f32>().unwrap())
+        .collect();
+    assert_eq!(all, (1..=13).map(|i| 2.0 * i as f32).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_producer_that_stops_early_or_sends_the_wrong_tensor_is_an_error() {
+    let comm = Doubling::default();
+    let sizes = [2, 3];
+    let exchange = |items: Vec<(usize, Tensor)>| {
+        let (send, ready) = std::sync::mpsc::channel();
+        for item in items {
+            send.send(item).unwrap();
+        }
+        drop(send);
+        BucketedAllReduce::new(4)
+            .all_reduce_as_ready(&comm, &sizes, ready, ReduceOp::Sum)
+            .unwrap_err()
+            .to_string()
+    };
+    let err = exchange(vec![(0, t(&[1., 2.]))]);
+    assert!(
+        err.contains("stopped after 1 of 2") && err.contains("position 1"),
+        "{err}"
+    );
+    let err = exchange(vec![(1, t(&[1., 2.]))]);
+    assert!(
+        err.contains("position 1 has 2 elements, 3 were announced"),
+        "{err}"
+    );
+    let err = exchange(vec![(0, t(&[1., 2.])), (0, t(&[1., 2.]))]);
+    assert!(err.contains("position 0 arrived twice"), "{err}");
+    let err = exchange(vec![(7, t(&[1.]))]);
+    assert!(err.contains("position 7, but the list has 2"), "{err}");
+}

@@ -9,7 +9,7 @@ use web_time::Instant;
 
 use rg_autograd::{no_grad, Gradients, Var};
 use rg_core::Device;
-use rg_dist::{BucketedAllReduce, Communicator, ReduceOp, SingleProcess};
+use rg_dist::{Communicator, ReduceOp, SingleProcess};
 use rg_nn::optim::ParamGroup;
 use rg_nn::{
     clip_coefficient, grad_norm, AdamW, AdamWConfig, DropoutRng, LrSchedule, Module, Optimizer,
@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use crate::checkpoint::{self, TrainingState};
 use crate::data::DataSource;
 use crate::data_shard::ShardedData;
+use crate::grad_exchange::{ExchangeTimes, GradExchange};
 use crate::metrics::MetricsLog;
 use crate::retention;
 use crate::zero_shards;
@@ -219,6 +220,9 @@ pub struct StepReport {
     pub tokens: usize,
     pub tokens_per_s: f64,
     pub elapsed_s: f64,
+    /// The gradient exchange, with more than one rank.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<ExchangeTimes>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -275,7 +279,7 @@ pub struct Trainer {
     best_eval_loss: f64,
     stop: Option<Arc<AtomicBool>>,
     comm: Box<dyn Communicator>,
-    bucketer: BucketedAllReduce,
+    exchange: GradExchange,
     /// ZeRO stage 1: the rank that owns each parameter's optimizer state and update
     /// (index as `params`); `None` without sharding.
     owners: Option<Vec<usize>>,
@@ -308,7 +312,7 @@ impl Trainer {
         for (_, v) in &named {
             v.tensor().make_owned();
         }
-        let params = named.iter().map(|(_, v)| v.clone()).collect();
+        let params: Vec<Var> = named.iter().map(|(_, v)| v.clone()).collect();
         let adamw = AdamWConfig {
             lr: config.lr,
             beta1: config.beta1,
@@ -320,6 +324,7 @@ impl Trainer {
             adamw,
         )?;
         let metrics = out.as_deref().map(MetricsLog::open).transpose()?;
+        let exchange = GradExchange::new(&params);
         Ok(Trainer {
             schedule: config.schedule()?,
             dropout_rng: DropoutRng::new(config.seed ^ 0xD120),
@@ -336,7 +341,7 @@ impl Trainer {
             best_eval_loss: f64::INFINITY,
             stop: None,
             comm: Box::new(SingleProcess),
-            bucketer: BucketedAllReduce::default(),
+            exchange,
             owners: None,
         })
     }
@@ -412,22 +417,11 @@ impl Trainer {
         Ok(hash)
     }
 
-    /// Averages the accumulated gradients over ranks in buckets, last layers first
-    /// (the order backward produces them).
-    fn all_reduce_grads(&mut self, grads: &Gradients) -> Result<()> {
-        let mut tensors = Vec::with_capacity(self.params.len());
-        for (i, p) in self.params.iter().enumerate().rev() {
-            let g = grads.get(p).ok_or_else(|| {
-                GptError::setting(
-                    "training",
-                    format!("parameter {i} received no gradient; every rank must send one"),
-                )
-            })?;
-            tensors.push(g.clone());
-        }
-        self.bucketer
-            .all_reduce(self.comm.as_ref(), &tensors, ReduceOp::Avg)?;
-        Ok(())
+    /// Exchanges gradients only after the whole backward pass instead of during it
+    /// (the results are the same; for measuring what the overlap hides).
+    pub fn without_overlapped_exchange(mut self) -> Self {
+        self.exchange.set_overlap(false);
+        self
     }
 
     /// A held-out accuracy measure reported with each evaluation (built-in tasks).
@@ -485,7 +479,9 @@ impl Trainer {
         let dropout = self.model.config().dropout > 0.0;
         let mut grads = Gradients::default();
         let (mut loss_sum, mut tokens) = (0.0, 0);
-        for _ in 0..accum {
+        let world = self.comm.world_size();
+        let mut exchange = None;
+        for micro in 0..accum {
             let batch = self.data.next_train(b, t, &device)?;
             let rng = if dropout {
                 Some(&mut self.dropout_rng)
@@ -500,12 +496,20 @@ impl Trainer {
             } else {
                 loss
             };
-            grads.accumulate_all(loss.backward()?)?;
+            // Ranks exchange gradients once per step, during the last micro-batch's
+            // backward pass.
+            if world > 1 && micro + 1 == accum {
+                exchange = Some(self.exchange.backward_and_average(
+                    &mut self.comm,
+                    &loss,
+                    &mut grads,
+                    &self.params,
+                )?);
+            } else {
+                grads.accumulate_all(loss.backward()?)?;
+            }
         }
-        // Ranks exchange gradients once per step, after the last micro-batch.
-        let world = self.comm.world_size();
         if world > 1 {
-            rg_core::profile::phase("all_reduce", || self.all_reduce_grads(&grads))?;
             loss_sum = self.comm.all_reduce_scalar(loss_sum, ReduceOp::Avg)?;
             tokens *= world;
         }
@@ -532,6 +536,7 @@ impl Trainer {
             tokens,
             tokens_per_s: tokens as f64 / elapsed.max(1e-9),
             elapsed_s: elapsed,
+            exchange,
         };
         if let Some(m) = self.metrics.as_mut() {
             let mut line = serde_json::to_value(&report).expect("reports serialise");

@@ -283,6 +283,21 @@ const DEFS: &[Def] = &[
     // GPT-2 124M's gradients, bucketed, against one raw MPI_Allreduce of the same size.
     def("allreduce_mpi_bucketed", "124M-2ranks", Weight::Heavy, GBPS),
     def("allreduce_mpi_raw", "124M-2ranks", Weight::Heavy, GBPS),
+    // `rgrad train` under `mpirun -n 2` (one thread per rank) against one process with
+    // one thread, and across two network namespaces on a 1 Gbit/s link (dp_rows.rs).
+    def(
+        "dp_train_nanogpt_char",
+        "B12xT64-2ranks",
+        Weight::Medium,
+        TOKS,
+    ),
+    def("dp_train_gpt2", "B4xT64-2ranks", Weight::Heavy, TOKS),
+    def(
+        "dp_train_2hosts_1gbit",
+        "B12xT64-nano",
+        Weight::Medium,
+        TOKS,
+    ),
 ];
 
 const TFLOPS: (&str, f64) = ("TFLOP/s", 1e12);

@@ -11,6 +11,7 @@
 //! machine and commit), `chart.rs` (the SVG).
 
 mod chart;
+mod dp_rows;
 mod matrix;
 mod mpi_rows;
 mod peers;
@@ -202,7 +203,7 @@ pub fn run(args: &[String]) -> Result<()> {
     for backend in [Backend::Cpu, Backend::CpuBlas, Backend::Cuda] {
         if rows
             .iter()
-            .any(|r| r.backend == backend && !mpi_rows::is_mpi_row(r))
+            .any(|r| r.backend == backend && !runs_own_program(r))
         {
             let runner = match &o.runner {
                 Some(path) => path.clone(),
@@ -225,6 +226,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut results: Vec<RowResult> = Vec::new();
     let mut peer_restarts = 0;
     let mut mpi = mpi_rows::MpiRows::default();
+    let mut dp = dp_rows::DpRows::default();
     for (i, row) in rows.iter().enumerate() {
         // None only for the all-reduce rows, which run an example of their own.
         let runner = runners
@@ -242,9 +244,16 @@ pub fn run(args: &[String]) -> Result<()> {
             });
             continue;
         }
+        // The data-parallel rows measure their peer (one process) themselves.
+        let mut own_peers = Vec::new();
         let ours = match runner {
-            Some(runner) if !mpi_rows::is_mpi_row(row) => {
+            Some(runner) if !runs_own_program(row) => {
                 run::run_row(runner, row, &shared, o.row_timeout)?
+            }
+            _ if dp_rows::is_dp_row(row) => {
+                let (ours, peers) = dp.run_row(&root, &shared, row);
+                own_peers = peers;
+                ours
             }
             _ => mpi.run_row(&root, row),
         };
@@ -265,9 +274,9 @@ pub fn run(args: &[String]) -> Result<()> {
         }
         let peers = match (done, server.as_mut()) {
             (Some(r), _) => r.peers.clone(),
-            // The peers have no MPI all-reduce to compare with.
-            (None, Some(s)) if !mpi_rows::is_mpi_row(row) => s.run(row, o.row_timeout)?,
-            (None, _) => Vec::new(),
+            // The peers have no MPI all-reduce or data-parallel run to compare with.
+            (None, Some(s)) if !runs_own_program(row) => s.run(row, o.row_timeout)?,
+            (None, _) => own_peers,
         };
         for p in &peers {
             match (&p.skipped, p.stats) {
@@ -452,4 +461,9 @@ impl Report<'_> {
         }
         Ok(section)
     }
+}
+
+/// Rows measured by a program of their own under `mpirun` rather than by the runner.
+fn runs_own_program(row: &matrix::Row) -> bool {
+    mpi_rows::is_mpi_row(row) || dp_rows::is_dp_row(row)
 }

@@ -125,3 +125,29 @@ pub fn compare_two_ranks_with_one_process(
     let rows = std::fs::read_to_string(dir.path().join("two/metrics.jsonl")).unwrap();
     assert_eq!(rows.lines().filter(|l| l.contains("\"step\"")).count(), 22);
 }
+
+/// Two ranks with the gradient exchange overlapped with the backward pass and with it
+/// after the backward pass: the same calls on the same values, so the same bits.
+// Used by distributed.rs only; the two-namespace test shares this module.
+#[allow(dead_code)]
+pub fn compare_overlapped_exchange_with_after_backward(
+    two_ranks: impl Fn(&str, Vec<String>) -> Output,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = shared_text(dir.path());
+    let rgrad = env!("CARGO_BIN_EXE_rgrad");
+    let run = |name: &str, extra: &[&str]| {
+        let out = two_ranks(rgrad, train_args(&data, &dir.path().join(name), 2, extra));
+        events(out, name)
+    };
+    let overlapped = run("overlapped", &[]);
+    let after = run("after", &["--no-overlap"]);
+    assert_eq!(losses(&overlapped), losses(&after));
+    let hash = |ev: &[Value]| ev.last().unwrap()["param_hash"].clone();
+    assert_eq!(hash(&overlapped), hash(&after));
+    for step in overlapped.iter().filter(|e| e["event"] == "step") {
+        let busy = step["exchange_s"].as_f64().unwrap();
+        let exposed = step["exchange_exposed_s"].as_f64().unwrap();
+        assert!(busy > 0.0 && exposed >= 0.0, "{step}");
+    }
+}
