@@ -37,10 +37,35 @@ fn the_same_with_zero_stage_1() {
 }
 
 #[test]
+fn zero_stage_1_changes_no_bit_also_when_gradients_travel_to_their_owner_alone() {
+    // 512 wide: the MLP weights (1M floats, 4 MB) are reduced alone, to their owner
+    // only; the rest are packed and all-reduced. The clipping norm is gathered from
+    // the owners. (Against one process of batch 4 this width amplifies rounding
+    // differences past 1e-4 within 20 steps at this learning rate; the narrow model
+    // above checks that equality.)
+    if skip_reason().is_none() {
+        equality_support::two_rank_runs_agree_bitwise(
+            &["--n-embd", "512", "--steps", "6"],
+            &[],
+            &["--zero", "1"],
+            |rgrad, args| mpirun(2).arg(rgrad).args(args).output().unwrap(),
+        );
+    }
+}
+
+#[test]
 fn overlapping_the_exchange_with_backward_changes_no_bit() {
     if skip_reason().is_none() {
-        equality_support::compare_overlapped_exchange_with_after_backward(|rgrad, args| {
-            mpirun(2).arg(rgrad).args(args).output().unwrap()
-        });
+        let steps = equality_support::two_rank_runs_agree_bitwise(
+            &[],
+            &[],
+            &["--no-overlap"],
+            |rgrad, args| mpirun(2).arg(rgrad).args(args).output().unwrap(),
+        );
+        for step in steps {
+            let busy = step["exchange_s"].as_f64().unwrap();
+            let exposed = step["exchange_exposed_s"].as_f64().unwrap();
+            assert!(busy > 0.0 && exposed >= 0.0, "{step}");
+        }
     }
 }

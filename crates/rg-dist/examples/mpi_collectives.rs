@@ -84,6 +84,38 @@ fn main() {
         fail("bucket count", &buckets, &2);
     }
 
+    // ZeRO's exchange: tensors that travel alone reach their owner only (a rooted
+    // reduce), packed ones every rank. 3 floats per bucket: [4] and [5] alone, owned
+    // by the last rank and by rank 0; [1] + [2] packed.
+    let grads: Vec<Tensor> = [4usize, 5, 1, 2]
+        .iter()
+        .map(|&len| Tensor::from_vec(vec![(rank + 1) as f32; len], [len], &dev).unwrap())
+        .collect();
+    let mut to_owners = BucketedAllReduce::new(12);
+    to_owners.set_owners(Some(vec![world - 1, 0, 0, 0]));
+    let buckets = to_owners
+        .all_reduce(comm.as_ref(), &grads, ReduceOp::Sum)
+        .unwrap();
+    let sum = (ranks_sum + world) as f32;
+    let mine = (rank + 1) as f32;
+    for (i, g) in grads.iter().enumerate() {
+        let reaches_me = match i {
+            0 => rank == world - 1,
+            1 => rank == 0,
+            _ => true,
+        };
+        // A rank that is not the owner keeps its own contribution.
+        let want = if reaches_me || world == 1 { sum } else { mine };
+        for v in g.to_vec::<f32>().unwrap() {
+            if v != want {
+                fail(&format!("reduce to owner, tensor {i}"), &v, &want);
+            }
+        }
+    }
+    if buckets != 3 {
+        fail("bucket count with owners", &buckets, &3);
+    }
+
     check_same_everywhere(comm.as_ref(), 42, "a constant").unwrap();
     let err = check_same_everywhere(comm.as_ref(), rank as u64, "the rank");
     if world > 1 && err.is_ok() {

@@ -4,7 +4,7 @@ use std::sync::mpsc::Receiver;
 use rg_core::Tensor;
 use web_time::{Duration, Instant};
 
-use crate::communicator::{host_f32, write_back};
+use crate::communicator::{check_len, host_f32, write_back};
 use crate::{Communicator, DistError, ReduceOp, Result};
 
 /// About 25 MB per bucket, as PyTorch DDP: large enough that the per-call latency of
@@ -32,6 +32,10 @@ pub struct BucketedAllReduce {
     bucket_elems: usize,
     alone_elems: usize,
     flat: Vec<f32>,
+    /// ZeRO: the rank that updates each position's tensor. A tensor reduced alone then
+    /// goes to that rank only (a rooted reduce, half an all-reduce's traffic); packed
+    /// buckets, whose tensors have several owners, are still all-reduced.
+    owners: Option<Vec<usize>>,
 }
 
 /// One collective call: a run of positions in the list.
@@ -55,7 +59,14 @@ impl BucketedAllReduce {
             bucket_elems,
             alone_elems: bucket_elems.min(ALONE_BYTES / std::mem::size_of::<f32>()),
             flat: Vec::new(),
+            owners: None,
         }
+    }
+
+    /// `Some`: each tensor that travels alone is reduced to `owners[position]` only, the
+    /// other ranks' copies are left unspecified; `None`: every tensor is all-reduced.
+    pub fn set_owners(&mut self, owners: Option<Vec<usize>>) {
+        self.owners = owners;
     }
 
     /// Reduces every tensor in place; returns how many buckets (collective calls) it
@@ -89,6 +100,9 @@ impl BucketedAllReduce {
         ready: Receiver<(usize, Tensor)>,
         op: ReduceOp,
     ) -> Result<ExchangeReport> {
+        if let Some(owners) = &self.owners {
+            check_len("all_reduce", "owners", owners.len(), sizes.len())?;
+        }
         let mut slots: Vec<Option<Tensor>> = vec![None; sizes.len()];
         let mut arrived = vec![false; sizes.len()];
         let mut received = 0;
@@ -117,7 +131,8 @@ impl BucketedAllReduce {
                 .collect();
             let start = Instant::now();
             if bucket.alone {
-                self.reduce_alone(comm, &tensors[0], op)?;
+                let owner = self.owners.as_ref().map(|o| o[bucket.tensors.start]);
+                self.reduce_alone(comm, &tensors[0], owner, op)?;
             } else {
                 self.reduce_packed(comm, &tensors, bucket.elems, op)?;
             }
@@ -164,9 +179,14 @@ impl BucketedAllReduce {
         &mut self,
         comm: &dyn Communicator,
         tensor: &Tensor,
+        owner: Option<usize>,
         op: ReduceOp,
     ) -> Result<()> {
-        match tensor.with_host_f32_mut(|buf| comm.all_reduce_f32_in_place(buf, op)) {
+        let reduced = tensor.with_host_f32_mut(|buf| match owner {
+            Some(root) => comm.reduce_f32_in_place(buf, root, op),
+            None => comm.all_reduce_f32_in_place(buf, op),
+        });
+        match reduced {
             Some(done) => done,
             None => self.reduce_packed(comm, std::slice::from_ref(tensor), tensor.elem_count(), op),
         }

@@ -38,6 +38,22 @@ pub trait Communicator: Send {
         let send = buf.to_vec();
         self.all_reduce_f32(&send, buf, op)
     }
+    /// `buf = op(buf of every rank)` on `root`; other ranks' `buf` is left unspecified.
+    /// ZeRO sends each gradient only to the rank that updates it: half the traffic of an
+    /// all-reduce. This default all-reduces (correct on `root`, and everywhere else);
+    /// backends with a rooted reduction override it.
+    fn reduce_f32_in_place(&self, buf: &mut [f32], root: usize, op: ReduceOp) -> Result<()> {
+        if root >= self.world_size() {
+            return Err(DistError::invalid(
+                "reduce",
+                format!(
+                    "root rank {root} does not exist in a world of {}",
+                    self.world_size()
+                ),
+            ));
+        }
+        self.all_reduce_f32_in_place(buf, op)
+    }
     /// Overwrites `buf` on every rank with `root`'s.
     fn broadcast_bytes(&self, buf: &mut [u8], root: usize) -> Result<()>;
     fn broadcast_f32(&self, buf: &mut [f32], root: usize) -> Result<()>;

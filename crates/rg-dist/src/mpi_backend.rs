@@ -143,6 +143,45 @@ impl Communicator for MpiCommunicator {
         finish_average_f32(buf, op, self.size);
         Ok(())
     }
+    fn reduce_f32_in_place(&self, buf: &mut [f32], root: usize, op: ReduceOp) -> Result<()> {
+        self.check_root("reduce", root)?;
+        let count = i32::try_from(buf.len()).map_err(|_| {
+            DistError::invalid(
+                "reduce",
+                format!("{} elements exceed MPI's count limit", buf.len()),
+            )
+        })?;
+        let is_root = root == self.rank;
+        // SAFETY: `buf` is valid for `count` f32s and exclusively borrowed for the
+        // (blocking) call. The root passes MPI_IN_PLACE (read and write `buf`); the
+        // others send `buf` and pass no receive buffer, which MPI ignores there.
+        let code = unsafe {
+            let (send, recv) = if is_root {
+                (rg_dist_mpi_in_place(), buf.as_mut_ptr().cast())
+            } else {
+                (buf.as_mut_ptr().cast(), std::ptr::null_mut())
+            };
+            mpi::ffi::MPI_Reduce(
+                send,
+                recv,
+                count,
+                f32::equivalent_datatype().as_raw(),
+                system_op(op).as_raw(),
+                root as i32,
+                self.world.as_raw(),
+            )
+        };
+        if code != 0 {
+            return Err(DistError::invalid(
+                "reduce",
+                format!("MPI_Reduce failed with code {code}"),
+            ));
+        }
+        if is_root {
+            finish_average_f32(buf, op, self.size);
+        }
+        Ok(())
+    }
     fn all_reduce_f64(&self, send: &[f64], recv: &mut [f64], op: ReduceOp) -> Result<()> {
         check_len("all_reduce", "recv", recv.len(), send.len())?;
         self.world.all_reduce_into(send, recv, system_op(op));

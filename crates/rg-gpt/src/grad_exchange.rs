@@ -53,6 +53,13 @@ impl GradExchange {
         }
     }
 
+    /// ZeRO: `owners[i]` updates parameter `i`, so its gradient need only reach that
+    /// rank.
+    pub(crate) fn set_owners(&mut self, owners: &[usize]) {
+        self.bucketer
+            .set_owners(Some(owners.iter().rev().copied().collect()));
+    }
+
     /// Off: exchange only after the whole backward pass (to measure what overlapping
     /// hides).
     pub(crate) fn set_overlap(&mut self, overlap: bool) {

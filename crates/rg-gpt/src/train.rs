@@ -348,8 +348,9 @@ impl Trainer {
 
     /// ZeRO stage 1 (`--zero 1`): each rank keeps AdamW moments for, and updates, only
     /// the parameters it owns (whole tensors, balanced by size), then sends them to the
-    /// other ranks; every rank still gets the full averaged gradient. Moments take
-    /// about 1/N of the memory. Call after [`Trainer::with_communicator`].
+    /// other ranks. Each gradient of 1 MB or more is reduced to its owner only (the
+    /// small ones, packed together, are all-reduced). Moments take about 1/N of the
+    /// memory. Call after [`Trainer::with_communicator`].
     pub fn with_zero_stage_1(mut self) -> Result<Self> {
         let world = self.comm.world_size();
         let sizes: Vec<usize> = self.params.iter().map(|p| p.elem_count()).collect();
@@ -364,8 +365,30 @@ impl Trainer {
             .map(|((name, _), _)| name)
             .collect();
         self.optimizer.own_only(|name| owned.contains(name));
+        self.exchange.set_owners(&owners);
         self.owners = Some(owners);
         Ok(self)
+    }
+
+    /// The norm of the averaged gradient over all parameters. With ZeRO a rank holds
+    /// the averaged gradient of the parameters it owns only: the owners' sums of squares
+    /// are gathered (the other ranks add exact zeros) and added in parameter order, the
+    /// additions `grad_norm` makes, so every rank clips by the same bits as without
+    /// ZeRO.
+    fn global_grad_norm(&self, grads: &Gradients) -> Result<f64> {
+        let Some(owners) = &self.owners else {
+            return Ok(grad_norm(grads, &self.params)?);
+        };
+        let rank = self.comm.rank();
+        let mut owned = vec![0f64; self.params.len()];
+        for ((p, &owner), sum) in self.params.iter().zip(owners).zip(&mut owned) {
+            if let Some(g) = grads.get(p).filter(|_| owner == rank) {
+                *sum = g.sum_squares()?;
+            }
+        }
+        let mut all = vec![0f64; owned.len()];
+        self.comm.all_reduce_f64(&owned, &mut all, ReduceOp::Sum)?;
+        Ok(all.iter().fold(0.0, |total, x| total + x).sqrt())
     }
 
     /// After a sharded update: every parameter travels from its owner to the others.
@@ -514,7 +537,7 @@ impl Trainer {
             tokens *= world;
         }
         let norm = rg_core::profile::phase("optimizer", || {
-            let norm = grad_norm(&grads, &self.params)?;
+            let norm = self.global_grad_norm(&grads)?;
             let scale = if self.config.grad_clip > 0.0 {
                 clip_coefficient(norm, self.config.grad_clip)
             } else {
