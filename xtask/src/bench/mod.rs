@@ -401,7 +401,9 @@ impl Report<'_> {
         }
         std::fs::write(&outs.json, serde_json::to_string_pretty(&results_json)?)?;
 
-        let with_peers = self.peer_run.is_some();
+        // Rows that measure their own peer (data-parallel) need the columns too.
+        let with_peers =
+            self.peer_run.is_some() || self.results.iter().any(|r| !r.peers.is_empty());
         let table = report::table(self.results, with_peers, &roof);
         let roof_summary = roof.summary();
         let section = report::section_text(&report::SectionInfo {
