@@ -127,8 +127,8 @@ fn nccl_host_check(
 pub fn joining(asked: Collectives, backend: Backend) -> String {
     match (asked, backend) {
         (Collectives::Auto, Backend::Nccl { .. }) => {
-            "--collectives auto chose nccl for --device cuda (--collectives single trains on \
-             the GPU without NCCL)"
+            "--collectives auto chose nccl for --device cuda (for one process, \
+             --collectives single trains on the GPU without NCCL)"
                 .to_string()
         }
         (Collectives::Auto, b) => format!("--collectives auto chose {}", b.name()),
