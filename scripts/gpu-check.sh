@@ -6,14 +6,25 @@
 #   run(command="bash scripts/gpu-check.sh", carry=["gpu-bundle"])
 #
 # 1. the card, driver and CUDA versions (nvidia-smi, PyTorch);
-# 2. every bundled CUDA test binary with RG_REQUIRE_CUDA=1 (a test that finds no GPU
-#    fails instead of skipping), each under a timeout;
-# 3. the CUDA rows of the benchmark matrix (matmul f32/TF32/bf16 at 4096^3 and 8192^3,
+# 2. libnccl for NCCL: cudarc opens only `libnccl.so` (or .so.12/.13), PyTorch's pip
+#    wheel ships `nvidia/nccl/lib/libnccl.so.2`: found with python3 and linked as
+#    libnccl.so in a temporary directory put on LD_LIBRARY_PATH;
+# 3. every bundled CUDA test binary with RG_REQUIRE_CUDA=1 (a test that finds no GPU
+#    fails instead of skipping), each under a timeout; `rg-dist.test.nccl_cuda` runs
+#    every NCCL collective in a world of one on GPU 0;
+# 4. training equality: `rgrad train` (built with cuda,nccl, no MPI) on the built-in
+#    addition task for 10 steps on the CPU, on CUDA without collectives and on CUDA
+#    with NCCL (a world of one); NCCL's losses, gradient norms and final parameters
+#    must be bitwise the plain CUDA run's, and the GPU losses within 1e-3 of the CPU's
+#    (scripts/train_equality.py says why); recorded in tests.tsv like a test binary;
+# 5. the CUDA rows of the benchmark matrix (matmul f32/TF32/bf16 at 4096^3 and 8192^3,
 #    GPT-2 124M training B16xT1024, decode at batch 1) and PyTorch on the same rows, on
 #    the same card, in the same run (`xtask bench --device cuda --peers`);
-# 4. a summary table: PASS/FAIL per test binary, each bench row ours vs PyTorch.
+# 6. a summary table: PASS/FAIL per test binary and the training check, each bench row
+#    ours vs PyTorch.
 #
-# Writes into $OUT (else out/gpu-check): gpu-check.log, tests.tsv, results.json (the
+# Writes into $OUT (else out/gpu-check): gpu-check.log, tests.tsv, train/ (the three
+# runs' JSON logs) and train-equality.md, results.json (the
 # bench rows, saved after each row), bench.md (the PERFORMANCE.md section; copy it in
 # with `cargo xtask bench --device cuda --section-from bench.md`), summary.md.
 # Bounded to RG_GPU_CHECK_BUDGET_S (default 450 s, under 8 minutes) by per-step
@@ -31,6 +42,9 @@ BUDGET=${RG_GPU_CHECK_BUDGET_S:-450}
 # Tests get at most this much of the budget, one binary at most TEST_TIMEOUT.
 TEST_BUDGET=${RG_GPU_CHECK_TEST_BUDGET_S:-170}
 TEST_TIMEOUT=${RG_GPU_CHECK_TEST_TIMEOUT_S:-90}
+# The three training runs get at most this much of the budget together.
+TRAIN_BUDGET=${RG_GPU_CHECK_TRAIN_BUDGET_S:-120}
+TRAIN_STEPS=10
 # Left for the summary after the benchmarks.
 RESERVE=20
 mkdir -p "$OUT"
@@ -97,6 +111,40 @@ command -v nvcc >/dev/null && nvcc --version | tail -2
 # What rg-cuda will find to load (it opens the driver and cuBLAS at run time).
 echo "libraries:"; ldconfig -p 2>/dev/null | grep -E 'libcuda\.so|libcublas(Lt)?\.so' | sed 's/^/  /' | head -8
 
+step "NCCL library"
+# cudarc asks the loader for libnccl.so (then .so.12, .so.13); a system NCCL with that
+# name is used as it is, else the wheel's libnccl.so.2 gets the name through a link.
+NCCL_LIB=$(ldconfig -p 2>/dev/null | grep -E '^[[:space:]]*libnccl\.so ' | head -1 | sed 's/.*=> //')
+if [ -n "$NCCL_LIB" ]; then
+  echo "system NCCL: $NCCL_LIB"
+elif command -v python3 >/dev/null; then
+  NCCL_SO2=$(timeout 60 python3 - 2>/dev/null <<'EOF'
+import glob, os, site
+dirs = []
+try:
+    import nvidia.nccl
+    dirs += list(nvidia.nccl.__path__)
+except Exception:
+    pass
+for sp in site.getsitepackages() + [site.getusersitepackages()]:
+    dirs.append(os.path.join(sp, "nvidia", "nccl"))
+for d in dirs:
+    found = sorted(glob.glob(os.path.join(d, "lib", "libnccl.so.2*")))
+    if found:
+        print(os.path.realpath(found[0]))
+        break
+EOF
+)
+  if [ -n "$NCCL_SO2" ] && [ -f "$NCCL_SO2" ]; then
+    NCCL_LINKS="$UNPACKED/nccl-lib"
+    mkdir -p "$NCCL_LINKS" && ln -sf "$NCCL_SO2" "$NCCL_LINKS/libnccl.so"
+    export LD_LIBRARY_PATH="$NCCL_LINKS:$(dirname "$NCCL_SO2")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    NCCL_LIB="$NCCL_LINKS/libnccl.so -> $NCCL_SO2"
+    echo "NCCL from the Python packages: $NCCL_LIB (its directory is on LD_LIBRARY_PATH)"
+  fi
+fi
+[ -n "$NCCL_LIB" ] || echo "no libnccl found (neither the system's nor an nvidia-nccl wheel's): the NCCL test and training run will fail with rg-dist's error"
+
 step "CUDA tests"
 RESULTS=$OUT/tests.tsv
 printf 'binary\tresult\tpassed\tfailed\tignored\tseconds\n' >"$RESULTS"
@@ -151,6 +199,57 @@ while IFS=$'\t' read -r name pkgdir bin; do
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$result" "${passed:-}" "${failed:-}" "${ignored:-}" "$secs" >>"$RESULTS"
 done <"$BUNDLE/tests.tsv"
 
+step "training equality: rgrad train on cpu, cuda, cuda with NCCL (a world of one)"
+TRAIN_OUT="$OUT/train"
+TRAIN_NAME="rgrad train: cpu vs cuda vs cuda+nccl"
+# name, seconds, flags...: one run, its JSON log in $TRAIN_OUT/<name>.jsonl.
+train_run() {
+  local name=$1 t=$2
+  shift 2
+  rm -rf "$UNPACKED/train-$name"
+  echo "-- $name: rgrad train $* (timeout ${t}s)"
+  # TF32 stays off (rg-cuda's default): the CPU comparison assumes f32 products.
+  env -u RG_CUDA_TF32 timeout -k 5 "$t" "$UNPACKED/bin/rgrad" train --steps "$TRAIN_STEPS" \
+    --warmup 2 --eval-every 0 --log-format json --out "$UNPACKED/train-$name" "$@" \
+    </dev/null >"$TRAIN_OUT/$name.jsonl" 2>"$TRAIN_OUT/$name.stderr"
+  local rc=$?
+  [ "$rc" -eq 0 ] || { echo "   exit $rc:"; tail -5 "$TRAIN_OUT/$name.stderr"; }
+  return "$rc"
+}
+t0=$SECONDS
+if [ -z "$GPU" ]; then
+  echo "skipped: no GPU"
+  printf '%s\tSKIPPED (no GPU)\t\t\t\t0\n' "$TRAIN_NAME" >>"$RESULTS"
+elif ! command -v python3 >/dev/null; then
+  echo "FAIL: python3 is needed to compare the runs"
+  printf '%s\tFAIL (no python3)\t\t\t\t0\n' "$TRAIN_NAME" >>"$RESULTS"
+  FAILED=1
+else
+  mkdir -p "$TRAIN_OUT"
+  TRAIN_END=$((SECONDS + TRAIN_BUDGET))
+  # The cuda run asks for no collectives; the nccl run leaves the choice to auto,
+  # which must take NCCL for --device cuda in this build (the comparison checks it).
+  for run in "cpu --device cpu" "cuda --device cuda --collectives single" \
+    "nccl --device cuda --collectives auto"; do
+    read -r -a run_args <<<"$run"
+    t=$((TRAIN_END - SECONDS))
+    if [ "$t" -lt 5 ]; then
+      echo "-- ${run_args[0]}: not run (training budget of ${TRAIN_BUDGET}s spent)"
+      continue
+    fi
+    train_run "${run_args[0]}" "$t" "${run_args[@]:1}"
+  done
+  python3 "$ROOT/scripts/train_equality.py" "$TRAIN_OUT/cpu.jsonl" "$TRAIN_OUT/cuda.jsonl" \
+    "$TRAIN_OUT/nccl.jsonl" --md "$OUT/train-equality.md"
+  rc=$?
+  # "train equality: PASS (N checks passed, M failed)" gives the columns.
+  verdict=$(sed -nE 's/^train equality: (PASS|FAIL) \(([0-9]+) checks passed, ([0-9]+) failed\)$/\1\t\2\t\3/p' \
+    "$OUT/train-equality.md" 2>/dev/null)
+  [ -n "$verdict" ] || verdict="FAIL (comparison exit $rc)"$'\t\t'
+  [ "$rc" -eq 0 ] || FAILED=1
+  printf '%s\t%s\t\t%s\n' "$TRAIN_NAME" "$verdict" "$((SECONDS - t0))" >>"$RESULTS"
+fi
+
 step "CUDA benchmark rows, ours and PyTorch's"
 bench_left=$(($(left) - RESERVE))
 if [ -z "$GPU" ]; then
@@ -182,6 +281,12 @@ step "summary"
   echo "| --- | --- | ---: | ---: | ---: | ---: |"
   tail -n +2 "$RESULTS" | awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6}'
   echo
+  if [ -f "$OUT/train-equality.md" ]; then
+    echo "Training equality ($TRAIN_STEPS steps of the built-in task; libnccl: ${NCCL_LIB:-none found}):"
+    echo
+    cat "$OUT/train-equality.md"
+    echo
+  fi
   if [ -f "$OUT/results.json" ] && command -v python3 >/dev/null; then
     python3 - "$OUT/results.json" <<'EOF'
 import json, sys

@@ -1,6 +1,7 @@
 //! `rgrad`: the RustyGradients command line. Thin: parsing, progress and output
 //! formats; the work is done by the library crates.
 
+mod collectives;
 mod convert;
 mod device;
 mod eval;

@@ -12,6 +12,9 @@ use rusty_gradients::tokenize::{load_tokenizer, CharTokenizer, Tokenizer};
 use rusty_gradients::Device;
 use serde_json::json;
 
+use crate::collectives::Collectives;
+use crate::device::DeviceSpec;
+
 /// Every flag is optional: defaults depend on whether the run trains on --data or on
 /// the built-in task (help shows both where they differ).
 #[derive(Args)]
@@ -134,9 +137,15 @@ pub struct TrainArgs {
     /// text: a progress bar on stderr; json: one JSON object per event on stdout.
     #[arg(long, default_value = "text", value_parser = ["text", "json"], help_heading = "Output")]
     log_format: String,
-    /// Device to train on: cpu, or cuda[:N] in a CUDA build.
+    /// Device to train on: cpu, or cuda[:N] in a CUDA build. `cuda` without an index
+    /// is GPU <local rank> under mpirun/srun (one rank per GPU), GPU 0 otherwise.
     #[arg(long, default_value = "cpu", help_heading = "Output")]
     device: String,
+    /// Collectives of data-parallel training: auto is nccl when --device is cuda and
+    /// rgrad was built with `--features nccl`, mpi when started by mpirun/srun, else
+    /// single (one process).
+    #[arg(long, value_enum, default_value_t = Collectives::Auto, help_heading = "Output")]
+    collectives: Collectives,
     /// Start even when the memory estimate exceeds the memory available [default: off].
     #[arg(long, help_heading = "Output")]
     force: bool,
@@ -487,10 +496,18 @@ fn tensors_of(model: &Gpt) -> std::collections::HashMap<String, rusty_gradients:
 }
 
 pub fn run(mut args: TrainArgs) -> Result<()> {
-    // Under mpirun/srun this joins the job's ranks; otherwise a world of one.
-    let comm = rusty_gradients::dist::from_env().context("joining the data-parallel world")?;
+    let device = DeviceSpec::parse(&args.device)?;
+    let backend = crate::collectives::choose(
+        args.collectives,
+        device,
+        rusty_gradients::dist::launched_by_mpi(),
+        rusty_gradients::dist::Backend::is_built_in,
+    )?;
+    let comm = backend
+        .open()
+        .with_context(|| crate::collectives::joining(args.collectives, backend))?;
     let (rank, world) = (comm.rank(), comm.world_size());
-    let result = run_rank(&mut args, comm);
+    let result = run_rank(&mut args, comm, device);
     if world > 1 {
         return result.with_context(|| format!("rank {rank} of {world}"));
     }
@@ -500,23 +517,26 @@ pub fn run(mut args: TrainArgs) -> Result<()> {
 fn run_rank(
     args: &mut TrainArgs,
     comm: Box<dyn rusty_gradients::dist::Communicator>,
+    device: DeviceSpec,
 ) -> Result<()> {
     args.quiet = comm.rank() != 0;
     if args.zero > 1 {
         bail!("--zero: {} is not one of: 0, 1", args.zero);
     }
     let args = &*args;
-    let device = crate::device::parse(&args.device)?;
+    let device = crate::device::check(device.resolve(comm.local_rank()))?;
     let json_log = args.log_format == "json";
     let s = setup(args, device)?;
     let world = comm.world_size();
+    let collectives = comm.backend_name();
     let world_line = if world > 1 {
         format!(
-            "; {world} ranks ({}) x {} rows = {} rows per micro-batch",
-            comm.backend_name(),
+            "; {world} ranks ({collectives}) x {} rows = {} rows per micro-batch",
             s.train.batch_size,
             s.train.batch_size * world
         )
+    } else if collectives != "single" {
+        format!("; collectives {collectives} (one rank)")
     } else {
         String::new()
     };
@@ -607,6 +627,8 @@ fn run_rank(
         "interrupted": summary.interrupted,
         "peak_rss_bytes": crate::preflight::process_memory("VmHWM"),
         "world_size": summary.world_size,
+        "collectives": collectives,
+        "device": device.to_string(),
         "param_hash": summary.param_hash.map(|h| format!("{h:016x}")),
     });
     if summary.interrupted {

@@ -1,5 +1,6 @@
 //! RustyGradients: the facade crate. Re-exports every layer; features choose backends:
-//! `cpu` (default), `blas` (CPU matmul through the system OpenBLAS), `cuda`, `hub`.
+//! `cpu` (default), `blas` (CPU matmul through the system OpenBLAS), `cuda`, `hub`,
+//! `mpi` and `nccl` (collectives for data-parallel training; `nccl` implies `cuda`).
 //!
 //! Call [`register_backends`] once before the first tensor op: it registers the enabled
 //! backends, so `Device::Cpu` (and, with `cuda`, `Device::cuda(n)`) work. Registration

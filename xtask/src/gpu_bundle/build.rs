@@ -77,7 +77,8 @@ struct Package {
     name: String,
     /// Relative to the workspace root.
     dir: String,
-    has_cuda_feature: bool,
+    /// The features its CUDA tests are built with: `cuda` and `nccl` where it has them.
+    gpu_features: Vec<&'static str>,
     /// Test targets whose name contains "cuda".
     cuda_tests: Vec<String>,
 }
@@ -102,7 +103,10 @@ fn packages(root: &Path) -> Result<Vec<Package>> {
         let manifest = PathBuf::from(p["manifest_path"].as_str().unwrap_or_default());
         let dir = manifest.parent().unwrap_or(root);
         let rel = dir.strip_prefix(root).unwrap_or(dir).display().to_string();
-        let has_cuda = p["features"].get("cuda").is_some();
+        let gpu_features = ["cuda", "nccl"]
+            .into_iter()
+            .filter(|f| p["features"].get(f).is_some())
+            .collect();
         let cuda_tests = p["targets"]
             .as_array()
             .into_iter()
@@ -119,7 +123,7 @@ fn packages(root: &Path) -> Result<Vec<Package>> {
         list.push(Package {
             name,
             dir: rel,
-            has_cuda_feature: has_cuda,
+            gpu_features,
             cuda_tests,
         });
     }
@@ -171,15 +175,18 @@ pub fn test_binaries(root: &Path) -> Result<Vec<TestBin>> {
         for t in &p.cuda_tests {
             args.extend(["--test", t.as_str()]);
         }
-        if p.has_cuda_feature {
-            args.extend(["--features", "cuda"]);
+        let features = p.gpu_features.join(",");
+        if !features.is_empty() {
+            args.extend(["--features", features.as_str()]);
         }
         add(cargo_artifacts(root, &args)?);
     }
     Ok(out)
 }
 
-/// `rg-bench` and `rgrad` with `--features cuda`, and the xtask, as (name, executable).
+/// `rg-bench` (`--features cuda`), `rgrad` (`--features cuda,nccl`: the GPU check trains
+/// with and without NCCL; not `mpi`, so it needs no MPI library on the GPU machine) and
+/// the xtask, as (name, executable).
 pub fn binaries(root: &Path) -> Result<Vec<(String, PathBuf)>> {
     let found = cargo_artifacts(
         root,
@@ -199,7 +206,7 @@ pub fn binaries(root: &Path) -> Result<Vec<(String, PathBuf)>> {
             "--bin",
             "xtask",
             "--features",
-            "rg-benches/cuda,rg-cli/cuda",
+            "rg-benches/cuda,rg-cli/cuda,rg-cli/nccl",
         ],
     )?;
     let mut out = Vec::new();

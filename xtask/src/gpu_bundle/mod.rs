@@ -5,9 +5,10 @@
 //!
 //! - `tests/<package>.<kind>.<target>`: every test binary of `rg-cuda`, and every test
 //!   target named `*cuda*` of the other workspace packages (built with their `cuda`
-//!   feature where they have one), release build, debug info stripped;
-//! - `bin/rg-bench` (`--features cuda`), `bin/rgrad` (`--features cuda`), `bin/xtask`
-//!   (which reports the benchmark rows);
+//!   and `nccl` features where they have them), release build, debug info stripped;
+//! - `bin/rg-bench` (`--features cuda`), `bin/rgrad` (`--features cuda,nccl`, without
+//!   `mpi`: the GPU machine has no MPI library), `bin/xtask` (which reports the
+//!   benchmark rows);
 //! - `shared/`: the small fixtures the tests read (`RG_SHARED_DIR` points there).
 //!
 //! Beside it, `tests.tsv` (name, package dir, binary) for `scripts/gpu-check.sh`, which
@@ -35,8 +36,8 @@ const SHARED_ITEMS: &[&str] = &["fixtures/gpt2-tiny", "data/tinyshakespeare.txt"
 
 const USAGE: &str = "usage: cargo xtask gpu-bundle [--out DIR]
 
-Builds the CUDA test binaries, rg-bench and rgrad (release, --features cuda) and the
-xtask, and copies them with the small shared fixtures into gpu-bundle/ (at most 60 MiB),
+Builds the CUDA test binaries, rg-bench (release, --features cuda), rgrad (--features
+cuda,nccl) and the xtask, and copies them with the small shared fixtures into gpu-bundle/ (at most 60 MiB),
 for `bash scripts/gpu-check.sh` on a GPU machine (carry gpu-bundle with the checkout).";
 
 pub fn run(args: &[String]) -> Result<()> {
