@@ -198,20 +198,44 @@ impl Var {
         }
         let mut pending = Pending::default();
         pending.dense.accumulate(self.id(), seed)?;
+        let order = self.reverse_topological_order();
+        // Uses of each var by the walk's nodes. A leaf is handed over when its last
+        // user is done, not at its own (valid but arbitrary) place in the order: the
+        // depth-first order puts a layer's weights after everything below the layer,
+        // which would hold every parameter back to the end of the walk.
+        let mut users_left: HashMap<VarId, usize> = HashMap::new();
+        for var in &order {
+            for input in var.node().iter().flat_map(|n| &n.inputs) {
+                if input.requires_grad() {
+                    *users_left.entry(input.id()).or_default() += 1;
+                }
+            }
+        }
         // Each var appears once, after every var that uses it: by its turn, its
         // gradient has received every contribution.
-        for var in self.reverse_topological_order() {
+        for var in order {
             let Some(grad) = pending.take(&var)? else {
                 continue;
             };
             let Some(node) = var.node() else {
+                // A leaf not handed over yet: a user of it received no gradient.
                 on_leaf(&var, grad)?;
                 continue;
             };
             let input_grads = node.rule.input_grads(&grad, &node.inputs, var.tensor())?;
             for (input, g) in node.inputs.iter().zip(input_grads) {
-                if let Some(g) = g.filter(|_| input.requires_grad()) {
+                if !input.requires_grad() {
+                    continue;
+                }
+                if let Some(g) = g {
                     pending.add(node.rule.name(), input, g)?;
+                }
+                let left = users_left.get_mut(&input.id()).expect("counted above");
+                *left -= 1;
+                if *left == 0 && input.node().is_none() {
+                    if let Some(grad) = pending.take(input)? {
+                        on_leaf(input, grad)?;
+                    }
                 }
             }
         }

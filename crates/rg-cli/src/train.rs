@@ -106,11 +106,12 @@ pub struct TrainArgs {
     /// full copy on every rank.
     #[arg(long, default_value_t = 0, help_heading = "Optimisation")]
     zero: u8,
-    /// Under mpirun: average gradients only after the whole backward pass, instead of
-    /// sending each layer's as soon as backward has it (same results; for measuring
-    /// what the overlap hides).
-    #[arg(long, help_heading = "Optimisation")]
-    no_overlap: bool,
+    /// Under mpirun: send each layer's gradients while backward is still running (on),
+    /// or average them after the backward pass (off); the results are the same bits.
+    /// auto: on when the ranks span several hosts, off on one host, where the exchange
+    /// is a memory copy by the cores the backward pass needs [default: auto].
+    #[arg(long, value_parser = ["auto", "on", "off"], default_value = "auto", help_heading = "Optimisation")]
+    overlap: String,
     /// Seed of initialisation, data order and dropout [default: 1337].
     #[arg(long, help_heading = "Optimisation")]
     seed: Option<u64>,
@@ -551,8 +552,10 @@ fn run_rank(
         Some(args.out.clone()),
     )?
     .with_communicator(comm)?;
-    if args.no_overlap {
-        trainer = trainer.without_overlapped_exchange();
+    match args.overlap.as_str() {
+        "on" => trainer = trainer.with_overlapped_exchange(true),
+        "off" => trainer = trainer.with_overlapped_exchange(false),
+        _ => {}
     }
     if args.zero == 1 {
         trainer = trainer.with_zero_stage_1()?;

@@ -58,8 +58,8 @@ fn overlapping_the_exchange_with_backward_changes_no_bit() {
     if skip_reason().is_none() {
         let steps = equality_support::two_rank_runs_agree_bitwise(
             &[],
-            &[],
-            &["--no-overlap"],
+            &["--overlap", "on"],
+            &["--overlap", "off"],
             |rgrad, args| mpirun(2).arg(rgrad).args(args).output().unwrap(),
         );
         for step in steps {

@@ -420,6 +420,8 @@ impl Trainer {
             }
             self.check_params_equal(comm.as_ref(), "initial parameters")?;
         }
+        self.exchange
+            .set_overlap(comm.local_size() < comm.world_size());
         self.comm = comm;
         Ok(self)
     }
@@ -440,10 +442,14 @@ impl Trainer {
         Ok(hash)
     }
 
-    /// Exchanges gradients only after the whole backward pass instead of during it
-    /// (the results are the same; for measuring what the overlap hides).
-    pub fn without_overlapped_exchange(mut self) -> Self {
-        self.exchange.set_overlap(false);
+    /// Whether gradients are exchanged during the backward pass (`true`) or after it.
+    /// The results are the same bits either way. [`Trainer::with_communicator`] turns
+    /// it on when the ranks span several hosts: there the network moves the data while
+    /// the cores compute. On one host the exchange is a memory copy by the same cores
+    /// the backward pass needs, and overlapping measured slower (GPT-2 124M, 2 ranks x 1
+    /// thread, AMD EPYC: 2.5-3.5 s a step against 2.56-2.59 s after backward).
+    pub fn with_overlapped_exchange(mut self, overlap: bool) -> Self {
+        self.exchange.set_overlap(overlap);
         self
     }
 

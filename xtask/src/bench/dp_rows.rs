@@ -148,7 +148,7 @@ fn one_host(rgrad: &Path, shared: &Path, row: &Row) -> Result<(Ours, Vec<PeerRes
 }
 
 /// One rank in each of two network namespaces joined by a veth pair limited to
-/// 1 Gbit/s: overlapped exchange (ours) against `--no-overlap` (the peer).
+/// 1 Gbit/s: `--overlap on` (ours) against `--overlap off` (the peer).
 fn two_hosts(rgrad: &Path, shared: &Path, row: &Row) -> Result<(Ours, Vec<PeerResult>), String> {
     check_mpirun()?;
     let net = netns::Pair::create()?;
@@ -159,9 +159,10 @@ fn two_hosts(rgrad: &Path, shared: &Path, row: &Row) -> Result<(Ours, Vec<PeerRe
     let mut runs = Vec::new();
     for overlap in [true, false] {
         let (mut args, warm, tokens) = train_args(row, shared, &dir.join(format!("{overlap}")))?;
-        if !overlap {
-            args.push("--no-overlap".into());
-        }
+        args.extend([
+            "--overlap".into(),
+            if overlap { "on" } else { "off" }.into(),
+        ]);
         let mut cmd = net.mpirun(&agent);
         cmd.arg(rgrad).args(&args);
         runs.push(parse(
