@@ -18,12 +18,6 @@ pub const DEFAULT_BUCKET_BYTES: usize = 25 * 1024 * 1024;
 /// over the gradient that cost more than a third of the all-reduce itself.
 pub const ALONE_BYTES: usize = 1024 * 1024;
 
-/// A model whose gradients fit in one bucket could only start its exchange after the
-/// whole backward pass: packed buckets hold at most 1/8 of all the bytes (but at least
-/// 256 KB, where the per-call latency starts to dominate).
-const MIN_BUCKETS: usize = 8;
-const MIN_PACKED_ELEMS: usize = 64 * 1024;
-
 /// All-reduces a list of tensors (gradients) in buckets, in the order given (callers
 /// pass gradients in reverse-layer order, the order backward produces them). A tensor
 /// of at least `min(bucket, 1 MB)` is its own bucket and is reduced in place in its
@@ -150,10 +144,6 @@ impl BucketedAllReduce {
 
     /// The calls for tensors of `sizes` in this order.
     fn plan(&self, sizes: &[usize]) -> Vec<Bucket> {
-        let total: usize = sizes.iter().sum();
-        let cap = self
-            .bucket_elems
-            .min((total / MIN_BUCKETS).max(MIN_PACKED_ELEMS));
         let mut buckets = Vec::new();
         let mut start = 0;
         while start < sizes.len() {
@@ -170,7 +160,7 @@ impl BucketedAllReduce {
             let mut elems = 0;
             while end < sizes.len()
                 && sizes[end] < self.alone_elems
-                && (end == start || elems + sizes[end] <= cap)
+                && (end == start || elems + sizes[end] <= self.bucket_elems)
             {
                 elems += sizes[end];
                 end += 1;

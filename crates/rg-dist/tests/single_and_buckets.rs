@@ -273,19 +273,3 @@ fn a_producer_that_stops_early_or_sends_the_wrong_tensor_is_an_error() {
     let err = exchange(vec![(7, t(&[1.]))]);
     assert!(err.contains("position 7, but the list has 2"), "{err}");
 }
-
-#[test]
-fn a_small_model_is_split_into_eight_buckets_so_its_exchange_can_start_early() {
-    // 16 gradients of 60k floats (3.75 MB in all) would fit one 25 MB bucket; packed
-    // buckets are capped at 1/8 of the total, two gradients each.
-    let comm = Doubling::default();
-    let tensors: Vec<Tensor> = (0..16)
-        .map(|i| Tensor::from_vec(vec![i as f32; 60_000], [60_000], &Device::Cpu).unwrap())
-        .collect();
-    let buckets = BucketedAllReduce::default()
-        .all_reduce(&comm, &tensors, ReduceOp::Sum)
-        .unwrap();
-    assert_eq!(buckets, 8);
-    assert_eq!(*comm.calls.lock().unwrap(), vec![120_000; 8]);
-    assert_eq!(tensors[15].to_vec::<f32>().unwrap()[59_999], 30.0);
-}

@@ -395,7 +395,7 @@ mod netns {
         /// added delay). Returns what it set, for the report.
         pub fn limit_rate(&self) -> Result<String, String> {
             let netem = ["netem", "rate", "1gbit", "delay", "1ms"];
-            let tbf = ["tbf", "rate", "1gbit", "burst", "256kb", "latency", "10ms"];
+            let tbf = ["tbf", "rate", "1gbit", "burst", "256kb", "latency", "200ms"];
             for (qdisc, label) in [
                 (&netem[..], "netem rate 1gbit delay 1ms"),
                 (
