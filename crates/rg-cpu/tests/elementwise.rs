@@ -310,3 +310,27 @@ fn non_float_compute_is_an_error_not_a_panic() {
         .binary(BinaryOp::Add, View::new(&*f, &l), View::new(&*g, &l))
         .is_err());
 }
+
+#[test]
+fn casts_of_column_major_views_keep_every_element_in_place() {
+    // Transposed weights (and narrowed ones) are cast tile by tile; ragged edges on
+    // both axes, beyond one tile.
+    let b = backend();
+    let mut rng = Lcg::new(11);
+    let (rows, cols) = (70usize, 45usize);
+    let data = rng.vec(rows * cols + 3 * cols, 2.0);
+    let s = store(&data, DType::F32);
+    let transposed = Layout::contiguous(Shape::new([cols, rows])).transpose(0, 1);
+    let narrowed = Layout::contiguous(Shape::new([cols, rows + 3]))
+        .transpose(0, 1)
+        .narrow("test", 0, 2, rows)
+        .unwrap();
+    for (name, layout) in [("transposed", transposed), ("narrowed", narrowed)] {
+        let want = rounded(&gather(&data, &layout), DType::BF16);
+        let half = b.cast(View::new(&*s, &layout), DType::BF16).unwrap();
+        assert_close(&read(&*half), &want, 0.0, name);
+        let back = Layout::contiguous(Shape::new([rows, cols]));
+        let full = b.cast(View::new(&*half, &back), DType::F32).unwrap();
+        assert_close(&read(&*full), &want, 0.0, name);
+    }
+}

@@ -46,6 +46,46 @@ pub fn drive_weighted<U: Send, const N: usize>(
     }
 }
 
+/// Tiles of [`tiled_2d`]: 256 rows (a column-major input is read 1 KiB at a time along
+/// its columns, a stream the prefetcher follows) by 16 columns (one cache line of each
+/// f32 output row, written whole before it leaves the cache).
+const TILE_ROWS: usize = 256;
+const TILE_COLS: usize = 16;
+
+/// Whether `layout` is a matrix stored column by column (a transposed weight): walking
+/// the output row by row would read it a whole column apart per element, a cache miss
+/// each (casting GPT-2's transposed weights to bf16 took 4.4 ns per element that way).
+fn column_major_2d(layout: &rg_core::Layout) -> bool {
+    let (dims, strides) = (layout.dims(), layout.strides());
+    dims.len() == 2 && dims[0] > 1 && dims[1] > 1 && strides[0] == 1 && strides[1] >= dims[0]
+}
+
+/// Fills the row-major `[rows, cols]` output with `elem(i, j)` tile by tile, walking each
+/// tile column by column: a column-major input is read along its columns and the output
+/// rows of a tile stay in cache while they are written.
+fn tiled_2d<U: Send>(cols: usize, out: &mut [U], elem: impl Fn(usize, usize) -> U + Sync) {
+    let fill = |t: usize, block: &mut [U]| {
+        let i0 = t * TILE_ROWS;
+        let height = block.len() / cols;
+        for j0 in (0..cols).step_by(TILE_COLS) {
+            for j in j0..(j0 + TILE_COLS).min(cols) {
+                for di in 0..height {
+                    block[di * cols + j] = elem(i0 + di, j);
+                }
+            }
+        }
+    };
+    if crate::parallel::worth_parallel(out.len()) {
+        out.par_chunks_mut(TILE_ROWS * cols)
+            .enumerate()
+            .for_each(|(t, block)| fill(t, block));
+    } else {
+        for (t, block) in out.chunks_mut(TILE_ROWS * cols).enumerate() {
+            fill(t, block);
+        }
+    }
+}
+
 /// `f(x)` for every element of `src`.
 pub fn map1<T, U, F>(src: Typed<'_, T>, f: F) -> Vec<U>
 where
@@ -53,6 +93,13 @@ where
     U: CpuElement,
     F: Fn(T) -> U + Sync,
 {
+    if column_major_2d(src.layout) {
+        let (data, [s0, s1], base) = (src.data, strides2(src.layout), src.layout.offset());
+        let cols = src.layout.dims()[1];
+        let mut out = crate::pool::for_overwrite(src.layout.elem_count());
+        tiled_2d(cols, &mut out, |i, j| f(data[base + i * s0 + j * s1]));
+        return out;
+    }
     let walk = Walk::new([src.layout]);
     let [s] = walk.inner_strides();
     let data = src.data;
@@ -80,6 +127,17 @@ where
     U: CpuElement,
     F: Fn(A, B) -> U + Sync,
 {
+    let two_d = a.layout.dims().len() == 2 && b.layout.dims() == a.layout.dims();
+    if two_d && (column_major_2d(a.layout) || column_major_2d(b.layout)) {
+        let (da, [a0, a1], oa) = (a.data, strides2(a.layout), a.layout.offset());
+        let (db, [b0, b1], ob) = (b.data, strides2(b.layout), b.layout.offset());
+        let cols = a.layout.dims()[1];
+        let mut out = crate::pool::for_overwrite(a.layout.elem_count());
+        tiled_2d(cols, &mut out, |i, j| {
+            f(da[oa + i * a0 + j * a1], db[ob + i * b0 + j * b1])
+        });
+        return out;
+    }
     let walk = Walk::new([a.layout, b.layout]);
     let (da, db) = (a.data, b.data);
     let mut out = crate::pool::for_overwrite(walk.len());
@@ -158,4 +216,8 @@ multiversion! {
             *o = f(x, y, z);
         }
     }
+}
+
+fn strides2(layout: &rg_core::Layout) -> [usize; 2] {
+    [layout.strides()[0], layout.strides()[1]]
 }
