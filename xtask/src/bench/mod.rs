@@ -7,8 +7,10 @@
 //! `docs/PERFORMANCE.md`, and `docs/perf.svg`.
 //!
 //! Layout: `matrix.rs` (rows and repetition plans), `run.rs` (building and running our
-//! runner), `mpi_rows.rs` (the all-reduce rows under `mpirun`), `peers.rs` (the Python peers), `stats.rs`, `report.rs` (JSON, Markdown,
-//! machine and commit), `chart.rs` (the SVG).
+//! runner), `mpi_rows.rs` (the all-reduce rows under `mpirun`), `dp_rows.rs` (`rgrad
+//! train` data-parallel rows: 2 ranks against 1, two namespaces on a limited link),
+//! `peers.rs` (the Python peers), `stats.rs`, `report.rs` (JSON, Markdown, machine and
+//! commit), `chart.rs` (the SVG).
 
 mod chart;
 mod dp_rows;
