@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use super::matrix::{Reps, Row};
+use super::mpi_rows::{build_with_mpi, check_mpirun};
 use super::peers::PeerResult;
 use super::report::load_average;
 use super::run::Ours;
@@ -38,7 +39,10 @@ struct Run {
 
 impl DpRows {
     pub fn run_row(&mut self, root: &Path, shared: &Path, row: &Row) -> (Ours, Vec<PeerResult>) {
-        let rgrad = match self.rgrad.get_or_insert_with(|| build(root)) {
+        let rgrad = match self
+            .rgrad
+            .get_or_insert_with(|| build_with_mpi(root, &["-p", "rg-cli", "--bin"], "rgrad"))
+        {
             Ok(path) => path.clone(),
             Err(why) => return (Ours::skipped(why.clone()), Vec::new()),
         };
@@ -213,13 +217,6 @@ fn peer(name: &str, r: &Run) -> PeerResult {
     }
 }
 
-fn check_mpirun() -> Result<(), String> {
-    match Command::new("mpirun").arg("--version").output() {
-        Ok(_) => Ok(()),
-        Err(_) => Err("mpirun is not on PATH (install openmpi-bin)".to_string()),
-    }
-}
-
 /// `mpirun -n N` on this host, one thread per rank, allowed as root and beyond the
 /// core count.
 fn mpirun(n: usize) -> Command {
@@ -285,41 +282,6 @@ fn tempdir() -> Result<PathBuf, String> {
     let dir = std::env::temp_dir().join(format!("rg-bench-dp-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     Ok(dir)
-}
-
-/// Builds `rgrad` in release mode with MPI; a failure (no MPI library or libclang)
-/// skips the rows rather than the whole bench.
-fn build(root: &Path) -> Result<PathBuf, String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    eprint!("(building rgrad --features mpi) ");
-    let out = Command::new(cargo)
-        .current_dir(root)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "rg-cli",
-            "--features",
-            "mpi",
-            "--bin",
-            "rgrad",
-            "--message-format=json-render-diagnostics",
-        ])
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("running cargo build: {e}"))?;
-    if !out.status.success() {
-        return Err(
-            "building rgrad with --features mpi failed (needs libopenmpi-dev and libclang-dev)"
-                .to_string(),
-        );
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "rgrad")
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .ok_or_else(|| "cargo reported no rgrad executable".to_string())
 }
 
 /// Two network namespaces joined by a veth pair, as two hosts (the same layout as

@@ -60,9 +60,7 @@ impl MpiRows {
 }
 
 fn measure(root: &Path, reps: Reps) -> Result<Value, String> {
-    if Command::new("mpirun").arg("--version").output().is_err() {
-        return Err("mpirun is not on PATH (install openmpi-bin)".to_string());
-    }
+    check_mpirun()?;
     let exe = build(root)?;
     let out = Command::new("mpirun")
         .args(["-n", &RANKS.to_string(), "--oversubscribe"])
@@ -96,35 +94,43 @@ fn measure(root: &Path, reps: Reps) -> Result<Value, String> {
 /// Builds the example in release mode; a failure (no MPI library or libclang) skips
 /// the rows rather than the whole bench.
 fn build(root: &Path) -> Result<std::path::PathBuf, String> {
+    build_with_mpi(root, &["-p", "rg-dist", "--example"], "allreduce_bench")
+}
+
+/// `cargo build --release --features mpi` of one program of `package_args` (e.g.
+/// `-p rg-dist --example`) named `name`; returns its executable.
+pub fn build_with_mpi(
+    root: &Path,
+    package_args: &[&str],
+    name: &str,
+) -> Result<std::path::PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    eprint!("(building allreduce_bench) ");
+    eprint!("(building {name} --features mpi) ");
     let out = Command::new(cargo)
         .current_dir(root)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "rg-dist",
-            "--features",
-            "mpi",
-            "--example",
-            "allreduce_bench",
-            "--message-format=json-render-diagnostics",
-        ])
+        .args(["build", "--release", "--features", "mpi"])
+        .args(package_args)
+        .args([name, "--message-format=json-render-diagnostics"])
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| format!("running cargo build: {e}"))?;
     if !out.status.success() {
-        return Err(
-            "building allreduce_bench with --features mpi failed (needs libopenmpi-dev and \
-             libclang-dev)"
-                .to_string(),
-        );
+        return Err(format!(
+            "building {name} with --features mpi failed (needs libopenmpi-dev and libclang-dev)"
+        ));
     }
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "allreduce_bench")
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
         .find_map(|m| m["executable"].as_str().map(std::path::PathBuf::from))
-        .ok_or_else(|| "cargo reported no allreduce_bench executable".to_string())
+        .ok_or_else(|| format!("cargo reported no {name} executable"))
+}
+
+/// Why `mpirun` cannot be used here, if it cannot.
+pub fn check_mpirun() -> Result<(), String> {
+    match Command::new("mpirun").arg("--version").output() {
+        Ok(_) => Ok(()),
+        Err(_) => Err("mpirun is not on PATH (install openmpi-bin)".to_string()),
+    }
 }
