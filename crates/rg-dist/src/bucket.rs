@@ -77,6 +77,16 @@ impl BucketedAllReduce {
         tensors: &[Tensor],
         op: ReduceOp,
     ) -> Result<usize> {
+        Ok(self.all_reduce_all_ready(comm, tensors, op)?.buckets)
+    }
+
+    /// [`BucketedAllReduce::all_reduce`] with the time spent inside the collectives.
+    pub fn all_reduce_all_ready(
+        &mut self,
+        comm: &dyn Communicator,
+        tensors: &[Tensor],
+        op: ReduceOp,
+    ) -> Result<ExchangeReport> {
         let sizes: Vec<usize> = tensors.iter().map(Tensor::elem_count).collect();
         let (send, ready) = std::sync::mpsc::channel();
         for (position, t) in tensors.iter().enumerate() {
@@ -84,7 +94,7 @@ impl BucketedAllReduce {
                 .expect("the receiver is alive");
         }
         drop(send);
-        Ok(self.all_reduce_as_ready(comm, &sizes, ready, op)?.buckets)
+        self.all_reduce_as_ready(comm, &sizes, ready, op)
     }
 
     /// Reduces, in place, tensors that arrive on `ready` as `(position, tensor)` in any

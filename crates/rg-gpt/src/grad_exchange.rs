@@ -78,17 +78,9 @@ impl GradExchange {
         if !self.overlap {
             grads.accumulate_all(loss.backward()?)?;
             let tensors = self.in_exchange_order(grads, params)?;
-            let (send, ready) = mpsc::channel();
-            for item in tensors.into_iter().enumerate() {
-                send.send(item).expect("the receiver is alive");
-            }
-            drop(send);
-            let report = self.bucketer.all_reduce_as_ready(
-                comm.as_ref(),
-                &self.sizes,
-                ready,
-                ReduceOp::Avg,
-            )?;
+            let report =
+                self.bucketer
+                    .all_reduce_all_ready(comm.as_ref(), &tensors, ReduceOp::Avg)?;
             return Ok(times(report, report.busy.as_secs_f64()));
         }
         let seed = Tensor::ones(loss.shape().clone(), loss.dtype(), &loss.device())?;
