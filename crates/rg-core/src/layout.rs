@@ -73,6 +73,28 @@ impl Layout {
             .then(|| self.offset..self.offset + self.elem_count())
     }
 
+    /// The storage range `[offset, offset + n)` when the elements fill it exactly in
+    /// some order of the axes: contiguous, or a transpose or permutation of contiguous
+    /// (sorted by stride, each axis steps over exactly the axes inside it).
+    pub fn dense_range(&self) -> Option<std::ops::Range<usize>> {
+        let mut axes: Vec<(usize, usize)> = self
+            .dims()
+            .iter()
+            .zip(&self.strides)
+            .filter(|(&d, _)| d != 1)
+            .map(|(&d, &s)| (s, d))
+            .collect();
+        axes.sort_unstable();
+        let mut expected = 1;
+        for (s, d) in axes {
+            if s != expected {
+                return None;
+            }
+            expected *= d;
+        }
+        Some(self.offset..self.offset + self.elem_count())
+    }
+
     /// One past the highest storage index this layout touches (0 when empty).
     pub fn max_storage_index(&self) -> usize {
         if self.elem_count() == 0 {

@@ -62,6 +62,30 @@ fn half_precision_conversion_round_trips() {
 }
 
 #[test]
+fn conversions_keep_the_memory_order_of_transposed_and_permuted_tensors() {
+    let x = t(&[2, 3, 4]);
+    for view in [
+        x.t().unwrap(),
+        x.permute(&[2, 0, 1]).unwrap(),
+        x.narrow(0, 1, 1).unwrap().t().unwrap(),
+    ] {
+        let b = view.to_dtype(DType::BF16).unwrap();
+        assert_eq!(b.layout().strides(), view.layout().strides());
+        assert_eq!(b.layout().offset(), 0);
+        let back = b.to_dtype(DType::F32).unwrap();
+        assert_eq!(back.to_vec::<f32>().unwrap(), view.to_vec::<f32>().unwrap());
+    }
+    // Not dense (every other column): a contiguous copy.
+    let sparse = x.narrow(2, 0, 2).unwrap().t().unwrap();
+    let b = sparse.to_dtype(DType::BF16).unwrap();
+    assert!(b.is_contiguous());
+    assert_eq!(
+        b.to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap(),
+        sparse.to_vec::<f32>().unwrap()
+    );
+}
+
+#[test]
 fn ndarray_round_trip() {
     let a = ndarray::ArrayD::from_shape_vec(vec![2, 2], vec![1.0f64, 2.0, 3.0, 4.0]).unwrap();
     let x = Tensor::from_ndarray(&a, &Device::Cpu).unwrap();
