@@ -49,7 +49,7 @@ fn direct<S: CpuElement, D: CpuElement>(
 #[inline(always)]
 fn bf16_bits(x: f32) -> u16 {
     let b = x.to_bits();
-    let rounded = (b + 0x7fff + ((b >> 16) & 1)) >> 16;
+    let rounded = b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16;
     let nan = (b >> 16) | 0x40;
     (if b & 0x7fff_ffff > 0x7f80_0000 {
         nan

@@ -38,10 +38,7 @@ multiversion! {
     fn softmax_rows<T>(x: &[T], y: &mut [T], cols: usize) where [T: Real] {
         for (x, y) in x.chunks_exact(cols).zip(y.chunks_exact_mut(cols)) {
             let m = lanes::max(x);
-            for (y, &x) in y.iter_mut().zip(x) {
-                *y = (x - m).exp_v();
-            }
-            let inv = lanes::sum(y).recip();
+            let inv = lanes::map_sum(x, y, |x| (x - m).exp_v()).recip();
             for y in y.iter_mut() {
                 *y = *y * inv;
             }
