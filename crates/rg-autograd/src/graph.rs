@@ -223,6 +223,11 @@ impl Var {
                 continue;
             };
             let input_grads = node.rule.input_grads(&grad, &node.inputs, var.tensor())?;
+            // Rules may hand back views of `grad` (a transpose's gradient is one); let
+            // go of it first so that a leaf's gradient taken below is the only handle
+            // on its storage, and sparse contributions (the tied embedding's rows) are
+            // added into it in place rather than into a dense copy.
+            drop(grad);
             for (input, g) in node.inputs.iter().zip(input_grads) {
                 if !input.requires_grad() {
                     continue;
