@@ -42,6 +42,15 @@ pub enum InputGrad {
         ids: Tensor,
         src: Tensor,
     },
+    /// `src` placed at `narrow(axis, start, len)` of the input's shape, zeros elsewhere
+    /// (the adjoint of `narrow`), left unbuilt so that the slices of one input, e.g. the
+    /// queries, keys and values cut from a fused projection, fill one buffer instead
+    /// of each padding its own with zeros to be added up.
+    Slice {
+        axis: usize,
+        start: usize,
+        src: Tensor,
+    },
 }
 
 pub(crate) struct Node {
@@ -107,6 +116,8 @@ struct Pending {
     dense: Gradients,
     /// `(axis, ids, src)` of each [`InputGrad::IndexAdd`].
     index_adds: HashMap<VarId, Vec<(usize, Tensor, Tensor)>>,
+    /// `(axis, start, src)` of each [`InputGrad::Slice`].
+    slices: HashMap<VarId, Vec<(usize, usize, Tensor)>>,
 }
 
 impl Pending {
@@ -128,12 +139,63 @@ impl Pending {
                 adds.push((axis, ids, src));
                 Ok(())
             }
+            InputGrad::Slice { axis, start, src } => {
+                let fits = axis < input.rank()
+                    && src.rank() == input.rank()
+                    && (0..input.rank()).all(|a| {
+                        let len = src.dims()[a];
+                        if a == axis {
+                            start + len <= input.dims()[a]
+                        } else {
+                            len == input.dims()[a]
+                        }
+                    });
+                if !fits {
+                    return Err(Error::ShapeMismatch {
+                        op,
+                        lhs: input.shape().clone(),
+                        rhs: src.shape().clone(),
+                    });
+                }
+                let slices = self.slices.entry(input.id()).or_default();
+                slices.push((axis, start, src));
+                Ok(())
+            }
         }
+    }
+
+    /// The slices of `var`'s gradient as one tensor of its shape: zeros, with each
+    /// slice copied into its place, or added where it overlaps an earlier one.
+    fn build_slices(var: &Var, slices: Vec<(usize, usize, Tensor)>) -> Result<Tensor> {
+        let first = &slices[0].2;
+        let out = Tensor::zeros(var.shape().clone(), first.dtype(), &first.device())?;
+        let mut placed: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
+        for (axis, start, src) in slices {
+            let range = start..start + src.dims()[axis];
+            let region = out.narrow(axis as isize, start, range.len())?;
+            let overlaps = placed
+                .iter()
+                .any(|(a, r)| *a != axis || (r.start < range.end && range.start < r.end));
+            if overlaps {
+                region.copy_from(&region.add(&src)?)?;
+            } else {
+                region.copy_from(&src)?;
+            }
+            placed.push((axis, range));
+        }
+        Ok(out)
     }
 
     /// The whole gradient of `var`, or `None` if nothing contributed to it.
     fn take(&mut self, var: &Var) -> Result<Option<Tensor>> {
         let mut sum = self.dense.0.remove(&var.id());
+        if let Some(slices) = self.slices.remove(&var.id()) {
+            let built = Pending::build_slices(var, slices)?;
+            sum = Some(match sum {
+                Some(g) => g.add_into(&built)?,
+                None => built,
+            });
+        }
         for (axis, ids, src) in self.index_adds.remove(&var.id()).unwrap_or_default() {
             let axis = axis as isize;
             sum = Some(match sum {

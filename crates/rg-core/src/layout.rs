@@ -196,10 +196,55 @@ impl Layout {
         Ok(Layout::new(target.clone(), strides, self.offset))
     }
 
-    /// Same data, new shape, when the element order allows it without a copy.
+    /// Same data, new shape, when the element order allows it without a copy: the
+    /// layout is contiguous, or each run of axes that the new shape merges or splits
+    /// is contiguous within itself (as PyTorch's `view`). Splitting the last axis of a
+    /// column slice, e.g. a fused QKV projection's queries into heads, stays a view.
     pub fn reshape(&self, shape: Shape) -> Option<Layout> {
-        self.is_contiguous()
-            .then(|| Layout::contiguous_with_offset(shape, self.offset))
+        if self.is_contiguous() || self.elem_count() == 0 {
+            return Some(Layout::contiguous_with_offset(shape, self.offset));
+        }
+        // Axes of length 1 carry no stride; the rest form chunks of axes that step
+        // over each other exactly (`stride[i] == stride[i + 1] * dim[i + 1]`).
+        let axes: Vec<(usize, usize)> = self
+            .dims()
+            .iter()
+            .zip(&self.strides)
+            .filter(|(&d, _)| d != 1)
+            .map(|(&d, &s)| (d, s))
+            .collect();
+        let new_dims = shape.dims();
+        let mut strides = vec![1; new_dims.len()];
+        let mut next = 0; // the first new axis not yet placed
+        let mut start = 0;
+        while start < axes.len() {
+            let mut end = start + 1;
+            while end < axes.len() && axes[end - 1].1 == axes[end].1 * axes[end].0 {
+                end += 1;
+            }
+            let chunk: usize = axes[start..end].iter().map(|&(d, _)| d).product();
+            let inner = axes[end - 1].1;
+            // The new axes that cover this chunk, innermost last.
+            let first = next;
+            let mut covered = 1;
+            while covered < chunk {
+                let d = *new_dims.get(next)?;
+                covered *= d;
+                next += 1;
+            }
+            if covered != chunk {
+                return None;
+            }
+            let mut stride = inner;
+            for i in (first..next).rev() {
+                strides[i] = stride;
+                stride *= new_dims[i];
+            }
+            start = end;
+        }
+        // Whatever new axes remain have length 1 (the element counts agree).
+        new_dims[next..].iter().all(|&d| d == 1).then_some(())?;
+        Some(Layout::new(shape, strides, self.offset))
     }
 
     pub fn unsqueeze(&self, axis: usize) -> Layout {

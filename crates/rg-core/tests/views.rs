@@ -49,6 +49,42 @@ fn narrow_broadcast_squeeze_unsqueeze_permute() {
 }
 
 #[test]
+fn reshape_splits_and_merges_strided_runs_in_place_and_copies_otherwise() {
+    // A fused projection [2, 3, 12] sliced into its middle third [2, 3, 4].
+    let qkv = t(&[2, 3, 12]);
+    let k = qkv.narrow(2, 4, 4).unwrap();
+    let expected = k.contiguous().unwrap().to_vec::<f32>().unwrap();
+    // Splitting the sliced axis into heads, or merging the two leading axes, is a view.
+    for shape in [
+        vec![2, 3, 2, 2],
+        vec![6, 4],
+        vec![1, 2, 3, 1, 4, 1],
+        vec![6, 2, 2],
+    ] {
+        let r = k.reshape(shape.as_slice()).unwrap();
+        assert!(r.same_storage(&qkv), "{shape:?} should be a view");
+        assert_eq!(r.dims(), shape.as_slice());
+        assert_eq!(r.to_vec::<f32>().unwrap(), expected, "{shape:?}");
+    }
+    // Merging the sliced axis with the one before it cannot be strided: a copy.
+    let merged = k.reshape([2, 12]).unwrap();
+    assert!(!merged.same_storage(&qkv));
+    assert_eq!(merged.to_vec::<f32>().unwrap(), expected);
+    // A transpose split along its strided axis stays a view, merged does not.
+    let tr = t(&[4, 6]).t().unwrap(); // [6, 4], strides [1, 6]
+    let split = tr.reshape([2, 3, 4]).unwrap();
+    assert!(split.same_storage(&tr));
+    assert_eq!(
+        split.to_vec::<f32>().unwrap(),
+        tr.contiguous().unwrap().to_vec::<f32>().unwrap()
+    );
+    assert!(!tr.reshape([24]).unwrap().same_storage(&tr));
+    // Reshaping a view back to a shape that needs a copy still gives the right values.
+    let back = k.reshape([2, 3, 2, 2]).unwrap().reshape([2, 12]).unwrap();
+    assert_eq!(back.to_vec::<f32>().unwrap(), expected);
+}
+
+#[test]
 fn half_precision_conversion_round_trips() {
     let x = Tensor::from_vec(vec![1.5f32, -2.25, 65504.0], [3], &Device::Cpu).unwrap();
     let h = x.to_dtype(DType::F16).unwrap();

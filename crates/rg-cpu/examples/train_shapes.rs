@@ -1,7 +1,9 @@
 //! The matrix products of one GPT-2 124M training step (B4xT64: 256 rows), each in
 //! the layouts the step gives it, in f32 and bf16: best-of-N milliseconds and GFLOP/s.
 //!
-//!     cargo run --release -p rg-cpu --example train_shapes
+//!     cargo run --release -p rg-cpu --example train_shapes [ROWS WIDTH VOCAB]
+//!
+//! Defaults: 256 768 50257 (GPT-2); nanoGPT's char step is `768 128 65`.
 //!
 //! `x @ w` (forward), `g @ wᵀ` (input gradient: a transposed weight) and `xᵀ @ g`
 //! (weight gradient: a transposed activation, depth 256), for the attention, MLP and
@@ -42,19 +44,23 @@ fn op(rows: usize, cols: usize, transposed: bool) -> Operand {
 fn main() {
     let b = CpuBackend::new();
     rg_cpu::init_thread_pool().unwrap();
-    let t = 256;
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("ROWS WIDTH VOCAB are integers"))
+        .collect();
+    let arg = |i: usize, default: usize| args.get(i).copied().unwrap_or(default);
+    let (t, c, v) = (arg(0, 256), arg(1, 768), arg(2, 50257));
     let mut cases = Vec::new();
     for (k, n, name) in [
-        (768, 2304, "qkv"),
-        (768, 768, "attn proj"),
-        (768, 3072, "fc"),
-        (3072, 768, "mlp proj"),
+        (c, 3 * c, "qkv"),
+        (c, c, "attn proj"),
+        (c, 4 * c, "fc"),
+        (4 * c, c, "mlp proj"),
     ] {
         cases.push((format!("{name} fwd"), op(t, k, false), op(k, n, false)));
         cases.push((format!("{name} dX"), op(t, n, false), op(n, k, true)));
         cases.push((format!("{name} dW"), op(k, t, true), op(t, n, false)));
     }
-    let (c, v) = (768, 50257);
     cases.push(("lm head fwd".into(), op(t, c, false), op(c, v, true)));
     cases.push(("lm head dX".into(), op(t, v, false), op(v, c, false)));
     cases.push(("lm head dW".into(), op(v, t, true), op(t, c, false)));

@@ -1,6 +1,6 @@
 use rg_core::{Result, Shape, Tensor};
 
-use crate::{BackwardRule, Var};
+use crate::{BackwardRule, InputGrad, Var};
 
 /// Backward of reshape, squeeze, unsqueeze and flatten: reshape back.
 struct Reshape;
@@ -50,6 +50,14 @@ impl BackwardRule for Narrow {
         dx.narrow(self.axis as isize, self.start, g.dims()[self.axis])?
             .copy_from(g)?;
         Ok(vec![Some(dx)])
+    }
+
+    fn input_grads(&self, g: &Tensor, _: &[Var], _: &Tensor) -> Result<Vec<Option<InputGrad>>> {
+        Ok(vec![Some(InputGrad::Slice {
+            axis: self.axis,
+            start: self.start,
+            src: g.clone(),
+        })])
     }
 }
 

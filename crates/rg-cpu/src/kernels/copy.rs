@@ -79,6 +79,12 @@ pub fn copy_strided(
         let walk = Walk::new([src.layout, dst_layout]);
         let [ss, ds] = walk.inner_strides();
         walk.for_runs(0, walk.len(), |_, [bs, bd], run| {
+            if (ss, ds) == (1, 1) {
+                // Rows of a slice, e.g. a gradient written into its columns of a
+                // fused projection's gradient: one copy per run.
+                dst[bd..bd + run].copy_from_slice(&src.data[bs..bs + run]);
+                return;
+            }
             for k in 0..run {
                 dst[bd + k * ds] = src.data[bs + k * ss];
             }

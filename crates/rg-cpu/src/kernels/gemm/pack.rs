@@ -127,6 +127,70 @@ pub unsafe fn pack_panel<E: Elem>(
 pub unsafe fn pack_rows<E: Elem>(
     dst: *mut f32,
     src: Mat<E>,
+    lanes: (usize, usize),
+    depths: (usize, usize),
+    w: usize,
+    rows: std::ops::Range<usize>,
+) {
+    // The kernels' panel widths as constants, so the copy of one panel row is
+    // unrolled: with `w` only known at run time, narrow (6-wide) lhs panels cost a
+    // loop set-up per 6 values.
+    // SAFETY (all arms): forwarded from the caller.
+    unsafe {
+        match w {
+            6 => pack_rows_w::<E, 6>(dst, src, lanes, depths, rows),
+            16 => pack_rows_w::<E, 16>(dst, src, lanes, depths, rows),
+            64 => pack_rows_w::<E, 64>(dst, src, lanes, depths, rows),
+            _ => pack_rows_any(dst, src, lanes, depths, w, rows),
+        }
+    }
+}
+
+/// [`pack_rows`] for a panel width known at compile time.
+///
+/// # Safety
+/// As [`pack_rows`] with `w == W`.
+unsafe fn pack_rows_w<E: Elem, const W: usize>(
+    dst: *mut f32,
+    src: Mat<E>,
+    (l0, len): (usize, usize),
+    (p0, kc): (usize, usize),
+    rows: std::ops::Range<usize>,
+) {
+    debug_assert!(src.rs == 1 && rows.end <= kc);
+    let full = len / W;
+    for p in rows {
+        // SAFETY: depth `p0 + p` and lanes `l0..l0 + len` are inside `src`; row `p` of
+        // every panel is inside `dst` and this task's to write.
+        unsafe {
+            let run = src.ptr.add(l0 + (p0 + p) * src.cs);
+            for q in 0..full {
+                let from = &*run.add(q * W).cast::<[E; W]>();
+                let to = &mut *dst.add((q * kc + p) * W).cast::<[f32; W]>();
+                *to = from.map(E::to_f32);
+            }
+            if full * W < len {
+                let to = std::slice::from_raw_parts_mut(dst.add((full * kc + p) * W), W);
+                let live = len - full * W;
+                for (l, d) in to.iter_mut().enumerate() {
+                    *d = if l < live {
+                        (*run.add(full * W + l)).to_f32()
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// [`pack_rows`] for any panel width.
+///
+/// # Safety
+/// As [`pack_rows`].
+unsafe fn pack_rows_any<E: Elem>(
+    dst: *mut f32,
+    src: Mat<E>,
     (l0, len): (usize, usize),
     (p0, kc): (usize, usize),
     w: usize,
