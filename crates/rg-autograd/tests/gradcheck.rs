@@ -122,6 +122,17 @@ proptest! {
     }
 
     #[test]
+    fn matmul_bias_batched(m in 1usize..5, k in 1usize..5, nn in 1usize..5, b in 1usize..4,
+                           seed in any::<u64>(), fa in feed(), fb in feed(), fc in feed()) {
+        let mut rng = Rng::new(seed);
+        let ad = vec![b, m, k];
+        let a = Input::new(rng.vec(n(&ad), -1.0, 1.0), &ad).feed(fa);
+        let w = Input::new(rng.vec(k * nn, -1.0, 1.0), &[k, nn]).feed(fb);
+        let bias = Input::new(rng.vec(nn, -1.0, 1.0), &[nn]).feed(fc);
+        check_gradients(vec![a, w, bias], seed, |v| v[0].matmul_bias(&v[1], &v[2]));
+    }
+
+    #[test]
     fn softmax_and_log_softmax(d in matrix_dims(), seed in any::<u64>(), f in feed(), log in any::<bool>()) {
         let mut rng = Rng::new(seed);
         let x = Input::new(rng.vec(n(&d), -3.0, 3.0), &d).feed(f);

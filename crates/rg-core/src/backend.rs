@@ -204,6 +204,37 @@ pub trait Backend: Send + Sync {
 
     // ---- matmul ---------------------------------------------------------------------
     fn matmul(&self, lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<BoxStorage>;
+    /// `lhs @ rhs + bias` with `bias` (`[n]`, the operands' dtype) added to every row
+    /// of every product: a linear layer's forward. The default adds it in a second
+    /// pass over the product; backends fold it into the product where they can.
+    fn matmul_bias(
+        &self,
+        lhs: View<'_>,
+        rhs: View<'_>,
+        bias: View<'_>,
+        dims: MatmulDims,
+    ) -> Result<BoxStorage> {
+        let MatmulDims { batch, m, n, .. } = dims;
+        let bias_stride = match bias.layout.strides() {
+            [s] if bias.dims() == [n] => *s,
+            _ => {
+                return Err(Error::backend(
+                    self.device(),
+                    "matmul_bias",
+                    format!("bias has shape {:?}, expected [{n}]", bias.dims()),
+                ))
+            }
+        };
+        let product = self.matmul(lhs, rhs, dims)?;
+        let shape = crate::Shape::new([batch, m, n]);
+        let rows = Layout::new(shape.clone(), vec![0, 0, bias_stride], bias.layout.offset());
+        let out = Layout::contiguous(shape);
+        self.binary(
+            BinaryOp::Add,
+            View::new(&*product, &out),
+            View::new(bias.storage, &rows),
+        )
+    }
     /// `x · wᵀ` for f32 `x` `[m, w.cols()]` and a Q8_0 matrix (see [`crate::quant`]):
     /// f32 `[m, w.rows()]`. Backends without Q8_0 kernels keep this default.
     fn matmul_q8(&self, x: View<'_>, w: &crate::Q8Matrix) -> Result<BoxStorage> {

@@ -207,6 +207,23 @@ impl Backend for ProfilingBackend {
         };
         self.time(label, |b| b.matmul(lhs, rhs, dims))
     }
+    fn matmul_bias(
+        &self,
+        lhs: View<'_>,
+        rhs: View<'_>,
+        bias: View<'_>,
+        dims: MatmulDims,
+    ) -> Result<BoxStorage> {
+        let label = || {
+            let MatmulDims { batch, m, n, k } = dims;
+            if batch > 1 {
+                format!("matmul+bias {batch}x{m}x{n}x{k}")
+            } else {
+                format!("matmul+bias {m}x{n}x{k}")
+            }
+        };
+        self.time(label, |b| b.matmul_bias(lhs, rhs, bias, dims))
+    }
     fn matmul_q8(&self, x: View<'_>, w: &crate::Q8Matrix) -> Result<BoxStorage> {
         let m = x.dims().first().copied().unwrap_or(0);
         let label = || format!("matmul_q8 {m}x{}x{}", w.rows(), w.cols());

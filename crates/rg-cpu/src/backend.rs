@@ -124,6 +124,16 @@ impl Backend for CpuBackend {
         matmul::matmul(lhs, rhs, dims)
     }
 
+    fn matmul_bias(
+        &self,
+        lhs: View<'_>,
+        rhs: View<'_>,
+        bias: View<'_>,
+        dims: MatmulDims,
+    ) -> Result<BoxStorage> {
+        matmul::matmul_bias(lhs, rhs, bias, dims)
+    }
+
     fn matmul_q8(&self, x: View<'_>, w: &rg_core::Q8Matrix) -> Result<BoxStorage> {
         crate::kernels::matmul_q8::matmul_q8(x, w)
     }

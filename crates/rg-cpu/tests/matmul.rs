@@ -283,3 +283,89 @@ fn bf16_products_round_an_f32_accumulation() {
         }
     }
 }
+
+/// `matmul_bias` against the naive product plus the bias on every row, for every
+/// engine: the packed GEMM's whole and edge tiles, several depth blocks (the bias is
+/// added once), batches split over the pool, few-row (GEMV) products, an empty depth,
+/// f64 (the library engine) and bf16; the bias contiguous or strided.
+#[test]
+fn matmul_bias_adds_the_bias_to_every_row_once() {
+    let b = backend();
+    let mut rng = Lcg::new(35);
+    for (batch, m, n, k) in [
+        (1, 1, 1, 1),
+        (1, 3, 40, 17),
+        (2, 33, 1, 17),
+        (2, 65, 31, 70),
+        (1, 96, 80, 600),
+        (48, 16, 24, 20),
+        (1, 130, 70, 0),
+    ] {
+        let dims = MatmulDims { batch, m, n, k };
+        let bias_layouts = [
+            ("bias", n, Layout::contiguous([n])),
+            (
+                "strided bias",
+                2 * n + 1,
+                Layout::new(Shape::new([n]), vec![2], 1),
+            ),
+        ];
+        for dtype in [DType::F32, DType::F64, DType::BF16] {
+            for (ln, llen, ll) in operand_layouts(batch, m, k) {
+                for (rn, rlen, rl) in operand_layouts(batch, k, n) {
+                    for (cn, clen, cl) in &bias_layouts {
+                        let (ad, bd, cd) =
+                            (rng.vec(llen, 1.0), rng.vec(rlen, 1.0), rng.vec(*clen, 1.0));
+                        let (x, y, c) = (store(&ad, dtype), store(&bd, dtype), store(&cd, dtype));
+                        let out = b
+                            .matmul_bias(
+                                View::new(&*x, &ll),
+                                View::new(&*y, &rl),
+                                View::new(&*c, cl),
+                                dims,
+                            )
+                            .unwrap();
+                        assert_eq!(out.dtype(), dtype);
+                        let bias = gather(&rounded(&cd, dtype), cl);
+                        let mut want = naive(
+                            &gather(&rounded(&ad, dtype), &ll),
+                            &gather(&rounded(&bd, dtype), &rl),
+                            dims,
+                        );
+                        for (i, w) in want.iter_mut().enumerate() {
+                            *w += bias[i % n];
+                        }
+                        let what = format!("{dims:?} {dtype} {ln} x {rn} + {cn}");
+                        let exact = 1e-5 * (k as f64).sqrt() + 1e-6;
+                        for (i, (&g, &w)) in read(&*out).iter().zip(&want).enumerate() {
+                            // bf16 results are the f32 sum rounded (2^-8 relative).
+                            let tol = match dtype {
+                                DType::F64 => 1e-10,
+                                DType::BF16 => w.abs() / 256.0 + exact,
+                                _ => exact,
+                            };
+                            assert!((g - w).abs() <= tol, "{what} [{i}]: got {g}, want {w}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // A bias of the wrong length is an error naming it.
+    let dims = MatmulDims {
+        batch: 1,
+        m: 2,
+        n: 3,
+        k: 2,
+    };
+    let ones = store(&[1.0; 6], DType::F32);
+    let err = b
+        .matmul_bias(
+            View::new(&*ones, &Layout::contiguous([2, 2])),
+            View::new(&*ones, &Layout::contiguous([2, 3])),
+            View::new(&*ones, &Layout::contiguous([2])),
+            dims,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("bias"), "{err}");
+}

@@ -61,14 +61,40 @@ pub fn matmul(x: &Var, w: &Weight) -> Result<Var> {
             return Ok(Var::constant(y));
         }
     };
-    let compute = match autocast_dtype() {
-        Some(dtype) if x.dtype() == DType::F32 && dtype != DType::F32 => dtype,
-        _ if x.dtype() == DType::F32 && matches!(w.dtype(), DType::BF16 | DType::F16) => w.dtype(),
-        _ => return x.matmul(w),
-    };
-    x.to_dtype(compute)?
-        .matmul(&w.to_dtype(compute)?)?
-        .to_dtype(x.dtype())
+    match lower_precision(x, w) {
+        Some(compute) => x
+            .to_dtype(compute)?
+            .matmul(&w.to_dtype(compute)?)?
+            .to_dtype(x.dtype()),
+        None => x.matmul(w),
+    }
+}
+
+/// `x @ w + bias` (a linear layer), precision as [`matmul`]. When the product is
+/// computed in `x`'s own dtype the bias is folded into it (one op, no second pass
+/// over the output); otherwise it is added to the product cast back.
+pub fn linear(x: &Var, w: &Weight, bias: Option<&Var>) -> Result<Var> {
+    match (w, bias) {
+        (Weight::Dense(dense), Some(b))
+            if lower_precision(x, dense).is_none() && b.dtype() == x.dtype() =>
+        {
+            x.matmul_bias(dense, b)
+        }
+        (_, Some(b)) => matmul(x, w)?.add(b),
+        (_, None) => matmul(x, w),
+    }
+}
+
+/// The dtype a product of `x` and the dense weight `w` is computed in, when it is
+/// not `x`'s own.
+fn lower_precision(x: &Var, w: &Var) -> Option<DType> {
+    match autocast_dtype() {
+        Some(dtype) if x.dtype() == DType::F32 && dtype != DType::F32 => Some(dtype),
+        _ if x.dtype() == DType::F32 && matches!(w.dtype(), DType::BF16 | DType::F16) => {
+            Some(w.dtype())
+        }
+        _ => None,
+    }
 }
 
 /// A compute result back in f32 when autocast produced it in a lower precision.

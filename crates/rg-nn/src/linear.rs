@@ -47,10 +47,7 @@ impl Linear {
         } else {
             x.reshape([rows, d_in])?
         };
-        let mut y = crate::autocast::matmul(&x2, &self.weight)?;
-        if let Some(b) = &self.bias {
-            y = y.add(b)?;
-        }
+        let y = crate::autocast::linear(&x2, &self.weight, self.bias.as_ref())?;
         let mut out_dims = dims;
         if let Some(last) = out_dims.last_mut() {
             *last = self.weight.out_features();

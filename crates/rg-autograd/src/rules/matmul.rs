@@ -19,29 +19,56 @@ impl BackwardRule for Matmul {
     }
 
     fn backward(&self, g: &Tensor, inputs: &[Var], _: &Tensor) -> Result<Vec<Option<Tensor>>> {
-        let (a, b) = (inputs[0].tensor(), inputs[1].tensor());
-        let da = if inputs[0].requires_grad() {
-            let da = if is_transposed(a) {
-                b.matmul(&g.t()?)?.t()?
-            } else {
-                g.matmul(&b.t()?)?
-            };
-            Some(da.sum_to_shape(a.shape())?)
-        } else {
-            None
-        };
-        let db = if inputs[1].requires_grad() {
-            let db = if is_transposed(b) {
-                g.t()?.matmul(a)?.t()?
-            } else {
-                a.t()?.matmul(g)?
-            };
-            Some(db.sum_to_shape(b.shape())?)
-        } else {
-            None
-        };
-        Ok(vec![da, db])
+        product_grads(g, &inputs[0], &inputs[1])
     }
+}
+
+/// Backward of `a @ b + bias` (a linear layer): the product's gradients as
+/// [`Matmul`]'s, and `dbias = g` summed over every row.
+struct MatmulBias;
+
+impl BackwardRule for MatmulBias {
+    fn name(&self) -> &'static str {
+        "matmul_bias"
+    }
+
+    fn backward(&self, g: &Tensor, inputs: &[Var], _: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        let mut grads = product_grads(g, &inputs[0], &inputs[1])?;
+        let bias = &inputs[2];
+        grads.push(if bias.requires_grad() {
+            Some(g.sum_to_shape(bias.tensor().shape())?)
+        } else {
+            None
+        });
+        Ok(grads)
+    }
+}
+
+/// `[da, db]` for `a @ b` with output gradient `g` (see [`Matmul`]).
+fn product_grads(g: &Tensor, a: &Var, b: &Var) -> Result<Vec<Option<Tensor>>> {
+    let da = if a.requires_grad() {
+        let (at, bt) = (a.tensor(), b.tensor());
+        let da = if is_transposed(at) {
+            bt.matmul(&g.t()?)?.t()?
+        } else {
+            g.matmul(&bt.t()?)?
+        };
+        Some(da.sum_to_shape(at.shape())?)
+    } else {
+        None
+    };
+    let db = if b.requires_grad() {
+        let (at, bt) = (a.tensor(), b.tensor());
+        let db = if is_transposed(bt) {
+            g.t()?.matmul(at)?.t()?
+        } else {
+            at.t()?.matmul(g)?
+        };
+        Some(db.sum_to_shape(bt.shape())?)
+    } else {
+        None
+    };
+    Ok(vec![da, db])
 }
 
 /// Whether the last two axes are stored column-major (a transposed view).
@@ -55,5 +82,12 @@ impl Var {
     pub fn matmul(&self, rhs: &Var) -> Result<Var> {
         let out = self.tensor().matmul(rhs.tensor())?;
         Ok(Var::from_op(out, &[self, rhs], Matmul))
+    }
+
+    /// `self @ rhs + bias` in one op, `bias` `[n]` on every row (see
+    /// [`Tensor::matmul_bias`]).
+    pub fn matmul_bias(&self, rhs: &Var, bias: &Var) -> Result<Var> {
+        let out = self.tensor().matmul_bias(rhs.tensor(), bias.tensor())?;
+        Ok(Var::from_op(out, &[self, rhs, bias], MatmulBias))
     }
 }

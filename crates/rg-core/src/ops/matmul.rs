@@ -6,43 +6,68 @@ impl Tensor {
     /// leading (batch) axes broadcast. Transposed operands are read through their
     /// strides, not copied.
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
-        const OP: &str = "matmul";
-        self.check_same(OP, rhs)?;
-        self.check_float(OP)?;
+        let p = self.plan_product("matmul", rhs)?;
+        let storage = Tensor::with_views("matmul", [&p.lhs, &p.rhs], |b, [l, r]| {
+            b.matmul(l, r, p.dims)
+        })?;
+        Ok(self.wrap(storage, p.out_dims))
+    }
+
+    /// `self @ rhs + bias`, `bias` `[n]` added to every row of the product: a linear
+    /// layer's forward in one pass (PyTorch's `addmm` with a row bias). Shapes as
+    /// [`Tensor::matmul`].
+    pub fn matmul_bias(&self, rhs: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        const OP: &str = "matmul_bias";
+        let p = self.plan_product(OP, rhs)?;
+        self.check_same(OP, bias)?;
+        if bias.dims() != [p.dims.n] {
+            return Err(Error::ShapeMismatch {
+                op: OP,
+                lhs: Shape::new([p.dims.n]),
+                rhs: bias.shape().clone(),
+            });
+        }
+        let storage = Tensor::with_views(OP, [&p.lhs, &p.rhs, bias], |b, [l, r, c]| {
+            b.matmul_bias(l, r, c, p.dims)
+        })?;
+        Ok(self.wrap(storage, p.out_dims))
+    }
+
+    /// Checks a product's operands and views both as `[batch, rows, cols]`.
+    fn plan_product(&self, op: &'static str, rhs: &Tensor) -> Result<Product> {
+        self.check_same(op, rhs)?;
+        self.check_float(op)?;
         if self.rank() < 2 || rhs.rank() < 2 {
             return Err(Error::RankMismatch {
-                op: OP,
+                op,
                 expected: format!("at least 2 for both operands (rhs shape {})", rhs.shape()),
                 shape: self.shape().clone(),
             });
         }
         let (m, k) = last_two(self.dims());
         let (k2, n) = last_two(rhs.dims());
+        let mismatch = || Error::ShapeMismatch {
+            op,
+            lhs: self.shape().clone(),
+            rhs: rhs.shape().clone(),
+        };
         if k != k2 {
-            return Err(Error::ShapeMismatch {
-                op: OP,
-                lhs: self.shape().clone(),
-                rhs: rhs.shape().clone(),
-            });
+            return Err(mismatch());
         }
         let lhs_batch = Shape::new(&self.dims()[..self.rank() - 2]);
         let rhs_batch = Shape::new(&rhs.dims()[..rhs.rank() - 2]);
-        let batch_shape =
-            lhs_batch
-                .broadcast_with(OP, &rhs_batch)
-                .map_err(|_| Error::ShapeMismatch {
-                    op: OP,
-                    lhs: self.shape().clone(),
-                    rhs: rhs.shape().clone(),
-                })?;
+        let batch_shape = lhs_batch
+            .broadcast_with(op, &rhs_batch)
+            .map_err(|_| mismatch())?;
         let batch = batch_shape.elem_count();
-        let lhs = self.as_batched(&batch_shape, m, k)?;
-        let rhs = rhs.as_batched(&batch_shape, k, n)?;
-        let dims = MatmulDims { batch, m, n, k };
-        let storage = Tensor::with_views(OP, [&lhs, &rhs], |b, [l, r]| b.matmul(l, r, dims))?;
         let mut out_dims = batch_shape.dims().to_vec();
         out_dims.extend([m, n]);
-        Ok(self.wrap(storage, out_dims))
+        Ok(Product {
+            lhs: self.as_batched(&batch_shape, m, k)?,
+            rhs: rhs.as_batched(&batch_shape, k, n)?,
+            dims: MatmulDims { batch, m, n, k },
+            out_dims,
+        })
     }
 
     /// This tensor broadcast to `batch x rows x cols` and viewed as 3-D, copying only
@@ -58,6 +83,14 @@ impl Tensor {
         let layout = collapse_batch(copy.layout()).expect("contiguous batch axes collapse");
         Ok(copy.with_layout(layout))
     }
+}
+
+/// A product's operands as `[batch, rows, cols]` views, and the output's shape.
+struct Product {
+    lhs: Tensor,
+    rhs: Tensor,
+    dims: MatmulDims,
+    out_dims: Vec<usize>,
 }
 
 fn last_two(dims: &[usize]) -> (usize, usize) {

@@ -45,17 +45,33 @@ const PAR_MIN_WORK: usize = 1 << 16;
 const MIN_TASK_COLS: usize = 256;
 
 /// The product when it is skinny (`m <= MAX_ROWS`) and both operands are f32 or both
-/// bf16; `None` leaves it to the general GEMM.
-pub fn matmul(lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Option<Result<BoxStorage>> {
+/// bf16, plus `bias` (`n` values, already f32) on every row when given; `None` leaves
+/// it to the general GEMM.
+pub fn matmul(
+    lhs: View<'_>,
+    rhs: View<'_>,
+    bias: Option<&[f32]>,
+    dims: MatmulDims,
+) -> Option<Result<BoxStorage>> {
     if dims.m == 0 || dims.m > MAX_ROWS {
         return None;
     }
+    let with_bias = |mut out: Vec<f32>| {
+        if let Some(bias) = bias {
+            for row in out.chunks_exact_mut(dims.n) {
+                row.iter_mut().zip(bias).for_each(|(y, b)| *y += b);
+            }
+        }
+        out
+    };
     match (lhs.dtype(), rhs.dtype()) {
-        (DType::F32, DType::F32) => Some(run::<f32>(lhs, rhs, dims).map(boxed)),
-        (DType::BF16, DType::BF16) => Some(
-            run::<bf16>(lhs, rhs, dims)
-                .map(|out| boxed(out.into_iter().map(bf16::from_f32).collect::<Vec<_>>())),
-        ),
+        (DType::F32, DType::F32) => {
+            Some(run::<f32>(lhs, rhs, dims).map(|out| boxed(with_bias(out))))
+        }
+        (DType::BF16, DType::BF16) => Some(run::<bf16>(lhs, rhs, dims).map(|out| {
+            let out = with_bias(out).into_iter().map(bf16::from_f32);
+            boxed(out.collect::<Vec<_>>())
+        })),
         _ => None,
     }
 }

@@ -29,6 +29,7 @@
 //! using the library's threads while the rayon pool is idle. The library threads and
 //! the pool never run at once, and the machine is never oversubscribed.
 
+use std::borrow::Cow;
 use std::mem::MaybeUninit;
 
 use half::bf16;
@@ -48,16 +49,56 @@ const OP: &str = "matmul";
 const PAR_MIN_FLOPS: usize = 1 << 17;
 
 pub fn matmul(lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<BoxStorage> {
-    // Decoding's few-row products are bandwidth-bound: read the weight in place.
-    if let Some(out) = super::gemv::matmul(lhs, rhs, dims) {
-        return out;
+    product(lhs, rhs, None, dims)
+}
+
+/// `lhs @ rhs + bias`, `bias` `[n]` added to every row (a linear layer's forward). On
+/// the packed GEMMs the bias is where each output tile starts, so adding it costs no
+/// pass over the output; the other engines add it to their product afterwards.
+pub fn matmul_bias(
+    lhs: View<'_>,
+    rhs: View<'_>,
+    bias: View<'_>,
+    dims: MatmulDims,
+) -> Result<BoxStorage> {
+    if bias.dims() != [dims.n] {
+        return Err(Error::backend(
+            Device::Cpu,
+            "matmul_bias",
+            format!("bias has shape {:?}, expected [{}]", bias.dims(), dims.n),
+        ));
     }
+    product(lhs, rhs, Some(bias), dims)
+}
+
+fn product(
+    lhs: View<'_>,
+    rhs: View<'_>,
+    bias: Option<View<'_>>,
+    dims: MatmulDims,
+) -> Result<BoxStorage> {
     let dtype = common_dtype(OP, &[lhs, rhs])?;
-    let MatmulDims { batch, m, n, k } = dims;
     match dtype {
         DType::F32 | DType::F64 | DType::BF16 => {}
         other => return Err(unsupported(OP, other, "f32, f64 or bf16")),
     }
+    if let Some(bias) = bias {
+        common_dtype(OP, &[lhs, bias])?;
+    }
+    // The f32 and bf16 engines accumulate in f32 and start from an f32 bias.
+    let bias32: Option<Cow<'_, [f32]>> = match (bias, dtype) {
+        (Some(c), DType::F32) => Some(typed::<f32>(c, OP)?.contiguous()),
+        (Some(c), DType::BF16) => {
+            let c = typed::<bf16>(c, OP)?.contiguous();
+            Some(Cow::Owned(c.iter().map(|v| v.to_f32()).collect()))
+        }
+        _ => None,
+    };
+    // Decoding's few-row products are bandwidth-bound: read the weight in place.
+    if let Some(out) = super::gemv::matmul(lhs, rhs, bias32.as_deref(), dims) {
+        return out;
+    }
+    let MatmulDims { batch, m, n, k } = dims;
     let (a, b) = (
         Operand::new(lhs.layout, batch, m, k, "lhs")?,
         Operand::new(rhs.layout, batch, k, n, "rhs")?,
@@ -66,22 +107,54 @@ pub fn matmul(lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<BoxStora
     match (dtype, engine(dtype, &plan)) {
         (DType::F32, Engine::Packed(kern)) => {
             let (x, y) = (typed::<f32>(lhs, OP)?, typed::<f32>(rhs, OP)?);
-            Ok(boxed(run_packed(kern, &plan, batch, (x, &a), (y, &b))))
+            let out = run_packed(kern, &plan, batch, (x, &a), (y, &b), bias32.as_deref());
+            Ok(boxed(out))
         }
         (DType::BF16, Engine::Packed(kern)) => {
             let (x, y) = (typed::<bf16>(lhs, OP)?, typed::<bf16>(rhs, OP)?);
-            let out = run_packed(kern, &plan, batch, (x, &a), (y, &b));
+            let out = run_packed(kern, &plan, batch, (x, &a), (y, &b), bias32.as_deref());
             Ok(boxed(round_to_bf16(out)))
         }
         #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
         (DType::BF16, Engine::Bf16(kern)) => {
             let (x, y) = (typed::<bf16>(lhs, OP)?, typed::<bf16>(rhs, OP)?);
-            let out = run_packed(kern, &plan, batch, (x, &a), (y, &b));
+            let out = run_packed(kern, &plan, batch, (x, &a), (y, &b), bias32.as_deref());
             Ok(boxed(round_to_bf16(out)))
         }
-        (DType::F64, _) => run_library::<f64>(lhs, rhs, &plan, batch, (&a, &b)),
-        _ => run_library::<f32>(lhs, rhs, &plan, batch, (&a, &b)),
+        (DType::F64, _) => {
+            let out = run_library::<f64>(lhs, rhs, &plan, batch, (&a, &b))?;
+            add_bias_rows(out, bias, dims)
+        }
+        _ => {
+            let out = run_library::<f32>(lhs, rhs, &plan, batch, (&a, &b))?;
+            add_bias_rows(out, bias, dims)
+        }
     }
+}
+
+/// `product + bias` on every row, for the library engines (f64, and f32 where the
+/// packed GEMM does not run), which cannot start from the bias.
+fn add_bias_rows(
+    product: BoxStorage,
+    bias: Option<View<'_>>,
+    dims: MatmulDims,
+) -> Result<BoxStorage> {
+    let Some(bias) = bias else {
+        return Ok(product);
+    };
+    let MatmulDims { batch, m, n, .. } = dims;
+    let shape = Shape::new([batch, m, n]);
+    let rows = Layout::new(
+        shape.clone(),
+        vec![0, 0, bias.layout.strides()[0]],
+        bias.layout.offset(),
+    );
+    let out = Layout::contiguous(shape);
+    super::binary::binary(
+        rg_core::ops::BinaryOp::Add,
+        View::new(&*product, &out),
+        View::new(bias.storage, &rows),
+    )
 }
 
 /// How the products of one call are computed (see the module docs).
@@ -196,13 +269,17 @@ impl Operand {
 /// One GEMM over element type `E`: the packed f32 GEMM with a micro-kernel, or the
 /// bf16 GEMM.
 trait Product<E>: Copy + Sync {
+    /// `c = a * b (+ bias on every row)`.
+    ///
     /// # Safety
     /// As [`gemm::gemm`].
+    #[allow(clippy::too_many_arguments)]
     unsafe fn product(
         self,
         dims: (usize, usize, usize),
         a: Mat<E>,
         b: Mat<E>,
+        bias: Option<&[f32]>,
         c: *mut f32,
         ldc: usize,
         parallel: bool,
@@ -215,12 +292,13 @@ impl<E: gemm::Elem> Product<E> for Kernel {
         dims: (usize, usize, usize),
         a: Mat<E>,
         b: Mat<E>,
+        bias: Option<&[f32]>,
         c: *mut f32,
         ldc: usize,
         parallel: bool,
     ) {
         // SAFETY: forwarded from the caller.
-        unsafe { gemm::gemm(self, dims, a, b, c, ldc, parallel) }
+        unsafe { gemm::gemm(self, dims, a, b, bias, c, ldc, parallel) }
     }
 }
 
@@ -231,22 +309,25 @@ impl Product<bf16> for gemm::bf16::Bf16Kernel {
         dims: (usize, usize, usize),
         a: Mat<bf16>,
         b: Mat<bf16>,
+        bias: Option<&[f32]>,
         c: *mut f32,
         ldc: usize,
         parallel: bool,
     ) {
         // SAFETY: forwarded from the caller; `best` only returns available kernels.
-        unsafe { gemm::bf16::gemm(self, dims, a, b, c, ldc, parallel) }
+        unsafe { gemm::bf16::gemm(self, dims, a, b, bias, c, ldc, parallel) }
     }
 }
 
-/// The packed GEMM over the batch, into a fresh f32 `[batch, m, n]`.
+/// The packed GEMM over the batch, into a fresh f32 `[batch, m, n]`, every row
+/// starting from `bias` when given.
 fn run_packed<E: gemm::Elem + crate::storage::CpuElement>(
     kern: impl Product<E>,
     plan: &Plan,
     batch: usize,
     (a, lhs): (Typed<'_, E>, &Operand),
     (b, rhs): (Typed<'_, E>, &Operand),
+    bias: Option<&[f32]>,
 ) -> Vec<f32> {
     let (m, n, k) = (plan.m, plan.n, plan.k);
     let len = batch * m * n;
@@ -277,6 +358,7 @@ fn run_packed<E: gemm::Elem + crate::storage::CpuElement>(
                 (m, n, k),
                 mat(a.data.as_ptr(), lhs.starts[i], plan.a),
                 mat(b.data.as_ptr(), rhs.starts[i], plan.b),
+                bias,
                 c.as_mut_ptr().cast::<f32>(),
                 n,
                 parallel,

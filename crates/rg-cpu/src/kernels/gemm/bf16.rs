@@ -15,7 +15,7 @@ use half::bf16;
 use rayon::prelude::*;
 
 use super::bf16_pack::{pack_lhs_panel, pack_rhs_panel, CHUNK, LANES};
-use super::{amx, dpbf16, split, Mat, Out};
+use super::{amx, dpbf16, split, Mat, Out, Start};
 #[cfg(test)]
 use crate::simd::bf16_support;
 use crate::simd::{bf16_level, Bf16Level};
@@ -171,17 +171,19 @@ fn grown(buf: &mut Vec<Line>, len: usize) -> &mut [u16] {
 /// element of an `m x k` matrix through its strides, `b` for `k x n`, and `c` for
 /// writes of `m` rows of `n` values `ldc` apart (`ldc >= n`), not overlapping `a` or
 /// `b`, with nothing else touching `c` meanwhile.
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn gemm(
     kern: Bf16Kernel,
     (m, n, k): (usize, usize, usize),
     a: Mat<bf16>,
     b: Mat<bf16>,
+    bias: Option<&[f32]>,
     c: *mut f32,
     ldc: usize,
     parallel: bool,
 ) {
     // SAFETY: forwarded from the caller.
-    if unsafe { super::handle_empty((m, n, k), c, ldc) } {
+    if unsafe { super::handle_empty((m, n, k), bias, c, ldc) } {
         return;
     }
     let kc_max = KC.min(k).next_multiple_of(CHUNK);
@@ -227,7 +229,7 @@ pub unsafe fn gemm(
                     mc,
                     nc,
                     ldc,
-                    acc: p0 > 0,
+                    start: Start::of_block(p0, bias, j0, nc),
                 };
                 // SAFETY: the `mc x nc` block of `c` at `(i0, j0)` is inside `c`.
                 let cblock = Out(unsafe { c.add(i0 * ldc + j0) });
@@ -251,16 +253,16 @@ fn pack(dst: &mut [u16], kcp: usize, parallel: bool, one: impl Fn(&mut [u16], us
 }
 
 /// One packed `mc x nc` block of C over `kcp` depths.
-struct Block {
+struct Block<'a> {
     kern: Bf16Kernel,
     kcp: usize,
     mc: usize,
     nc: usize,
     ldc: usize,
-    acc: bool,
+    start: Start<'a>,
 }
 
-impl Block {
+impl Block<'_> {
     /// Runs every tile of the block, split into a grid of tasks when `parallel`; each
     /// task owns a rectangle of tiles, so tasks write disjoint parts of `c`.
     fn compute(&self, apack: &[u16], bpack: &[u16], c: Out, parallel: bool) {
@@ -307,23 +309,20 @@ impl Block {
         if rows == mr && cols == nr {
             // SAFETY: the packed block holds whole tiles (rows and columns padded), and
             // the whole C tile is inside `c`.
-            unsafe { self.kern.run(kcp, a, b, panel, ct, self.ldc, self.acc) };
+            unsafe {
+                let acc = self.start.prepare_tile(ct, self.ldc, (mr, nr), j);
+                self.kern.run(kcp, a, b, panel, ct, self.ldc, acc)
+            };
             return;
         }
         let mut scratch = [0.0f32; MAX_TILE];
-        // SAFETY: as above, into the `mr x nr` scratch tile with row stride `nr`.
+        // SAFETY: as above, into the `mr x nr` scratch tile with row stride `nr`; the
+        // live `rows x cols` part of the tile is inside `c`.
         unsafe {
             self.kern
-                .run(kcp, a, b, panel, scratch.as_mut_ptr(), nr, false)
-        };
-        for (r, src) in scratch.chunks_exact(nr).take(rows).enumerate() {
-            // SAFETY: the live `rows x cols` part of the tile is inside `c`.
-            let dst = unsafe { std::slice::from_raw_parts_mut(ct.add(r * self.ldc), cols) };
-            if self.acc {
-                dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
-            } else {
-                dst.copy_from_slice(&src[..cols]);
-            }
+                .run(kcp, a, b, panel, scratch.as_mut_ptr(), nr, false);
+            self.start
+                .store_partial(&scratch, nr, ct, self.ldc, (rows, cols), j);
         }
     }
 }

@@ -86,7 +86,7 @@ fn check(
     let mut c = vec![f32::NAN; m * ldc];
     // SAFETY: the kernel is available; the operands were built for exactly these dims
     // and strides; `c` holds `m` rows of `ldc >= n` values.
-    unsafe { gemm(kern, (m, n, k), a, b, c.as_mut_ptr(), ldc, parallel) };
+    unsafe { gemm(kern, (m, n, k), a, b, None, c.as_mut_ptr(), ldc, parallel) };
     // The products of bf16 values are exact in f32; what differs from f64 is the f32
     // rounding of the running sums, about 2^-24 per addition of the magnitudes.
     let tol = 2e-6 * (k.max(1) as f64).sqrt();

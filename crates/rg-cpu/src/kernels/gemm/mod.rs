@@ -7,7 +7,9 @@
 //! rhs block (`NR`-column panels). The micro-kernel computes one `MR x NR` tile of C
 //! from one lhs panel (`MR x KC`, kept in L1 while it sweeps the rhs panels) and one
 //! rhs panel (the `KC x NC` rhs block stays in L2). C tiles are overwritten in the
-//! first depth block and accumulated in later ones, so `c` needs no zeroing.
+//! first depth block and accumulated in later ones, so `c` needs no zeroing. With a
+//! bias (a linear layer's), the first depth block starts each tile from the bias row
+//! instead of zero, so the bias costs no pass over `c` of its own.
 //!
 //! Threads. With `parallel`, packing is split by panel and the tiles of each block are
 //! split into a grid of about four tasks per thread of the global rayon pool; all
@@ -202,6 +204,7 @@ impl Kernel {
 /// `c` must be valid for writes of `m` rows of `n` values `ldc` apart.
 pub(crate) unsafe fn handle_empty(
     (m, n, k): (usize, usize, usize),
+    bias: Option<&[f32]>,
     c: *mut f32,
     ldc: usize,
 ) -> bool {
@@ -213,7 +216,11 @@ pub(crate) unsafe fn handle_empty(
     }
     for i in 0..m {
         // SAFETY: row `i` of `c` is valid by the caller's contract.
-        unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), n).fill(0.0) };
+        let row = unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), n) };
+        match bias {
+            Some(bias) => row.copy_from_slice(&bias[..n]),
+            None => row.fill(0.0),
+        }
     }
     true
 }
@@ -274,24 +281,27 @@ impl Packed {
     }
 }
 
-/// `c = a * b` (see the module docs). Every element of the `m x n` result is written
-/// (zeros when `k == 0`), so `c` may start uninitialised.
+/// `c = a * b`, plus `bias` (`n` values) on every row when given (see the module
+/// docs). Every element of the `m x n` result is written (zeros, or the bias, when
+/// `k == 0`), so `c` may start uninitialised.
 ///
 /// # Safety
 /// `a` must be valid for every element of an `m x k` matrix through its strides, `b`
 /// for `k x n`, and `c` for writes of `m` rows of `n` values `ldc` apart (`ldc >= n`),
 /// not overlapping `a` or `b`, with nothing else touching `c` meanwhile.
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn gemm<E: Elem>(
     kern: Kernel,
     (m, n, k): (usize, usize, usize),
     a: Mat<E>,
     b: Mat<E>,
+    bias: Option<&[f32]>,
     c: *mut f32,
     ldc: usize,
     parallel: bool,
 ) {
     // SAFETY: forwarded from the caller.
-    if unsafe { handle_empty((m, n, k), c, ldc) } {
+    if unsafe { handle_empty((m, n, k), bias, c, ldc) } {
         return;
     }
     let (mr, nr) = (kern.mr, kern.nr);
@@ -337,7 +347,7 @@ pub unsafe fn gemm<E: Elem>(
                     mc,
                     nc,
                     ldc,
-                    acc: p0 > 0,
+                    start: Start::of_block(p0, bias, j0, nc),
                 };
                 // SAFETY: the `mc x nc` block of `c` at `(i0, j0)` is inside `c`.
                 let cblock = Out(unsafe { c.add(i0 * ldc + j0) });
@@ -461,17 +471,97 @@ unsafe fn pack_block<E: Elem>(
     }
 }
 
+/// What a block's C tiles start from before its depth range is added.
+#[derive(Clone, Copy)]
+pub(crate) enum Start<'a> {
+    /// Nothing: the first depth block overwrites C.
+    Zero,
+    /// The bias: the first depth block of a product with one; the slice holds the
+    /// block's columns.
+    Bias(&'a [f32]),
+    /// C as the earlier depth blocks left it.
+    Accumulate,
+}
+
+impl<'a> Start<'a> {
+    /// The start of the block at depth `p0` and columns `j0..j0 + nc`.
+    pub(crate) fn of_block(p0: usize, bias: Option<&'a [f32]>, j0: usize, nc: usize) -> Self {
+        match bias {
+            _ if p0 > 0 => Start::Accumulate,
+            Some(bias) => Start::Bias(&bias[j0..j0 + nc]),
+            None => Start::Zero,
+        }
+    }
+
+    /// Prepares a whole `rows x cols` tile at column `j` of the block, at `ct` with row
+    /// stride `ldc`, and says whether the kernel must accumulate into it.
+    ///
+    /// # Safety
+    /// The tile must be valid for writes.
+    pub(crate) unsafe fn prepare_tile(
+        self,
+        ct: *mut f32,
+        ldc: usize,
+        (rows, cols): (usize, usize),
+        j: usize,
+    ) -> bool {
+        match self {
+            Start::Zero => false,
+            Start::Accumulate => true,
+            Start::Bias(bias) => {
+                for r in 0..rows {
+                    // SAFETY: row `r` of the tile is valid by the caller's contract.
+                    let row = unsafe { std::slice::from_raw_parts_mut(ct.add(r * ldc), cols) };
+                    row.copy_from_slice(&bias[j..j + cols]);
+                }
+                true
+            }
+        }
+    }
+
+    /// Stores the live part of a scratch tile (`rows x nr`, row stride `nr`) into the
+    /// tile at `ct` (row stride `ldc`, `cols` live columns) at column `j` of the block.
+    ///
+    /// # Safety
+    /// The live part of the tile must be valid for writes.
+    pub(crate) unsafe fn store_partial(
+        self,
+        scratch: &[f32],
+        nr: usize,
+        ct: *mut f32,
+        ldc: usize,
+        (rows, cols): (usize, usize),
+        j: usize,
+    ) {
+        for (r, src) in scratch.chunks_exact(nr).take(rows).enumerate() {
+            // SAFETY: the live `rows x cols` part of the tile is valid by the contract.
+            let dst = unsafe { std::slice::from_raw_parts_mut(ct.add(r * ldc), cols) };
+            let src = &src[..cols];
+            match self {
+                Start::Zero => dst.copy_from_slice(src),
+                Start::Accumulate => dst.iter_mut().zip(src).for_each(|(d, s)| *d += s),
+                Start::Bias(bias) => {
+                    let bias = &bias[j..j + cols];
+                    dst.iter_mut()
+                        .zip(src.iter().zip(bias))
+                        .for_each(|(d, (s, b))| *d = s + b);
+                }
+            }
+        }
+    }
+}
+
 /// One packed `mc x nc` block of C over depth `kc`.
-struct Block {
+struct Block<'a> {
     kern: Kernel,
     kc: usize,
     mc: usize,
     nc: usize,
     ldc: usize,
-    acc: bool,
+    start: Start<'a>,
 }
 
-impl Block {
+impl Block<'_> {
     /// Runs every tile of the block, split into a grid of tasks when `parallel`. Each
     /// task owns a rectangle of tiles, so tasks write disjoint parts of `c`.
     fn compute(&self, lhs: &Lhs<'_>, bpack: &[f32], c: Out, parallel: bool) {
@@ -510,20 +600,19 @@ impl Block {
         let ct = unsafe { c.0.add(i * self.ldc + j) };
         if rows == mr && cols == nr {
             // SAFETY: full panels of `kc` depth steps; the whole tile is inside `c`.
-            unsafe { (self.kern.run)(self.kc, ap, bp.as_ptr(), ct, self.ldc, self.acc) };
+            unsafe {
+                let acc = self.start.prepare_tile(ct, self.ldc, (mr, nr), j);
+                (self.kern.run)(self.kc, ap, bp.as_ptr(), ct, self.ldc, acc)
+            };
             return;
         }
         let mut scratch = [0.0f32; MAX_TILE];
-        // SAFETY: the scratch tile is `mr x nr` with row stride `nr`.
-        unsafe { (self.kern.run)(self.kc, ap, bp.as_ptr(), scratch.as_mut_ptr(), nr, false) };
-        for (r, src) in scratch.chunks_exact(nr).take(rows).enumerate() {
-            // SAFETY: the live `rows x cols` part of the tile is inside `c`.
-            let dst = unsafe { std::slice::from_raw_parts_mut(ct.add(r * self.ldc), cols) };
-            if self.acc {
-                dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
-            } else {
-                dst.copy_from_slice(&src[..cols]);
-            }
+        // SAFETY: the scratch tile is `mr x nr` with row stride `nr`; the live
+        // `rows x cols` part of the tile is inside `c`.
+        unsafe {
+            (self.kern.run)(self.kc, ap, bp.as_ptr(), scratch.as_mut_ptr(), nr, false);
+            self.start
+                .store_partial(&scratch, nr, ct, self.ldc, (rows, cols), j);
         }
     }
 }

@@ -111,7 +111,7 @@ fn check<E: Elem>(
     let mut c = vec![f32::NAN; m * ldc];
     // SAFETY: the operands were built for exactly these dims and strides, and `c` holds
     // `m` rows of `ldc >= n` values.
-    unsafe { gemm(kern, (m, n, k), a, b, c.as_mut_ptr(), ldc, parallel) };
+    unsafe { gemm(kern, (m, n, k), a, b, None, c.as_mut_ptr(), ldc, parallel) };
     let (want, mag) = reference(
         (m, n, k),
         |i, p| ae[ao + i * ars + p * acs].to_f32() as f64,
@@ -287,7 +287,7 @@ proptest! {
         let run = |kern: Kernel| {
             let mut c = vec![f32::NAN; m * n];
             // SAFETY: the operands were built for these dims and strides; `c` is `m x n`.
-            unsafe { gemm(kern, (m, n, k), a, b, c.as_mut_ptr(), n, false) };
+            unsafe { gemm(kern, (m, n, k), a, b, None, c.as_mut_ptr(), n, false) };
             c
         };
         let (got, want) = (run(native), run(Kernel::portable()));
