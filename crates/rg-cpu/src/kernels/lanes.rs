@@ -1,13 +1,18 @@
 //! Row primitives written so the compiler vectorises them: floating-point addition is
 //! not associative, so a plain `iter().sum()` stays serial; keeping `LANES` independent
 //! partial sums lets it use full-width SIMD registers (and is more accurate, too).
+//!
+//! Every helper is `#[inline(always)]`: the kernels that call them are compiled once
+//! per x86 vector level (`multiversion!`), and only an inlined helper is compiled with
+//! the caller's level. A plain `#[inline]` `max` stayed out of line, as baseline SSE2
+//! code, and took a third of softmax's samples.
 
 use rg_core::FloatDType;
 
 const LANES: usize = 16;
 
 /// Sum of `xs`.
-#[inline]
+#[inline(always)]
 pub fn sum<T: FloatDType>(xs: &[T]) -> T {
     sum_map(xs, |x| x)
 }
@@ -98,7 +103,7 @@ pub fn map_sum<T: FloatDType>(xs: &[T], ys: &mut [T], f: impl Fn(T) -> T) -> T {
 }
 
 /// Largest element (NaN if any element is NaN); `-inf` for an empty slice.
-#[inline]
+#[inline(always)]
 pub fn max<T: FloatDType>(xs: &[T]) -> T {
     let mut acc = [T::neg_infinity(); LANES];
     let chunks = xs.chunks_exact(LANES);
