@@ -218,6 +218,11 @@ fn matmul_plain_batched_broadcast_and_transposed() {
         let k = t[1].permute(&[0, 2, 3, 1]).unwrap();
         q.matmul(&k).unwrap()
     });
+    // A linear layer's product and bias (the backend's default `matmul_bias`).
+    let bias = randn(&mut r, &[20], 1.0);
+    check("matmul_bias", gpu, &[a.clone(), w.clone(), bias], |t| {
+        t[0].matmul_bias(&t[1], &t[2]).unwrap()
+    });
     let big_a = randn(&mut r, &[256, 768], 1.0);
     let big_b = randn(&mut r, &[768, 300], 1.0);
     check("matmul 256x768x300", gpu, &[big_a, big_b], |t| {
