@@ -70,6 +70,26 @@ pub struct MatmulDims {
     pub k: usize,
 }
 
+impl MatmulDims {
+    /// `bias` (`[n]`) seen as the product's `[batch, m, n]` shape, every row the bias:
+    /// the view a backend adds to its product; an error naming the shape otherwise.
+    pub fn bias_rows(&self, device: Device, bias: &Layout) -> Result<Layout> {
+        let MatmulDims { batch, m, n, .. } = *self;
+        match bias.strides() {
+            [s] if bias.dims() == [n] => Ok(Layout::new(
+                crate::Shape::new([batch, m, n]),
+                vec![0, 0, *s],
+                bias.offset(),
+            )),
+            _ => Err(Error::backend(
+                device,
+                "matmul_bias",
+                format!("bias has shape {:?}, expected [{n}]", bias.dims()),
+            )),
+        }
+    }
+}
+
 /// Outputs of the fused layer-norm forward: `y`, and per row `mean` and `rstd`
 /// (1 / sqrt(var + eps)) kept for the backward pass.
 pub struct LayerNormOutput {
@@ -214,21 +234,9 @@ pub trait Backend: Send + Sync {
         bias: View<'_>,
         dims: MatmulDims,
     ) -> Result<BoxStorage> {
-        let MatmulDims { batch, m, n, .. } = dims;
-        let bias_stride = match bias.layout.strides() {
-            [s] if bias.dims() == [n] => *s,
-            _ => {
-                return Err(Error::backend(
-                    self.device(),
-                    "matmul_bias",
-                    format!("bias has shape {:?}, expected [{n}]", bias.dims()),
-                ))
-            }
-        };
+        let rows = dims.bias_rows(self.device(), bias.layout)?;
         let product = self.matmul(lhs, rhs, dims)?;
-        let shape = crate::Shape::new([batch, m, n]);
-        let rows = Layout::new(shape.clone(), vec![0, 0, bias_stride], bias.layout.offset());
-        let out = Layout::contiguous(shape);
+        let out = Layout::contiguous(rows.shape().clone());
         self.binary(
             BinaryOp::Add,
             View::new(&*product, &out),

@@ -197,15 +197,10 @@ impl Backend for ProfilingBackend {
         self.time(named("sum_squares"), |b| b.sum_squares(src))
     }
     fn matmul(&self, lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<BoxStorage> {
-        let label = || {
-            let MatmulDims { batch, m, n, k } = dims;
-            if batch > 1 {
-                format!("matmul {batch}x{m}x{n}x{k}")
-            } else {
-                format!("matmul {m}x{n}x{k}")
-            }
-        };
-        self.time(label, |b| b.matmul(lhs, rhs, dims))
+        self.time(
+            || product_label("matmul", dims),
+            |b| b.matmul(lhs, rhs, dims),
+        )
     }
     fn matmul_bias(
         &self,
@@ -214,14 +209,7 @@ impl Backend for ProfilingBackend {
         bias: View<'_>,
         dims: MatmulDims,
     ) -> Result<BoxStorage> {
-        let label = || {
-            let MatmulDims { batch, m, n, k } = dims;
-            if batch > 1 {
-                format!("matmul+bias {batch}x{m}x{n}x{k}")
-            } else {
-                format!("matmul+bias {m}x{n}x{k}")
-            }
-        };
+        let label = || product_label("matmul+bias", dims);
         self.time(label, |b| b.matmul_bias(lhs, rhs, bias, dims))
     }
     fn matmul_q8(&self, x: View<'_>, w: &crate::Q8Matrix) -> Result<BoxStorage> {
@@ -340,5 +328,15 @@ impl Backend for ProfilingBackend {
         self.time(named("adamw_step"), |b| {
             b.adamw_step(param, grad, m, v, params)
         })
+    }
+}
+
+/// `"{name} MxNxK"`, with the batch in front when there is more than one product.
+fn product_label(name: &str, dims: MatmulDims) -> String {
+    let MatmulDims { batch, m, n, k } = dims;
+    if batch > 1 {
+        format!("{name} {batch}x{m}x{n}x{k}")
+    } else {
+        format!("{name} {m}x{n}x{k}")
     }
 }

@@ -46,8 +46,8 @@ impl BackwardRule for MatmulBias {
 
 /// `[da, db]` for `a @ b` with output gradient `g` (see [`Matmul`]).
 fn product_grads(g: &Tensor, a: &Var, b: &Var) -> Result<Vec<Option<Tensor>>> {
+    let (at, bt) = (a.tensor(), b.tensor());
     let da = if a.requires_grad() {
-        let (at, bt) = (a.tensor(), b.tensor());
         let da = if is_transposed(at) {
             bt.matmul(&g.t()?)?.t()?
         } else {
@@ -58,7 +58,6 @@ fn product_grads(g: &Tensor, a: &Var, b: &Var) -> Result<Vec<Option<Tensor>>> {
         None
     };
     let db = if b.requires_grad() {
-        let (at, bt) = (a.tensor(), b.tensor());
         let db = if is_transposed(bt) {
             g.t()?.matmul(at)?.t()?
         } else {

@@ -61,13 +61,7 @@ pub fn matmul_bias(
     bias: View<'_>,
     dims: MatmulDims,
 ) -> Result<BoxStorage> {
-    if bias.dims() != [dims.n] {
-        return Err(Error::backend(
-            Device::Cpu,
-            "matmul_bias",
-            format!("bias has shape {:?}, expected [{}]", bias.dims(), dims.n),
-        ));
-    }
+    dims.bias_rows(Device::Cpu, bias.layout)?;
     product(lhs, rhs, Some(bias), dims)
 }
 
@@ -142,14 +136,8 @@ fn add_bias_rows(
     let Some(bias) = bias else {
         return Ok(product);
     };
-    let MatmulDims { batch, m, n, .. } = dims;
-    let shape = Shape::new([batch, m, n]);
-    let rows = Layout::new(
-        shape.clone(),
-        vec![0, 0, bias.layout.strides()[0]],
-        bias.layout.offset(),
-    );
-    let out = Layout::contiguous(shape);
+    let rows = dims.bias_rows(Device::Cpu, bias.layout)?;
+    let out = Layout::contiguous(rows.shape().clone());
     super::binary::binary(
         rg_core::ops::BinaryOp::Add,
         View::new(&*product, &out),
