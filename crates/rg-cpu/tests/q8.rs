@@ -1,6 +1,6 @@
 //! Q8_0 products against an f64 reference over the dequantized weight, on random
 //! shapes with ragged edges (outputs not a multiple of any vector width or task size):
-//! both decode kernels (int8 `vnni`, f32 `widen`), serial and parallel, and the
+//! the decode kernels (int8 `vnni` and `avx2`, f32 `widen`), serial and parallel, and the
 //! prefill path (more than 4 rows, bf16 GEMM). Each check bounds the error by what the
 //! path rounds, computed from the operands.
 
@@ -111,16 +111,19 @@ fn decode_kernels_match_the_reference_on_ragged_shapes() {
                 .zip(&mag)
                 .map(|(a, s)| a + s * 1e-5)
                 .collect();
-            let got = decode_with(Kernel::Vnni, &c.x, m, &c.w);
-            check(&got, &want, &int8_bound, &format!("vnni m={m} n={n} k={k}"));
-            // The int8 kernel does round: its error is not zero on random data.
-            if m * n * k > 10_000 {
-                let diff: f64 = got
-                    .iter()
-                    .zip(&want)
-                    .map(|(&g, &w)| (g as f64 - w).abs())
-                    .sum();
-                assert!(diff > 0.0, "vnni m={m} n={n} k={k}: suspiciously exact");
+            for kernel in [Kernel::Vnni, Kernel::Avx2] {
+                let what = format!("{} m={m} n={n} k={k}", kernel.name());
+                let got = decode_with(kernel, &c.x, m, &c.w);
+                check(&got, &want, &int8_bound, &what);
+                // The int8 kernels do round: their error is not zero on random data.
+                if m * n * k > 10_000 {
+                    let diff: f64 = got
+                        .iter()
+                        .zip(&want)
+                        .map(|(&g, &w)| (g as f64 - w).abs())
+                        .sum();
+                    assert!(diff > 0.0, "{what}: suspiciously exact");
+                }
             }
         }
     }

@@ -163,10 +163,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let o = parse(args)?;
     let root = workspace_root();
     let machine = report::machine();
-    let markers = report::Markers::for_device(
-        &o.device,
-        machine["cpu_model"].as_str().unwrap_or("unknown CPU"),
-    );
+    let markers = report::Markers::for_device(&o.device, &report::cpu_label(&machine));
     if let Some(file) = &o.section_from {
         let text =
             std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;

@@ -174,8 +174,18 @@ pub fn machine() -> Value {
             .find(|l| l.starts_with("MemTotal:"))
             .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
     });
+    let number = |name: &str| field(name).and_then(|v| v.parse::<u32>().ok());
+    let core = match (number("cpu family"), number("model")) {
+        (Some(family), Some(model)) => json!({
+            "family": family,
+            "model": model,
+            "name": core_name(field("vendor_id").as_deref(), family, model, has("avx512f")),
+        }),
+        _ => Value::Null,
+    };
     json!({
         "cpu_model": field("model name").unwrap_or_else(|| "unknown".into()),
+        "cpu_core": core,
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "avx2": has("avx2"),
         "avx512f": has("avx512f"),
@@ -184,6 +194,40 @@ pub fn machine() -> Value {
         "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_string()),
         "gpu": gpu(),
     })
+}
+
+/// The core generation behind a CPU family/model pair, for the families sessions have
+/// run on: cloud machines report one model name ("AMD EPYC") for Zen 3 and Zen 4, whose
+/// kernels (AVX2 vs AVX-512) and figures differ.
+fn core_name(vendor: Option<&str>, family: u32, model: u32, avx512f: bool) -> Option<&'static str> {
+    match (vendor?, family, model) {
+        ("AuthenticAMD", 0x17, _) => Some("Zen 2"),
+        ("AuthenticAMD", 0x19, _) if avx512f => Some("Zen 4"),
+        ("AuthenticAMD", 0x19, _) => Some("Zen 3"),
+        ("AuthenticAMD", 0x1a, _) => Some("Zen 5"),
+        ("GenuineIntel", 6, 85) => Some("Skylake/Cascade Lake"),
+        ("GenuineIntel", 6, 106) => Some("Ice Lake"),
+        ("GenuineIntel", 6, 143) => Some("Sapphire Rapids"),
+        ("GenuineIntel", 6, 207) => Some("Emerald Rapids"),
+        ("GenuineIntel", 6, 173) => Some("Granite Rapids"),
+        _ => None,
+    }
+}
+
+/// The CPU model with its core generation ("AMD EPYC (Zen 3)"), or with its family and
+/// model numbers when the generation is not known here: the key of a machine's table.
+pub fn cpu_label(m: &Value) -> String {
+    let cpu = m["cpu_model"].as_str().unwrap_or("unknown CPU");
+    let core = &m["cpu_core"];
+    match (
+        core["name"].as_str(),
+        core["family"].as_u64(),
+        core["model"].as_u64(),
+    ) {
+        (Some(name), _, _) => format!("{cpu} ({name})"),
+        (None, Some(family), Some(model)) => format!("{cpu} (family {family}, model {model})"),
+        _ => cpu.to_string(),
+    }
 }
 
 /// The first GPU as `nvidia-smi` names it (name, driver, memory), or null.
@@ -207,7 +251,7 @@ fn gpu() -> Value {
 
 /// The CPU model, and the GPU when there is one.
 pub fn machine_label(m: &Value) -> String {
-    let cpu = m["cpu_model"].as_str().unwrap_or("?");
+    let cpu = cpu_label(m);
     match m["gpu"]["name"].as_str() {
         Some(gpu) => format!("{gpu} ({cpu})"),
         None => cpu.to_string(),
@@ -428,7 +472,7 @@ pub fn section_text(s: &SectionInfo) -> String {
     out.push_str(&format!(
         "- machine: {}, {} cores, {:.0} GB RAM, Linux {}; CPU features: {} (FMA units per core are not \
          reported by the OS: the best GEMM rate below is the measured f32 ceiling)\n",
-        m["cpu_model"].as_str().unwrap_or("?"),
+        cpu_label(m),
         m["cores"],
         m["mem_total_gb"].as_f64().unwrap_or(0.0),
         m["kernel"].as_str().unwrap_or("?"),

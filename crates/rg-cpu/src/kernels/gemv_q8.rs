@@ -3,8 +3,8 @@
 //! scale per 32 values of a row. Each weight row is contiguous along the reduction
 //! axis, so every output is a dot product over one stream of memory, read in place.
 //!
-//! Two kernels, chosen once at run time (`RG_CPU_Q8=widen|vnni` forces one, for
-//! measuring the other):
+//! Three kernels, chosen once at run time (`RG_CPU_Q8=widen|avx2|vnni` forces one, for
+//! measuring the others):
 //!
 //! - `vnni` (AVX512_VNNI with AVX512VL, as llama.cpp does): the activations are
 //!   quantized per block of 32 to int8 once per call (their own scale), and each block
@@ -13,6 +13,9 @@
 //!   signed bytes, so the weight is made unsigned by flipping its top bit (w + 128)
 //!   and the sum starts from −128 · Σx of the same four lanes, computed once per call:
 //!   one `vpxord` per 64 weights, and the activations are shared by all weight rows.
+//! - `avx2` (AVX2 without AVX512_VNNI, e.g. AMD Zen 3): the same quantized
+//!   activations, one block of 32 per `vpmaddubsw` + `vpmaddwd` pair (see
+//!   [`super::gemv_q8_avx2`]).
 //! - `widen` (portable, compiled per SIMD level): each weight is widened to f32 and
 //!   multiplied by the f32 activation, exact in the activations.
 //!
@@ -34,6 +37,7 @@ const MIN_TASK_ROWS: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
     Widen,
+    Avx2,
     Vnni,
 }
 
@@ -41,22 +45,25 @@ impl Kernel {
     pub fn name(self) -> &'static str {
         match self {
             Kernel::Widen => "widen",
+            Kernel::Avx2 => "avx2",
             Kernel::Vnni => "vnni",
         }
     }
 }
 
-/// The kernel [`product`] uses: `vnni` where the CPU has it, unless `RG_CPU_Q8=widen`.
+/// The kernel [`product`] uses: `vnni` where the CPU has it, else `avx2`, else
+/// `widen`; `RG_CPU_Q8` names one of them instead (an int8 kernel the CPU lacks runs
+/// its scalar fallback).
 pub fn kernel() -> Kernel {
     use std::sync::OnceLock;
     static CHOSEN: OnceLock<Kernel> = OnceLock::new();
-    *CHOSEN.get_or_init(|| {
-        let forced_widen = std::env::var("RG_CPU_Q8").is_ok_and(|v| v == "widen");
-        if !forced_widen && super::gemv_q8_vnni::available() {
-            Kernel::Vnni
-        } else {
-            Kernel::Widen
-        }
+    *CHOSEN.get_or_init(|| match std::env::var("RG_CPU_Q8").as_deref() {
+        Ok("widen") => Kernel::Widen,
+        Ok("avx2") => Kernel::Avx2,
+        Ok("vnni") => Kernel::Vnni,
+        _ if super::gemv_q8_vnni::available() => Kernel::Vnni,
+        _ if super::gemv_q8_avx2::available() => Kernel::Avx2,
+        _ => Kernel::Widen,
     })
 }
 
@@ -68,12 +75,13 @@ pub fn product(x: &[f32], m: usize, w: &Q8Matrix) -> Vec<f32> {
 /// [`product`] with a given kernel (tests compare both against the reference).
 pub fn product_with(kernel: Kernel, x: &[f32], m: usize, w: &Q8Matrix) -> Vec<f32> {
     let (n, k) = (w.rows(), w.cols());
-    let acts = (kernel == Kernel::Vnni).then(|| QuantizedActs::new(x, m, k));
+    let acts = (kernel != Kernel::Widen).then(|| QuantizedActs::new(x, m, k));
     // Outputs transposed (`[n, m]`): a range of weight rows fills one contiguous range.
     let mut out_t = vec![0f32; n * m];
-    let run = |r0: usize, out: &mut [f32]| match &acts {
-        Some(acts) => super::gemv_q8_vnni::rows(acts, w, r0, m, out),
-        None => rows_widen(x, w, r0, m, out),
+    let run = |r0: usize, out: &mut [f32]| match (kernel, &acts) {
+        (Kernel::Vnni, Some(acts)) => super::gemv_q8_vnni::rows(acts, w, r0, m, out),
+        (Kernel::Avx2, Some(acts)) => super::gemv_q8_avx2::rows(acts, w, r0, m, out),
+        _ => rows_widen(x, w, r0, m, out),
     };
     if rayon::current_num_threads() > 1 && m * n * k >= PAR_MIN_WORK {
         let tasks = rayon::current_num_threads() * 4;
@@ -133,6 +141,39 @@ impl QuantizedActs {
                 .collect(),
             signed,
             scales,
+        }
+    }
+}
+
+/// The int8 kernels' products in scalar code, for CPUs without their instructions
+/// (and for `m` above 4): outputs of weight rows `r0..r0 + out.len() / m` into `out`
+/// (`[rows, m]`).
+pub(super) fn rows_int8_scalar(
+    acts: &QuantizedActs,
+    w: &Q8Matrix,
+    r0: usize,
+    m: usize,
+    out: &mut [f32],
+) {
+    let k = w.cols();
+    let blocks = k / Q8_BLOCK;
+    for (r_local, ys) in out.chunks_exact_mut(m).enumerate() {
+        let r = r0 + r_local;
+        let row = &w.values()[r * k..(r + 1) * k];
+        let scales = &w.scales()[r * blocks..(r + 1) * blocks];
+        for (i, y) in ys.iter_mut().enumerate() {
+            let xs = &acts.signed[i * k..(i + 1) * k];
+            *y = (0..blocks)
+                .map(|b| {
+                    let span = b * Q8_BLOCK..(b + 1) * Q8_BLOCK;
+                    let dot: i32 = row[span.clone()]
+                        .iter()
+                        .zip(&xs[span])
+                        .map(|(&a, &b)| a as i32 * b as i32)
+                        .sum();
+                    dot as f32 * scales[b].to_f32() * acts.scales[i * blocks + b]
+                })
+                .sum();
         }
     }
 }

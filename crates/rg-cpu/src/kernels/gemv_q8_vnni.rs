@@ -1,7 +1,7 @@
 //! The int8 kernel of [`super::gemv_q8`]: AVX512_VNNI's `vpdpbusd` (two 32-value
 //! blocks per instruction), chosen at run time when the CPU has it.
 
-use rg_core::{Q8Matrix, Q8_BLOCK};
+use rg_core::Q8Matrix;
 
 use super::gemv_q8::QuantizedActs;
 
@@ -42,27 +42,7 @@ pub fn rows(acts: &QuantizedActs, w: &Q8Matrix, r0: usize, m: usize, out: &mut [
             }
         }
     }
-    let k = w.cols();
-    let blocks = k / Q8_BLOCK;
-    for (r_local, ys) in out.chunks_exact_mut(m).enumerate() {
-        let r = r0 + r_local;
-        let row = &w.values()[r * k..(r + 1) * k];
-        let scales = &w.scales()[r * blocks..(r + 1) * blocks];
-        for (i, y) in ys.iter_mut().enumerate() {
-            let xs = &acts.signed[i * k..(i + 1) * k];
-            *y = (0..blocks)
-                .map(|b| {
-                    let span = b * Q8_BLOCK..(b + 1) * Q8_BLOCK;
-                    let dot: i32 = row[span.clone()]
-                        .iter()
-                        .zip(&xs[span])
-                        .map(|(&a, &b)| a as i32 * b as i32)
-                        .sum();
-                    dot as f32 * scales[b].to_f32() * acts.scales[i * blocks + b]
-                })
-                .sum();
-        }
-    }
+    super::gemv_q8::rows_int8_scalar(acts, w, r0, m, out);
 }
 
 // Compiled only where `build.rs` found Rust 1.89+ (AVX-512 intrinsics).

@@ -17,6 +17,7 @@ mod gemv_bf16;
 #[cfg(target_arch = "aarch64")]
 mod gemv_neon;
 pub mod gemv_q8;
+mod gemv_q8_avx2;
 mod gemv_q8_vnni;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod gemv_simd128;

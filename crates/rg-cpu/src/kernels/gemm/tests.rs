@@ -6,7 +6,7 @@
 use half::bf16;
 use proptest::prelude::*;
 
-use super::{gemm, Elem, Kernel, Mat, KC, MC, NC};
+use super::{gemm, nc, Elem, Kernel, Mat, KC, MC};
 
 /// A deterministic generator of values in `[-1, 1)`.
 struct Lcg(u64);
@@ -193,7 +193,7 @@ fn zero_and_unit_depth() {
 #[test]
 fn several_blocks_in_every_dimension() {
     // Past KC in depth, MC in rows and NC in columns, with ragged last blocks.
-    let dims = (MC + 70, NC + 45, KC + 100);
+    let dims = (MC + 70, nc() + 45, KC + 100);
     for kern in kernels() {
         check::<f32>(
             kern,
