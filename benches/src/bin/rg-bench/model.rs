@@ -179,6 +179,7 @@ pub fn decode_q8_0(size: &str, reps: &Reps) -> Result<Measured> {
     let mut m = decode_model(size, reps, model)?;
     m.engine = Some(match rusty_gradients::cpu::q8::kernel() {
         q8::Kernel::Vnni => "rg-q8-vnni",
+        q8::Kernel::Avx2 => "rg-q8-avx2",
         q8::Kernel::Widen => "rg-q8-widen",
     });
     Ok(m)
