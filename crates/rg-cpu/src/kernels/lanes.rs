@@ -21,7 +21,8 @@ pub fn sum<T: FloatDType>(xs: &[T]) -> T {
 #[inline(always)]
 pub fn sum_map<T: FloatDType>(xs: &[T], f: impl Fn(T) -> T) -> T {
     let mut acc = [T::zero(); LANES];
-    let (chunks, tail) = xs.as_chunks::<LANES>();
+    let chunks = xs.chunks_exact(LANES);
+    let tail = chunks.remainder();
     for c in chunks {
         for (a, &x) in acc.iter_mut().zip(c) {
             *a = *a + f(x);
