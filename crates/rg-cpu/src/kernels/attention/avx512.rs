@@ -47,9 +47,10 @@ pub unsafe fn product(
             a: ap,
             lane: a.lane,
             depth: a.depth,
-            // SAFETY: column `j0` is inside every row of `b` and `c`.
-            b: unsafe { b.data.as_ptr().add(j0) },
+            // Wrapping: with `k = 0`, `b` may be empty (and is not read).
+            b: b.data.as_ptr().wrapping_add(j0),
             ldb: b.ld,
+            // SAFETY: column `j0` is inside every row of `c`.
             c: unsafe { cp.add(j0) },
             ldc,
             last,
@@ -106,9 +107,10 @@ impl Panel {
         let mask = |v: usize| if v + 1 == NV { self.last } else { !0 };
         // SAFETY (whole body): rows `i..i + MR`, depths `0..k` and the panel's live
         // columns are inside the operands by the caller's contract; masked lanes are
-        // neither read nor written.
+        // neither read nor written. Row pointers wrap: with `k = 0` the lhs may be
+        // empty (and is not read).
         let rows: [*const f32; MR] =
-            std::array::from_fn(|r| unsafe { self.a.add((i + r.min(live - 1)) * self.lane) });
+            std::array::from_fn(|r| self.a.wrapping_add((i + r.min(live - 1)) * self.lane));
         let mut acc = [[_mm512_setzero_ps(); NV]; MR];
         let mut b = self.b;
         let mut off = 0;

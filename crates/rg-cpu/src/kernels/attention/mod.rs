@@ -3,11 +3,13 @@
 //! softmax kept online (forward) or rebuilt from the stored log-sum-exp (backward), so
 //! no `[t, s]` matrix is ever stored and every flop runs in a register-blocked kernel.
 //!
-//! Layout of the files: `forward` and `backward` hold the two passes, `tile` (and
-//! `avx512`) the tile product they are made of, `rows` the per-head views of the
-//! interleaved `[b, n, h, d]` tensors. This file checks shapes and dtypes; bf16 is
-//! computed in f32.
+//! Layout of the files: `forward` and `backward` hold the two passes, `tile` (and its
+//! x86 kernels, `avx512` and `avx2`) the tile product they are made of, `rows` the
+//! per-head views of the interleaved `[b, n, h, d]` tensors. This file checks shapes
+//! and dtypes; bf16 is computed in f32.
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
 mod avx512;
 mod backward;
@@ -28,7 +30,8 @@ const OP: &str = "attention";
 const OP_BACKWARD: &str = "attention_backward";
 
 /// Queries per block: the query axis is the vector axis of the score tiles, and 64
-/// f32 lanes are the 4 zmm vectors of the tile kernel's widest panel.
+/// f32 lanes are the 4 zmm vectors of the AVX-512 tile kernel's widest panel (four of
+/// the AVX2 kernel's 16-column panels).
 const BQ: usize = 64;
 /// Keys per block.
 const BK: usize = 64;
