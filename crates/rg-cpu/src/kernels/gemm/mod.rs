@@ -372,6 +372,27 @@ pub unsafe fn gemm<E: Elem>(
         "pair kernels take bf16 operands"
     );
     let in_place = kern.in_place_lhs && reads_in_place(&a);
+    if parallel && in_place {
+        if let Some(tasks) = column_tasks(n, nr) {
+            let out = Out(c);
+            (0..tasks).into_par_iter().for_each(|t| {
+                let cols = split(n / nr, tasks, t);
+                let (j0, j1) = (
+                    cols.start * nr,
+                    if t + 1 == tasks { n } else { cols.end * nr },
+                );
+                // SAFETY: columns `j0..j1` of `b`, `c` and the bias are inside them;
+                // tasks write disjoint columns of `c`.
+                unsafe {
+                    let b = b.columns_after(j0);
+                    let c = out.ptr().add(j0);
+                    let bias = bias.map(|bias| &bias[j0..j1]);
+                    gemm(kern, (m, j1 - j0, k), a, b, bias, c, ldc, false);
+                }
+            });
+            return;
+        }
+    }
     let kc_max = KC.min(k);
     let mc_max = m.min(MC).next_multiple_of(mr);
     let nc_step = nc();
@@ -419,6 +440,19 @@ pub unsafe fn gemm<E: Elem>(
         }
     }
     SCRATCH.set((apack, bpack));
+}
+
+/// How many column ranges a parallel product with an lhs read in place is cut into,
+/// each a whole serial GEMM on one rayon task (its own packed rhs blocks, in its own
+/// core's L2), or `None` for the block-by-block split below (too few columns: fewer
+/// than 64 per task). One fork-join per product instead of two per (depth, column)
+/// block: at 1024 on Zen 3 (2 cores) those 32 barriers held the second core to
+/// 1.5-1.8x one core's rate. Two tasks per thread so a thread that starts late (a VM's
+/// parked vCPU) leaves part of its share to the other.
+fn column_tasks(n: usize, nr: usize) -> Option<usize> {
+    let tasks = rayon::current_num_threads() * 2;
+    let tiles = n / nr;
+    (tasks > 2 && tiles >= tasks && n / tasks >= 64).then_some(tasks)
 }
 
 /// Whether the kernels read the lhs where it is instead of packing it: an f32 lhs with

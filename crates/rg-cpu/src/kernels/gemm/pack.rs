@@ -56,6 +56,18 @@ impl<E: Elem> Mat<E> {
         }
     }
 
+    /// The matrix without its first `j0` columns.
+    ///
+    /// # Safety
+    /// Column `j0` must be inside the matrix the caller described.
+    pub unsafe fn columns_after(self, j0: usize) -> Self {
+        Mat {
+            // SAFETY: forwarded from the caller.
+            ptr: unsafe { self.ptr.add(j0 * self.cs) },
+            ..self
+        }
+    }
+
     /// # Safety
     /// `(i, j)` must be inside the matrix the caller described.
     #[inline(always)]
