@@ -249,6 +249,8 @@ mod tests {
     }
 
     fn products() -> Vec<(&'static str, Product)> {
+        // Only x86 adds kernels to the list.
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut out: Vec<(&'static str, Product)> = vec![
             ("dispatched", <f32 as Tile>::product),
             ("portable", |s, a, b, c, ldc, acc| {
@@ -278,6 +280,8 @@ mod tests {
     }
 
     fn transposes() -> Vec<(&'static str, Transpose)> {
+        // Only x86 adds kernels to the list.
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut out: Vec<(&'static str, Transpose)> = vec![
             ("dispatched", <f32 as Tile>::transpose),
             ("portable", transpose_portable::<f32>),
