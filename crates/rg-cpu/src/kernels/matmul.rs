@@ -9,11 +9,10 @@
 //!   (bf16 packing, f32 accumulation, the result rounded to nearest even at the end);
 //!   on aarch64 with the BF16 extension, the packed GEMM of [`super::gemm`] with its
 //!   `bfdot` kernel (operands packed as bf16 depth pairs).
-//! - f32 on AVX-512 CPUs and on aarch64 (NEON), and bf16 on the others: the packed
-//!   GEMM of [`super::gemm`] (f32 accumulation; bf16 operands are widened while
-//!   packing). Both GEMMs thread
-//!   on the global rayon pool.
-//! - f32 elsewhere, and f64: `matrixmultiply`; with the `blas` feature, system
+//! - f32 on x86 CPUs with AVX-512 or AVX2+FMA and on aarch64 (NEON), and bf16 on the
+//!   others: the packed GEMM of [`super::gemm`] (f32 accumulation; bf16 operands are
+//!   widened while packing). Both GEMMs thread on the global rayon pool.
+//! - f32 elsewhere (x86 without AVX2+FMA), and f64: `matrixmultiply`; with the `blas` feature, system
 //!   OpenBLAS takes f32 and f64 whenever both operands have a unit stride in one axis.
 //!
 //! Threading. The packed GEMM splits a batch over the rayon pool (each product on one
