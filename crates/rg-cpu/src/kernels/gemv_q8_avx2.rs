@@ -49,7 +49,7 @@ pub fn rows(acts: &QuantizedActs, w: &Q8Matrix, r0: usize, m: usize, out: &mut [
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(super) mod x86 {
     use std::arch::x86_64::*;
 
     use rg_core::{Q8Matrix, Q8_BLOCK};
@@ -146,8 +146,9 @@ mod x86 {
         }
     }
 
+    /// The sum of the 8 lanes (also the VNNI kernel's tail).
     #[target_feature(enable = "avx2")]
-    fn sum8(v: __m256) -> f32 {
+    pub(in crate::kernels) fn sum8(v: __m256) -> f32 {
         let q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
         let d = _mm_add_ps(q, _mm_movehl_ps(q, q));
         _mm_cvtss_f32(_mm_add_ss(d, _mm_shuffle_ps::<1>(d, d)))

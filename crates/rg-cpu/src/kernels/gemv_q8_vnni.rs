@@ -54,6 +54,7 @@ mod x86 {
     use rg_core::{Q8Matrix, Q8_BLOCK};
 
     use super::QuantizedActs;
+    use crate::kernels::gemv_q8_avx2::x86::sum8;
 
     /// How far ahead of the products the weights are prefetched. The hardware
     /// prefetcher alone left one core at 8-9 GB/s of weights out of cache; 4 KiB ahead
@@ -181,12 +182,5 @@ mod x86 {
         for (i, y) in out.iter_mut().enumerate() {
             *y = _mm512_reduce_add_ps(acc[i]) + sum8(tail[i]);
         }
-    }
-
-    #[target_feature(enable = "avx2")]
-    fn sum8(v: __m256) -> f32 {
-        let q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-        let d = _mm_add_ps(q, _mm_movehl_ps(q, q));
-        _mm_cvtss_f32(_mm_add_ss(d, _mm_shuffle_ps::<1>(d, d)))
     }
 }
