@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Peer measurements for `cargo xtask bench --peers`: the benchmark matrix's workloads
 in PyTorch (and transformers' `generate`), numpy's OpenBLAS matmul, tiktoken and the
-safetensors package, timed the same way as our runner (warm-up, then repetitions until
-`min_reps` are done and `max_reps` or `budget_s` is reached).
+safetensors package, timed the same way as our runner (warm-up runs until `warmup` are done and
+`warmup_s` has passed, then repetitions until `min_reps` are done and `max_reps` or
+`budget_s` is reached).
 
     python3 scripts/bench_peers.py < rows.json        # or: bench_peers.py ROWS_JSON
     python3 scripts/bench_peers.py --serve            # one row per stdin line (xtask)
-    rows: [{"workload": "matmul", "size": "1024", "warmup": 1, "min_reps": 3,
+    rows: [{"workload": "matmul", "size": "1024", "warmup": 1, "warmup_s": 0.5, "min_reps": 3,
             "max_reps": 10, "budget_s": 2.0, "isolate": false}, ...]
 
 Prints one JSON object: {"versions": {...}, "threads": N, "results": [{"workload",
@@ -51,8 +52,10 @@ def peak_rss_bytes():
 
 def repeat_timed(row, f):
     """Per-repetition seconds, as `f` measures and returns them."""
-    for _ in range(row.get("warmup", 1)):
+    warmed, warming = 0, time.perf_counter()
+    while warmed < row.get("warmup", 1) or time.perf_counter() - warming < row.get("warmup_s", 0.0):
         f()
+        warmed += 1
     times, start = [], time.perf_counter()
     min_reps, max_reps = max(1, row.get("min_reps", 3)), row.get("max_reps", 10)
     while len(times) < min_reps or (len(times) < max_reps and time.perf_counter() - start < row.get("budget_s", 5.0)):

@@ -34,11 +34,15 @@ impl Backend {
 }
 
 /// Repetition plan, passed to both our runner and the peer script so both sides are
-/// timed alike: `warmup` untimed runs, then runs until `min_reps` are done and either
-/// `max_reps` are done or `budget_s` seconds have passed.
+/// timed alike: untimed runs until `warmup` are done and `warmup_s` seconds have passed,
+/// then runs until `min_reps` are done and either `max_reps` are done or `budget_s`
+/// seconds have passed. The warm-up time is for short rows: each of our rows starts a
+/// fresh process, and a core that was idle runs its first ~0.15 s slow (see rg-bench's
+/// `Reps`), while the peer script has been busy importing PyTorch.
 #[derive(Debug, Clone, Copy)]
 pub struct Reps {
     pub warmup: usize,
+    pub warmup_s: f64,
     pub min_reps: usize,
     pub max_reps: usize,
     pub budget_s: f64,
@@ -75,8 +79,13 @@ impl Weight {
             (Weight::GpuHeavy, false) => (1, 3, 20, 8.0),
             (Weight::GpuHeavy, true) => (1, 3, 5, 2.0),
         };
+        let warmup_s = match self {
+            Weight::Light | Weight::Medium => 0.5,
+            Weight::Heavy | Weight::Gpu | Weight::GpuHeavy => 0.0,
+        };
         Reps {
             warmup,
+            warmup_s,
             min_reps,
             max_reps,
             budget_s,
@@ -122,6 +131,7 @@ impl Row {
             "workload": self.workload,
             "size": self.size,
             "warmup": self.reps.warmup,
+            "warmup_s": self.reps.warmup_s,
             "min_reps": self.reps.min_reps,
             "max_reps": self.reps.max_reps,
             "budget_s": self.reps.budget_s,

@@ -284,6 +284,7 @@ pub fn row_json(r: &RowResult) -> Value {
         "stats": ours.stats.map(|s| s.to_json()),
         "times_s": ours.times_s,
         "warmup": row.reps.warmup,
+        "warmup_s": row.reps.warmup_s,
         "work": ours.work,
         "work_unit": ours.work_unit,
         "rate": r.rate(),

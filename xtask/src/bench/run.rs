@@ -104,6 +104,7 @@ pub fn run_row(runner: &Path, row: &Row, shared: &Path, timeout: Option<Duration
     let mut cmd = Command::new(runner);
     cmd.args([row.workload, row.size])
         .args(["--warmup", &r.warmup.to_string()])
+        .args(["--warmup-s", &r.warmup_s.to_string()])
         .args(["--min-reps", &r.min_reps.to_string()])
         .args(["--max-reps", &r.max_reps.to_string()])
         .args(["--budget-s", &r.budget_s.to_string()])

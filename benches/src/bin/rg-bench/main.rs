@@ -1,7 +1,7 @@
 //! `rg-bench`: runs one row of the benchmark matrix and prints one JSON object.
 //!
-//!     rg-bench WORKLOAD SIZE [--warmup N] [--min-reps N] [--max-reps N] [--budget-s S]
-//!              [--device cpu|cuda] [--dtype f32|tf32|bf16] [--inner N]
+//!     rg-bench WORKLOAD SIZE [--warmup N] [--warmup-s S] [--min-reps N] [--max-reps N]
+//!              [--budget-s S] [--device cpu|cuda] [--dtype f32|tf32|bf16] [--inner N]
 //!
 //! `cargo xtask bench` starts one process per row so that each row's peak resident
 //! memory (VmHWM) is its own and one row's allocations cannot slow the next. Output:
@@ -27,12 +27,20 @@ use serde_json::{json, Value};
 
 use target::Target;
 
-/// How many times to run a workload. Repetitions continue until `min_reps` are done
-/// and either `max_reps` are done or `budget_s` has passed, so slow rows stay short
-/// and fast rows get enough samples for a stable median on a noisy machine.
+/// How many times to run a workload. Untimed warm-up runs continue until `warmup` are
+/// done and `warmup_s` has passed; timed repetitions until `min_reps` are done and
+/// either `max_reps` are done or `budget_s` has passed, so slow rows stay short and
+/// fast rows get enough samples for a stable median on a noisy machine.
+///
+/// Why warm up by time: each row runs in a fresh process, and on the cloud VMs seen
+/// (AMD EPYC Zen 3) a core that was idle runs the first ~0.15 s of work at about two
+/// thirds of its later speed (`rg-bench matmul 256`, medians per 100 products, one
+/// thread: 61 60 89 89 90 ... GFLOP/s). A peer's process has been busy importing
+/// PyTorch before its first row, so a count of warm-up runs alone timed ours cold.
 #[derive(Debug, Clone, Copy)]
 pub struct Reps {
     pub warmup: usize,
+    pub warmup_s: f64,
     pub min_reps: usize,
     pub max_reps: usize,
     pub budget_s: f64,
@@ -42,8 +50,11 @@ impl Reps {
     /// Runs `f`, which returns the seconds one repetition took (measured by the
     /// caller when only part of the call counts, e.g. generation's decode phase).
     pub fn run_timed(&self, mut f: impl FnMut() -> Result<f64>) -> Result<Vec<f64>> {
-        for _ in 0..self.warmup {
+        let warming = Instant::now();
+        let mut warmed = 0;
+        while warmed < self.warmup || warming.elapsed().as_secs_f64() < self.warmup_s {
             f()?;
+            warmed += 1;
         }
         rusty_gradients::core::profile::reset();
         let start = Instant::now();
@@ -141,11 +152,12 @@ fn peak_rss_bytes() -> Option<u64> {
 fn parse_args() -> Result<(String, String, Reps, Target)> {
     let mut args = std::env::args().skip(1);
     let (Some(name), Some(size)) = (args.next(), args.next()) else {
-        bail!("usage: rg-bench WORKLOAD SIZE [--warmup N] [--min-reps N] [--max-reps N] [--budget-s S] [--device cpu|cuda] [--dtype f32|tf32|bf16] [--inner N]");
+        bail!("usage: rg-bench WORKLOAD SIZE [--warmup N] [--warmup-s S] [--min-reps N] [--max-reps N] [--budget-s S] [--device cpu|cuda] [--dtype f32|tf32|bf16] [--inner N]");
     };
     let (mut device, mut dtype, mut inner) = ("cpu".to_string(), "f32".to_string(), 1usize);
     let mut reps = Reps {
         warmup: 1,
+        warmup_s: 0.0,
         min_reps: 3,
         max_reps: 10,
         budget_s: 5.0,
@@ -157,6 +169,7 @@ fn parse_args() -> Result<(String, String, Reps, Target)> {
         let bad = || format!("{flag}: {value:?} is not a number");
         match flag.as_str() {
             "--warmup" => reps.warmup = value.parse().with_context(bad)?,
+            "--warmup-s" => reps.warmup_s = value.parse().with_context(bad)?,
             "--min-reps" => reps.min_reps = value.parse().with_context(bad)?,
             "--max-reps" => reps.max_reps = value.parse().with_context(bad)?,
             "--budget-s" => reps.budget_s = value.parse().with_context(bad)?,

@@ -97,6 +97,7 @@ mod tests {
             "1MiB",
             &Reps {
                 warmup: 0,
+                warmup_s: 0.0,
                 min_reps: 2,
                 max_reps: 2,
                 budget_s: 0.0,

@@ -111,6 +111,7 @@ mod tests {
     fn reps() -> Reps {
         Reps {
             warmup: 1,
+            warmup_s: 0.0,
             min_reps: 2,
             max_reps: 2,
             budget_s: 0.0,
