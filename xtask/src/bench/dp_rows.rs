@@ -94,7 +94,7 @@ fn model_args(row: &Row, shared: &Path) -> Result<(Vec<String>, usize, usize), S
 /// Warm-up steps and timed steps of a row.
 fn steps(row: &Row, reps: Reps) -> (usize, usize) {
     if row.workload.contains("gpt2") {
-        (1, reps.max_reps.max(2))
+        (1, reps.max_reps.max(3))
     } else {
         // Tens of milliseconds a step: enough steps to get past first-touch effects.
         (5, reps.max_reps.max(20))
@@ -211,6 +211,7 @@ fn peer(name: &str, r: &Run) -> PeerResult {
     PeerResult {
         peer: name.to_string(),
         stats: Stats::of(&r.step_s),
+        times_s: r.step_s.clone(),
         work: r.tokens_per_step,
         peak_rss_bytes: None,
         skipped: None,

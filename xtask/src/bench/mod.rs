@@ -19,6 +19,7 @@ mod mpi_rows;
 mod peers;
 pub mod report;
 mod roofline;
+mod rounds;
 mod run;
 mod stats;
 
@@ -33,7 +34,8 @@ use matrix::Backend;
 use report::RowResult;
 
 const USAGE: &str = "usage: cargo xtask bench [--quick] [--filter SUBSTR] [--device cpu|cuda] [--peers] [--python PATH] [--blas]
-                         [--runner PATH] [--out DIR] [--row-timeout S] [--deadline-s S] [--section-from FILE]
+                         [--runner PATH] [--out DIR] [--row-timeout S] [--deadline-s S] [--rounds N]
+                         [--section-from FILE]
 
   --quick           fewer repetitions and sizes (the whole run in about 3 minutes on 2 cores)
   --filter SUBSTR   only rows whose \"workload size backend dtype\" contains SUBSTR
@@ -49,6 +51,8 @@ const USAGE: &str = "usage: cargo xtask bench [--quick] [--filter SUBSTR] [--dev
                     instead of target/bench and docs/
   --row-timeout S   give up a row (ours, and each peer row) after S seconds
   --deadline-s S    skip the rows that would start more than S seconds after the start
+  --rounds N        measure each row N times, ours then its peers, alternating, and pool
+                    the repetitions (a shared machine's drift lands on both sides alike)
   --section-from F  only copy F (a bench.md from --out, e.g. a GPU machine's) between this
                     device's markers in docs/PERFORMANCE.md";
 
@@ -63,6 +67,7 @@ struct Options {
     out: Option<PathBuf>,
     row_timeout: Option<Duration>,
     deadline: Option<Duration>,
+    rounds: usize,
     section_from: Option<PathBuf>,
 }
 
@@ -88,6 +93,7 @@ fn parse(args: &[String]) -> Result<Options> {
         out: None,
         row_timeout: None,
         deadline: None,
+        rounds: 1,
         section_from: None,
     };
     let mut it = args.iter();
@@ -107,6 +113,16 @@ fn parse(args: &[String]) -> Result<Options> {
             "--out" => o.out = Some(PathBuf::from(value()?)),
             "--row-timeout" => o.row_timeout = Some(seconds(a, value()?)?),
             "--deadline-s" => o.deadline = Some(seconds(a, value()?)?),
+            "--rounds" => {
+                let v = value()?;
+                o.rounds = v
+                    .parse()
+                    .ok()
+                    .filter(|&n: &usize| n >= 1)
+                    .with_context(|| {
+                        format!("--rounds: {v:?} is not a whole number of at least 1")
+                    })?;
+            }
             "--section-from" => o.section_from = Some(PathBuf::from(value()?)),
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -243,51 +259,75 @@ pub fn run(args: &[String]) -> Result<()> {
             });
             continue;
         }
-        // The data-parallel rows measure their peer (one process) themselves.
-        let mut own_peers = Vec::new();
-        let ours = match runner {
-            Some(runner) if !runs_own_program(row) => {
-                run::run_row(runner, row, &shared, o.row_timeout)?
+        let (mut ours_rounds, mut peer_rounds) = (Vec::new(), Vec::new());
+        for round in 0..o.rounds {
+            if round > 0 {
+                eprint!("       round {}/{}: ", round + 1, o.rounds);
             }
-            _ if dp_rows::is_dp_row(row) => {
-                let (ours, peers) = dp.run_row(&root, &shared, row);
-                own_peers = peers;
-                ours
+            // The data-parallel rows measure their peer (one process) themselves.
+            let mut own_peers = Vec::new();
+            let ours = match runner {
+                Some(runner) if !runs_own_program(row) => {
+                    run::run_row(runner, row, &shared, o.row_timeout)?
+                }
+                _ if dp_rows::is_dp_row(row) => {
+                    let (ours, peers) = dp.run_row(&root, &shared, row);
+                    own_peers = peers;
+                    ours
+                }
+                _ => mpi.run_row(&root, row),
+            };
+            match (&ours.skipped, ours.stats) {
+                (Some(why), _) => eprintln!("skipped: {why}"),
+                (None, Some(s)) => eprintln!("median {}", report::fmt_time(s.median)),
+                (None, None) => eprintln!("no repetitions"),
             }
-            _ => mpi.run_row(&root, row),
-        };
-        match (&ours.skipped, ours.stats) {
-            (Some(why), _) => eprintln!("skipped: {why}"),
-            (None, Some(s)) => eprintln!("median {}", report::fmt_time(s.median)),
-            (None, None) => eprintln!("no repetitions"),
-        }
-        // Peers right after ours, so both see the same load; the same work measured
-        // already (matmul's second CPU backend) reuses the peers' figures.
-        let done = results.iter().find(|r| r.row.same_peer_work(row));
-        // A peer script stopped after a timeout is started again (twice at most), so
-        // one hanging row does not cost the peers of all the rows after it.
-        if server.as_ref().is_some_and(|s| s.is_dead()) && peer_restarts < 2 {
-            peer_restarts += 1;
-            eprintln!("bench: restarting the peer script");
-            server = Some(peers::PeerServer::start(&python, &root, &shared)?);
-        }
-        let peers = match (done, server.as_mut()) {
-            (Some(r), _) => r.peers.clone(),
-            // The peers have no MPI all-reduce or data-parallel run to compare with.
-            (None, Some(s)) if !runs_own_program(row) => s.run(row, o.row_timeout)?,
-            (None, _) => own_peers,
-        };
-        for p in &peers {
-            match (&p.skipped, p.stats) {
-                (Some(why), _) => eprintln!("       peer {}: skipped: {why}", p.peer),
-                (None, Some(s)) => eprintln!(
-                    "       peer {}: median {}",
-                    p.peer,
-                    report::fmt_time(s.median)
-                ),
-                (None, None) => {}
+            // Peers right after ours, so both see the same load; the same work measured
+            // already (matmul's second CPU backend) reuses the peers' figures.
+            let done = results.iter().find(|r| r.row.same_peer_work(row));
+            // A peer script stopped after a timeout is started again (twice at most), so
+            // one hanging row does not cost the peers of all the rows after it.
+            if server.as_ref().is_some_and(|s| s.is_dead()) && peer_restarts < 2 {
+                peer_restarts += 1;
+                eprintln!("bench: restarting the peer script");
+                server = Some(peers::PeerServer::start(&python, &root, &shared)?);
+            }
+            let peers = match (done, server.as_mut()) {
+                (Some(r), _) => r.peers.clone(),
+                // The peers have no MPI all-reduce or data-parallel run to compare with.
+                (None, Some(s)) if !runs_own_program(row) => s.run(row, o.row_timeout)?,
+                (None, _) => own_peers,
+            };
+            for p in &peers {
+                match (&p.skipped, p.stats) {
+                    (Some(why), _) => eprintln!("       peer {}: skipped: {why}", p.peer),
+                    (None, Some(s)) => eprintln!(
+                        "       peer {}: median {}",
+                        p.peer,
+                        report::fmt_time(s.median)
+                    ),
+                    (None, None) => {}
+                }
+            }
+            // Another round cannot help a row that it or a peer skipped (a timeout would
+            // only repeat), that reuses figures, or whose result is kept from its first
+            // run (the all-reduce rows). Rows without any peer ("none") go on.
+            let again = ours.skipped.is_none()
+                && peers
+                    .iter()
+                    .all(|p| p.skipped.is_none() || p.peer == "none")
+                && done.is_none()
+                && !mpi_rows::is_mpi_row(row);
+            ours_rounds.push(ours);
+            peer_rounds.push(peers);
+            if !again {
+                break;
             }
         }
+        let (ours, peers) = (
+            rounds::merge_ours(ours_rounds),
+            rounds::merge_peers(peer_rounds),
+        );
         results.push(RowResult {
             row: row.clone(),
             ours,

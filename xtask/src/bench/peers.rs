@@ -18,6 +18,8 @@ use super::stats::Stats;
 pub struct PeerResult {
     pub peer: String,
     pub stats: Option<Stats>,
+    /// The repetition times `stats` summarises (pooled over `--rounds`).
+    pub times_s: Vec<f64>,
     pub work: f64,
     pub peak_rss_bytes: Option<u64>,
     pub skipped: Option<String>,
@@ -160,6 +162,7 @@ fn skipped_result(why: String) -> PeerResult {
     PeerResult {
         peer: "torch".into(),
         stats: None,
+        times_s: Vec::new(),
         work: 0.0,
         peak_rss_bytes: None,
         skipped: Some(why),
@@ -194,6 +197,7 @@ fn parse_result(r: &Value) -> PeerResult {
     PeerResult {
         peer: r["peer"].as_str().unwrap_or("none").to_string(),
         stats: Stats::of(&times),
+        times_s: times,
         work: r["work"].as_f64().unwrap_or(0.0),
         peak_rss_bytes: r["peak_rss_bytes"].as_u64(),
         skipped: r["skipped"].as_str().map(str::to_string),

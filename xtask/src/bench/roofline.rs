@@ -177,6 +177,7 @@ mod tests {
             .map(|(name, s)| PeerResult {
                 peer: name.into(),
                 stats: Stats::of(&[s]),
+                times_s: vec![s],
                 work,
                 peak_rss_bytes: None,
                 skipped: None,
