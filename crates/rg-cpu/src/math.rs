@@ -18,8 +18,9 @@ pub trait Real: FloatDType + CpuElement {
     }
 
     // Hooks for row kernels written with a target's vector instructions (wasm32
-    // SIMD128 for f32, `kernels::rows_simd128`); the defaults decline, and the caller
-    // runs its portable loop.
+    // SIMD128 for f32, `kernels::rows_simd128`; AVX2 with FMA for f32 softmax,
+    // `kernels::rows_avx2`); the defaults decline, and the caller runs its portable
+    // loop.
 
     /// Softmax of each `cols`-long row of `x` into `y`; `false` if not done.
     #[inline(always)]
@@ -74,6 +75,11 @@ impl Real for f32 {
     fn softmax_rows_native(x: &[f32], y: &mut [f32], cols: usize) -> bool {
         crate::kernels::rows_simd128::softmax_rows(x, y, cols);
         true
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn softmax_rows_native(x: &[f32], y: &mut [f32], cols: usize) -> bool {
+        crate::kernels::rows_avx2::softmax_rows(x, y, cols)
     }
 
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
