@@ -112,31 +112,42 @@ impl Real for f32 {
     }
 }
 
+/// The constants of [`exp_f32`]'s scheme, shared with its vector copies
+/// (`kernels::rows_avx2`, `kernels::rows_simd128`).
+pub(crate) mod exp_consts {
+    /// Inputs above give infinity, below zero.
+    pub const HI: f32 = 88.376_26;
+    pub const LO: f32 = -87.336_55;
+    /// ln 2 split so that `n * LN2_HI` is exact.
+    pub const LN2_HI: f32 = 0.693_359_4;
+    pub const LN2_LO: f32 = -2.121_944_4e-4;
+    /// Adding then subtracting 1.5 * 2^23 rounds to the nearest integer.
+    pub const ROUND: f32 = 12_582_912.0;
+    /// `e^r ~ 1 + r + r^2 * p(r)`, `p`'s coefficients from the highest degree down.
+    pub const POLY: [f32; 6] = [
+        1.987_569_1e-4,
+        1.398_2e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        0.5,
+    ];
+}
+
 /// `e^x` for f32 (Cephes' `expf` scheme): `x = n ln2 + r` with `|r| <= ln2 / 2`, a
 /// degree-6 polynomial for `e^r`, and `2^n` built from its exponent bits. Branch-free:
 /// out-of-range inputs are clamped and then selected, NaN propagates.
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
-    const HI: f32 = 88.376_26;
-    const LO: f32 = -87.336_55;
+    use exp_consts::{HI, LN2_HI, LN2_LO, LO, POLY, ROUND};
     const LOG2E: f32 = std::f32::consts::LOG2_E;
-    // ln 2 split so that `n * LN2_HI` is exact.
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // Adding then subtracting 1.5 * 2^23 rounds to the nearest integer.
-    const ROUND: f32 = 12_582_912.0;
     let c = if x > HI { HI } else { x };
     let c = if c < LO { LO } else { c };
     let t = c * LOG2E + ROUND;
     let n = t - ROUND;
     let r = c - n * LN2_HI - n * LN2_LO;
     let r2 = r * r;
-    let p = 1.987_569_1e-4;
-    let p = p * r + 1.398_2e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 0.5;
+    let p = POLY[1..].iter().fold(POLY[0], |p, &k| p * r + k);
     let p = p * r2 + r + 1.0;
     // `t`'s low mantissa bits hold n (within [-126, 127] after the clamp) as an
     // integer; reading it from the bits avoids a float-to-int conversion, which has

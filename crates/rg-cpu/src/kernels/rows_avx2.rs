@@ -81,26 +81,18 @@ unsafe fn lanes(v: __m256) -> [f32; 8] {
 /// `#[target_feature]` one, which needs Rust 1.86).
 #[target_feature(enable = "avx2,fma")]
 unsafe fn exp8(x: __m256) -> __m256 {
-    const HI: f32 = 88.376_26;
-    const LO: f32 = -87.336_55;
-    const ROUND: f32 = 12_582_912.0;
+    use crate::math::exp_consts::{HI, LN2_HI, LN2_LO, LO, POLY, ROUND};
     let splat = _mm256_set1_ps;
     // `min` and `max` return their second operand for a NaN: NaN becomes HI here and
     // is put back at the end.
     let c = _mm256_max_ps(_mm256_min_ps(x, splat(HI)), splat(LO));
     let t = _mm256_fmadd_ps(c, splat(std::f32::consts::LOG2_E), splat(ROUND));
     let n = _mm256_sub_ps(t, splat(ROUND));
-    let r = _mm256_fnmadd_ps(n, splat(0.693_359_4), c);
-    let r = _mm256_fnmadd_ps(n, splat(-2.121_944_4e-4), r);
+    let r = _mm256_fnmadd_ps(n, splat(LN2_HI), c);
+    let r = _mm256_fnmadd_ps(n, splat(LN2_LO), r);
     let r2 = _mm256_mul_ps(r, r);
-    let mut p = splat(1.987_569_1e-4);
-    for k in [
-        1.398_2e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        1.666_666_5e-1,
-        0.5,
-    ] {
+    let mut p = splat(POLY[0]);
+    for &k in &POLY[1..] {
         p = _mm256_fmadd_ps(p, r, splat(k));
     }
     let p = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), splat(1.0));

@@ -33,9 +33,7 @@ fn lanes_sum(v: v128) -> f32 {
 /// [`exp_f32`] on four lanes: the same range reduction, polynomial and clamping.
 #[inline(always)]
 fn exp4(x: v128) -> v128 {
-    const HI: f32 = 88.376_26;
-    const LO: f32 = -87.336_55;
-    const ROUND: f32 = 12_582_912.0;
+    use crate::math::exp_consts::{HI, LN2_HI, LN2_LO, LO, POLY, ROUND};
     let c = f32x4_max(f32x4_min(x, f32x4_splat(HI)), f32x4_splat(LO));
     let t = f32x4_add(
         f32x4_mul(c, f32x4_splat(std::f32::consts::LOG2_E)),
@@ -43,19 +41,13 @@ fn exp4(x: v128) -> v128 {
     );
     let n = f32x4_sub(t, f32x4_splat(ROUND));
     let r = f32x4_sub(
-        f32x4_sub(c, f32x4_mul(n, f32x4_splat(0.693_359_4))),
-        f32x4_mul(n, f32x4_splat(-2.121_944_4e-4)),
+        f32x4_sub(c, f32x4_mul(n, f32x4_splat(LN2_HI))),
+        f32x4_mul(n, f32x4_splat(LN2_LO)),
     );
     let r2 = f32x4_mul(r, r);
-    let mut p = f32x4_splat(1.987_569_1e-4);
-    for k in [
-        1.398_2e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        1.666_666_5e-1,
-        0.5,
-    ] {
-        p = f32x4_add(f32x4_mul(p, r), f32x4_splat(k));
+    let mut p = f32x4_splat(POLY[0]);
+    for k in &POLY[1..] {
+        p = f32x4_add(f32x4_mul(p, r), f32x4_splat(*k));
     }
     let p = f32x4_add(f32x4_add(f32x4_mul(p, r2), r), f32x4_splat(1.0));
     let n_int = i32x4_sub(t, u32x4_splat(ROUND.to_bits()));
