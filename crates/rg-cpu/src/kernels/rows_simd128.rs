@@ -46,8 +46,8 @@ fn exp4(x: v128) -> v128 {
     );
     let r2 = f32x4_mul(r, r);
     let mut p = f32x4_splat(POLY[0]);
-    for k in &POLY[1..] {
-        p = f32x4_add(f32x4_mul(p, r), f32x4_splat(*k));
+    for &k in &POLY[1..] {
+        p = f32x4_add(f32x4_mul(p, r), f32x4_splat(k));
     }
     let p = f32x4_add(f32x4_add(f32x4_mul(p, r2), r), f32x4_splat(1.0));
     let n_int = i32x4_sub(t, u32x4_splat(ROUND.to_bits()));
