@@ -78,6 +78,8 @@ fn store(b: &CpuBackend, v: Vec<f32>) -> BoxStorage {
 }
 
 fn main() {
+    // As `rgrad` and the bench run (see `init_thread_pool`).
+    rg_cpu::init_thread_pool().unwrap();
     let b = CpuBackend::new();
     let args: Vec<usize> = std::env::args()
         .skip(1)

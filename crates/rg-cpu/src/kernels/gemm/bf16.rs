@@ -7,15 +7,16 @@
 //! blocks are `KC` deep, rounded up to whole 32-depth chunks with zeros; C tiles are
 //! overwritten in the first depth block and accumulated in later ones.
 //!
-//! Threads: as in the f32 GEMM, packing is split by panel and the tiles of a block
-//! into about four tasks per pool thread. AMX state is per thread, so each task loads
-//! the tile configuration before its first tile and releases the tiles after its last.
+//! Threads: as in the f32 GEMM, a parallel product is a grid of serial sub-products
+//! ([`super::split`]). AMX state is per thread, so each block loads the tile
+//! configuration before its first tile and releases the tiles after its last.
 
 use half::bf16;
 use rayon::prelude::*;
 
 use super::bf16_pack::{pack_lhs_panel, pack_rhs_panel, CHUNK, LANES};
-use super::{amx, dpbf16, split, Mat, Out, Start};
+use super::split::Grid;
+use super::{amx, dpbf16, Mat, Out, Start};
 #[cfg(test)]
 use crate::simd::bf16_support;
 use crate::simd::{bf16_level, Bf16Level};
@@ -186,6 +187,28 @@ pub unsafe fn gemm(
     if unsafe { super::handle_empty((m, n, k), bias, c, ldc) } {
         return;
     }
+    let tile = (kern.row_align(), kern.nr());
+    if parallel {
+        let threads = rayon::current_num_threads();
+        if let Some(grid) = Grid::choose((m, n), tile, true, threads) {
+            let out = Out(c);
+            (0..grid.tasks()).into_par_iter().for_each(|t| {
+                let (rows, cols) = grid.task(t, (m, n), tile);
+                // SAFETY: the task's rows and columns are inside `a`, `b`, `c` and the
+                // bias; tasks write disjoint rectangles of `c`.
+                unsafe {
+                    let a = a.rows_after(rows.start);
+                    let b = b.columns_after(cols.start);
+                    let c = out.ptr().add(rows.start * ldc + cols.start);
+                    let bias = bias.map(|bias| &bias[cols.clone()]);
+                    let dims = (rows.len(), cols.len(), k);
+                    gemm(kern, dims, a, b, bias, c, ldc, false);
+                }
+            });
+            crate::parallel::keep_workers_warm();
+            return;
+        }
+    }
     let kc_max = KC.min(k).next_multiple_of(CHUNK);
     let mc_max = MC.min(m).next_multiple_of(kern.row_align());
     let nc_max = NC.min(n).next_multiple_of(kern.nr());
@@ -201,28 +224,18 @@ pub unsafe fn gemm(
             let mc = MC.min(m - i0);
             let panels = mc.next_multiple_of(kern.row_align()) / LANES;
             // SAFETY: rows `i0..i0 + mc` and depths `p0..p0 + kc` are inside `a`.
-            pack(
-                &mut apack[..panels * kcp * LANES],
-                kcp,
-                parallel,
-                |dst, q| unsafe {
-                    let live = LANES.min(mc.saturating_sub(q * LANES));
-                    pack_lhs_panel(dst, a, i0 + q * LANES, live, p0, kc)
-                },
-            );
+            pack(&mut apack[..panels * kcp * LANES], kcp, |dst, q| unsafe {
+                let live = LANES.min(mc.saturating_sub(q * LANES));
+                pack_lhs_panel(dst, a, i0 + q * LANES, live, p0, kc)
+            });
             for j0 in (0..n).step_by(NC) {
                 let nc = NC.min(n - j0);
                 let panels = nc.next_multiple_of(kern.nr()) / LANES;
                 // SAFETY: columns `j0..j0 + nc` and depths `p0..p0 + kc` are inside `b`.
-                pack(
-                    &mut bpack[..panels * kcp * LANES],
-                    kcp,
-                    parallel,
-                    |dst, q| unsafe {
-                        let live = LANES.min(nc.saturating_sub(q * LANES));
-                        pack_rhs_panel(dst, b, j0 + q * LANES, live, p0, kc)
-                    },
-                );
+                pack(&mut bpack[..panels * kcp * LANES], kcp, |dst, q| unsafe {
+                    let live = LANES.min(nc.saturating_sub(q * LANES));
+                    pack_rhs_panel(dst, b, j0 + q * LANES, live, p0, kc)
+                });
                 let block = Block {
                     kern,
                     kcp,
@@ -233,7 +246,7 @@ pub unsafe fn gemm(
                 };
                 // SAFETY: the `mc x nc` block of `c` at `(i0, j0)` is inside `c`.
                 let cblock = Out(unsafe { c.add(i0 * ldc + j0) });
-                block.compute(apack, bpack, cblock, parallel);
+                block.compute(apack, bpack, cblock);
             }
         }
     }
@@ -241,15 +254,10 @@ pub unsafe fn gemm(
 }
 
 /// Fills `dst` panel by panel (`kcp * 16` values each) with `one(panel, index)`.
-fn pack(dst: &mut [u16], kcp: usize, parallel: bool, one: impl Fn(&mut [u16], usize) + Sync) {
-    let len = kcp * LANES;
-    if parallel && dst.len() > len {
-        dst.par_chunks_mut(len)
-            .enumerate()
-            .for_each(|(q, d)| one(d, q));
-    } else {
-        dst.chunks_mut(len).enumerate().for_each(|(q, d)| one(d, q));
-    }
+fn pack(dst: &mut [u16], kcp: usize, one: impl Fn(&mut [u16], usize)) {
+    dst.chunks_mut(kcp * LANES)
+        .enumerate()
+        .for_each(|(q, d)| one(d, q));
 }
 
 /// One packed `mc x nc` block of C over `kcp` depths.
@@ -263,35 +271,18 @@ struct Block<'a> {
 }
 
 impl Block<'_> {
-    /// Runs every tile of the block, split into a grid of tasks when `parallel`; each
-    /// task owns a rectangle of tiles, so tasks write disjoint parts of `c`.
-    fn compute(&self, apack: &[u16], bpack: &[u16], c: Out, parallel: bool) {
+    /// Runs every tile of the block, the rhs panels sweeping past each lhs panel.
+    fn compute(&self, apack: &[u16], bpack: &[u16], c: Out) {
         let (mr, nr) = (self.kern.mr(), self.kern.nr());
-        let (rows, cols) = (self.mc.div_ceil(mr), self.nc.div_ceil(nr));
-        let target = if parallel {
-            rayon::current_num_threads() * 4
-        } else {
-            1
-        };
-        let ta = rows.min(target);
-        let tb = cols.min(target.div_ceil(ta));
-        let task = |t: usize| {
-            let (ia, ib) = (split(rows, ta, t / tb), split(cols, tb, t % tb));
-            // SAFETY: the kernel is available (the GEMM's contract); begin/end pair up
-            // on this thread around its tiles.
-            unsafe { self.kern.begin() };
-            for ti in ia {
-                for tj in ib.clone() {
-                    self.tile(apack, bpack, c, ti * mr, tj * nr);
-                }
+        // SAFETY: the kernel is available (the GEMM's contract); begin/end pair up on
+        // this thread around the block's tiles.
+        unsafe { self.kern.begin() };
+        for ti in 0..self.mc.div_ceil(mr) {
+            for tj in 0..self.nc.div_ceil(nr) {
+                self.tile(apack, bpack, c, ti * mr, tj * nr);
             }
-            unsafe { self.kern.end() };
-        };
-        if ta * tb > 1 {
-            (0..ta * tb).into_par_iter().for_each(task);
-        } else {
-            task(0);
         }
+        unsafe { self.kern.end() };
     }
 
     /// The tile at `(i, j)` of the block: straight into `c` when whole, through a

@@ -11,9 +11,8 @@
 //! bias (a linear layer's), the first depth block starts each tile from the bias row
 //! instead of zero, so the bias costs no pass over `c` of its own.
 //!
-//! Threads. With `parallel`, packing is split by panel and the tiles of each block are
-//! split into a grid of about four tasks per thread of the global rayon pool; all
-//! tasks share the packed blocks. Without it everything runs on the calling thread
+//! Threads. With `parallel`, the product is cut into a grid of serial sub-products,
+//! one rayon task each ([`split`]). Without it everything runs on the calling thread
 //! (small products, or one product of a batch that is itself spread over the pool).
 //!
 //! Kernels: the AVX-512 one where the CPU has it, else the AVX2 (+FMA) one (in both
@@ -46,10 +45,13 @@ mod pack;
 mod portable;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128;
+mod split;
 #[cfg(test)]
 mod tests;
 
 use rayon::prelude::*;
+
+use split::Grid;
 
 pub use pack::{Elem, Mat};
 
@@ -372,24 +374,25 @@ pub unsafe fn gemm<E: Elem>(
         "pair kernels take bf16 operands"
     );
     let in_place = kern.in_place_lhs && reads_in_place(&a);
-    if parallel && in_place {
-        if let Some(tasks) = column_tasks(n, nr) {
+    if parallel {
+        let threads = rayon::current_num_threads();
+        if let Some(grid) = Grid::choose((m, n), (mr, nr), !in_place, threads) {
             let out = Out(c);
-            (0..tasks).into_par_iter().for_each(|t| {
-                let cols = split(n / nr, tasks, t);
-                let (j0, j1) = (
-                    cols.start * nr,
-                    if t + 1 == tasks { n } else { cols.end * nr },
-                );
-                // SAFETY: columns `j0..j1` of `b`, `c` and the bias are inside them;
-                // tasks write disjoint columns of `c`.
+            (0..grid.tasks()).into_par_iter().for_each(|t| {
+                let (rows, cols) = grid.task(t, (m, n), (mr, nr));
+                // SAFETY: the task's rows and columns are inside `a`, `b`, `c` and the
+                // bias; tasks write disjoint rectangles of `c`.
                 unsafe {
-                    let b = b.columns_after(j0);
-                    let c = out.ptr().add(j0);
-                    let bias = bias.map(|bias| &bias[j0..j1]);
-                    gemm(kern, (m, j1 - j0, k), a, b, bias, c, ldc, false);
+                    let a = a.rows_after(rows.start);
+                    let b = b.columns_after(cols.start);
+                    let c = out.ptr().add(rows.start * ldc + cols.start);
+                    let bias = bias.map(|bias| &bias[cols.clone()]);
+                    let dims = (rows.len(), cols.len(), k);
+                    gemm(kern, dims, a, b, bias, c, ldc, false);
                 }
             });
+            // The next product of a chain (a training step's) then finds them awake.
+            crate::parallel::keep_workers_warm();
             return;
         }
     }
@@ -409,7 +412,6 @@ pub unsafe fn gemm<E: Elem>(
             p0,
             kc,
             pairs: kern.depth_pairs,
-            parallel,
         };
         for i0 in (0..m).step_by(MC) {
             let mc = MC.min(m - i0);
@@ -435,34 +437,24 @@ pub unsafe fn gemm<E: Elem>(
                 };
                 // SAFETY: the `mc x nc` block of `c` at `(i0, j0)` is inside `c`.
                 let cblock = Out(unsafe { c.add(i0 * ldc + j0) });
-                block.compute(&lhs, bpack.as_mut(), cblock, parallel);
+                block.compute(&lhs, bpack.as_mut(), cblock);
             }
         }
     }
     SCRATCH.set((apack, bpack));
 }
 
-/// How many column ranges a parallel product with an lhs read in place is cut into,
-/// each a whole serial GEMM on one rayon task (its own packed rhs blocks, in its own
-/// core's L2), or `None` for the block-by-block split below (too few columns: fewer
-/// than 64 per task). One fork-join per product instead of two per (depth, column)
-/// block: at 1024 on Zen 3 (2 cores) those 32 barriers held the second core to
-/// 1.5-1.8x one core's rate. Two tasks per thread so a thread that starts late (a VM's
-/// parked vCPU) leaves part of its share to the other.
-fn column_tasks(n: usize, nr: usize) -> Option<usize> {
-    let tasks = rayon::current_num_threads() * 2;
-    let tiles = n / nr;
-    (tasks > 2 && tiles >= tasks && n / tasks >= 64).then_some(tasks)
-}
-
 /// Whether the kernels read the lhs where it is instead of packing it: an f32 lhs with
-/// unit column stride, with a row pitch that is not a multiple of 4 KiB (rows that far
-/// apart share L1 sets and would evict one another). An `MR`-row panel read in place
-/// stays in L1 while the rhs panels stream past it, as a packed one does, so packing
-/// it would only add a copy: at the depths of small models' training (128-512) that
-/// copy cost a quarter of the products' time.
+/// unit column stride. An `MR`-row panel read in place stays in L1 while the rhs panels
+/// stream past it, as a packed one does, so packing it would only add a copy: at the
+/// depths of small models' training (128-512) that copy cost a quarter of the
+/// products' time. Rows a multiple of 4 KiB apart share L1 sets, but `MR` rows of one
+/// panel fit in the sets' ways: at 2048 x 2048 (8 KiB rows), 2 threads, reading in
+/// place ran at 292 GFLOP/s against 262 packed (Intel Xeon Emerald Rapids, median of
+/// 5 alternating runs), and at the 256-row, 3072-deep input gradients of GPT-2's MLP
+/// at 77-99 against 78-87 (AMD EPYC Zen 3).
 fn reads_in_place<E: Elem>(a: &Mat<E>) -> bool {
-    E::IS_F32 && a.cs == 1 && (a.rs * 4) % 4096 != 0
+    E::IS_F32 && a.cs == 1
 }
 
 /// The lhs of one block: packed panels, or a row-major f32 matrix read in place
@@ -503,7 +495,6 @@ struct Packing {
     kc: usize,
     /// bf16 depth pairs per slot (see `Kernel::depth_pairs`).
     pairs: bool,
-    parallel: bool,
 }
 
 /// Packs lanes `l0..l0 + len` of `src` (depths `p0..p0 + kc`) into `w`-wide panels.
@@ -515,12 +506,7 @@ unsafe fn pack_block<E: Elem>(
     src: Mat<E>,
     (l0, len): (usize, usize),
     w: usize,
-    Packing {
-        p0,
-        kc,
-        pairs,
-        parallel,
-    }: Packing,
+    Packing { p0, kc, pairs }: Packing,
 ) {
     if pairs {
         let steps = kc.div_ceil(2);
@@ -530,30 +516,15 @@ unsafe fn pack_block<E: Elem>(
             // SAFETY: panel `q`'s live lanes are inside the range the caller vouched for.
             unsafe { pack::pack_pair_panel(panel, src, l0 + q * w, live, p0, kc, w) }
         };
-        if parallel && len > w {
-            dst.par_chunks_mut(steps * w).enumerate().for_each(one);
-        } else {
-            dst.chunks_mut(steps * w).enumerate().for_each(one);
-        }
+        dst.chunks_mut(steps * w).enumerate().for_each(one);
         return;
     }
     let panels = len.div_ceil(w);
     let dst = &mut dst[..panels * kc * w];
     if src.rs == 1 && src.cs != 1 {
         // Lanes contiguous: depth rows in order (see `pack::pack_rows`).
-        let out = Out(dst.as_mut_ptr());
-        // SAFETY: `dst` holds every panel; each task writes its own depth rows.
-        let rows = |r: std::ops::Range<usize>| unsafe {
-            pack::pack_rows(out.ptr(), src, (l0, len), (p0, kc), w, r)
-        };
-        const ROWS_PER_TASK: usize = 16;
-        if parallel && kc > ROWS_PER_TASK {
-            (0..kc.div_ceil(ROWS_PER_TASK))
-                .into_par_iter()
-                .for_each(|t| rows(t * ROWS_PER_TASK..kc.min((t + 1) * ROWS_PER_TASK)));
-        } else {
-            rows(0..kc);
-        }
+        // SAFETY: `dst` holds every panel.
+        unsafe { pack::pack_rows(dst, src, (l0, len), (p0, kc), w) };
         return;
     }
     let one = |(q, panel): (usize, &mut [f32])| {
@@ -561,11 +532,7 @@ unsafe fn pack_block<E: Elem>(
         // SAFETY: panel `q`'s live lanes are inside the range the caller vouched for.
         unsafe { pack::pack_panel(panel, src, l0 + q * w, live, p0, kc, w) }
     };
-    if parallel && panels > 1 {
-        dst.par_chunks_mut(kc * w).enumerate().for_each(one);
-    } else {
-        dst.chunks_mut(kc * w).enumerate().for_each(one);
-    }
+    dst.chunks_mut(kc * w).enumerate().for_each(one);
 }
 
 /// What a block's C tiles start from before its depth range is added.
@@ -659,32 +626,18 @@ struct Block<'a> {
 }
 
 impl Block<'_> {
-    /// Runs every tile of the block, split into a grid of tasks when `parallel`. Each
-    /// task owns a rectangle of tiles, so tasks write disjoint parts of `c`.
-    fn compute(&self, lhs: &Lhs<'_>, bpack: &[f32], c: Out, parallel: bool) {
+    /// Runs every tile of the block, sweeping the rhs panels past each lhs panel.
+    fn compute(&self, lhs: &Lhs<'_>, bpack: &[f32], c: Out) {
         let (mr, nr, kc) = (self.kern.mr, self.kern.nr, self.kc);
-        let (a_panels, b_panels) = (self.mc.div_ceil(mr), self.nc.div_ceil(nr));
-        let target = if parallel {
-            rayon::current_num_threads() * 4
-        } else {
-            1
-        };
-        let ta = a_panels.min(target);
-        let tb = b_panels.min(target.div_ceil(ta));
-        let task = |t: usize| {
-            let (ia, ib) = (split(a_panels, ta, t / tb), split(b_panels, tb, t % tb));
-            for pa in ia {
-                let ap = lhs.panel(pa, mr, self.mc, kc);
-                for pb in ib.clone() {
-                    let bp = &bpack[pb * nr * kc..(pb + 1) * nr * kc];
-                    self.tile(ap, bp, c, pa * mr, pb * nr);
-                }
+        for pa in 0..self.mc.div_ceil(mr) {
+            let ap = lhs.panel(pa, mr, self.mc, kc);
+            for (pb, bp) in bpack
+                .chunks_exact(nr * kc)
+                .take(self.nc.div_ceil(nr))
+                .enumerate()
+            {
+                self.tile(ap, bp, c, pa * mr, pb * nr);
             }
-        };
-        if ta * tb > 1 {
-            (0..ta * tb).into_par_iter().for_each(task);
-        } else {
-            task(0);
         }
     }
 
@@ -712,9 +665,4 @@ impl Block<'_> {
                 .store_partial(&scratch, nr, ct, self.ldc, (rows, cols), j);
         }
     }
-}
-
-/// Part `i` of `0..len` cut into `parts` near-equal ranges.
-fn split(len: usize, parts: usize, i: usize) -> std::ops::Range<usize> {
-    (len * i / parts)..(len * (i + 1) / parts)
 }
