@@ -20,11 +20,13 @@
 //! i64 serve as indices, comparison results and `argmax` output.
 //!
 //! Threads: kernels use rayon's global pool (`RAYON_NUM_THREADS` sizes it) and stay
-//! single-threaded below about 32K elements. Matrix products use the crate's packed
-//! GEMM (`kernels::gemm`: an AVX-512 micro-kernel, threads on the rayon pool) for f32
-//! on AVX-512 CPUs and for bf16, and otherwise `matrixmultiply` (or OpenBLAS with the
-//! `blas` feature), whose own threads only run while the rayon pool is idle; see
-//! `kernels::matmul`. `RG_CPU_SIMD=base|avx2|avx512` caps the vector level.
+//! single-threaded below about 32K elements. Matrix products of f32 and bf16 use the
+//! crate's packed GEMM (`kernels::gemm`: AVX-512, AVX2+FMA, NEON or SIMD128 micro-
+//! kernels, AMX or AVX512_BF16 for bf16 where they win, a parallel product cut into
+//! serial sub-products on the rayon pool); f64, and f32 on x86 without AVX2+FMA, use
+//! `matrixmultiply` (or OpenBLAS with the `blas` feature), whose own threads only run
+//! while the rayon pool is idle; see `kernels::matmul`. `RG_CPU_SIMD=base|avx2|avx512`
+//! caps the vector level.
 
 mod backend;
 mod kernels;
