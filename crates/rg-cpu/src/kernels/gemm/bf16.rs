@@ -12,7 +12,6 @@
 //! configuration before its first tile and releases the tiles after its last.
 
 use half::bf16;
-use rayon::prelude::*;
 
 use super::bf16_pack::{pack_lhs_panel, pack_rhs_panel, CHUNK, LANES};
 use super::split::Grid;
@@ -187,25 +186,15 @@ pub unsafe fn gemm(
     if unsafe { super::handle_empty((m, n, k), bias, c, ldc) } {
         return;
     }
-    let tile = (kern.row_align(), kern.nr());
     if parallel {
-        let threads = rayon::current_num_threads();
+        let (tile, threads) = ((kern.row_align(), kern.nr()), rayon::current_num_threads());
         if let Some(grid) = Grid::choose((m, n), tile, true, threads) {
-            let out = Out(c);
-            (0..grid.tasks()).into_par_iter().for_each(|t| {
-                let (rows, cols) = grid.task(t, (m, n), tile);
-                // SAFETY: the task's rows and columns are inside `a`, `b`, `c` and the
-                // bias; tasks write disjoint rectangles of `c`.
-                unsafe {
-                    let a = a.rows_after(rows.start);
-                    let b = b.columns_after(cols.start);
-                    let c = out.ptr().add(rows.start * ldc + cols.start);
-                    let bias = bias.map(|bias| &bias[cols.clone()]);
-                    let dims = (rows.len(), cols.len(), k);
-                    gemm(kern, dims, a, b, bias, c, ldc, false);
-                }
-            });
-            crate::parallel::keep_workers_warm();
+            // SAFETY: forwarded from the caller.
+            unsafe {
+                grid.run(k, (a, b), bias, (c, ldc), |dims, a, b, bias, c| {
+                    gemm(kern, dims, a, b, bias, c, ldc, false)
+                })
+            };
             return;
         }
     }

@@ -49,8 +49,6 @@ mod split;
 #[cfg(test)]
 mod tests;
 
-use rayon::prelude::*;
-
 use split::Grid;
 
 pub use pack::{Elem, Mat};
@@ -377,22 +375,12 @@ pub unsafe fn gemm<E: Elem>(
     if parallel {
         let threads = rayon::current_num_threads();
         if let Some(grid) = Grid::choose((m, n), (mr, nr), !in_place, threads) {
-            let out = Out(c);
-            (0..grid.tasks()).into_par_iter().for_each(|t| {
-                let (rows, cols) = grid.task(t, (m, n), (mr, nr));
-                // SAFETY: the task's rows and columns are inside `a`, `b`, `c` and the
-                // bias; tasks write disjoint rectangles of `c`.
-                unsafe {
-                    let a = a.rows_after(rows.start);
-                    let b = b.columns_after(cols.start);
-                    let c = out.ptr().add(rows.start * ldc + cols.start);
-                    let bias = bias.map(|bias| &bias[cols.clone()]);
-                    let dims = (rows.len(), cols.len(), k);
-                    gemm(kern, dims, a, b, bias, c, ldc, false);
-                }
-            });
-            // The next product of a chain (a training step's) then finds them awake.
-            crate::parallel::keep_workers_warm();
+            // SAFETY: forwarded from the caller.
+            unsafe {
+                grid.run(k, (a, b), bias, (c, ldc), |dims, a, b, bias, c| {
+                    gemm(kern, dims, a, b, bias, c, ldc, false)
+                })
+            };
             return;
         }
     }

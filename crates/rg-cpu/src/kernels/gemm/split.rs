@@ -15,13 +15,19 @@
 
 use std::ops::Range;
 
-/// `rows x cols` tasks over `panels_m` lhs panels and `panels_n` rhs panels.
+use rayon::prelude::*;
+
+use super::{Elem, Mat, Out};
+
+/// `rows x cols` tasks over an `m x n` product of `mr x nr` tiles.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) struct Grid {
     rows: usize,
     cols: usize,
-    panels_m: usize,
-    panels_n: usize,
+    m: usize,
+    n: usize,
+    mr: usize,
+    nr: usize,
 }
 
 impl Grid {
@@ -54,8 +60,10 @@ impl Grid {
                 .map(|rows| Grid {
                     rows,
                     cols: tasks / rows,
-                    panels_m,
-                    panels_n,
+                    m,
+                    n,
+                    mr,
+                    nr,
                 })
                 .filter(|g| g.rows <= panels_m && g.cols <= panels_n)
                 .min_by_key(cost)
@@ -68,19 +76,46 @@ impl Grid {
 
     /// The rows and columns of C that task `t` computes: whole tiles, except that the
     /// last row and column of tasks take the ragged edges up to `m` and `n`.
-    pub(super) fn task(
-        &self,
-        t: usize,
-        (m, n): (usize, usize),
-        (mr, nr): (usize, usize),
-    ) -> (Range<usize>, Range<usize>) {
-        let (r, c) = (t / self.cols, t % self.cols);
-        let rows = split(self.panels_m, self.rows, r);
-        let cols = split(self.panels_n, self.cols, c);
+    pub(super) fn task(&self, t: usize) -> (Range<usize>, Range<usize>) {
+        let rows = split(self.m.div_ceil(self.mr), self.rows, t / self.cols);
+        let cols = split(self.n.div_ceil(self.nr), self.cols, t % self.cols);
         (
-            rows.start * mr..(rows.end * mr).min(m),
-            cols.start * nr..(cols.end * nr).min(n),
+            rows.start * self.mr..(rows.end * self.mr).min(self.m),
+            cols.start * self.nr..(cols.end * self.nr).min(self.n),
         )
+    }
+
+    /// Runs every task's sub-product on the rayon pool: `serial(dims, a, b, bias, c)`
+    /// with the task's rows of `a`, columns of `b` and the bias, and its corner of `c`
+    /// (row stride unchanged) — the GEMM itself with `parallel` off. Then keeps the
+    /// pool's threads polling, so the next product of a chain (a training step's)
+    /// finds them awake.
+    ///
+    /// # Safety
+    /// `a`, `b`, `bias` and `c` (row stride `ldc`) as the GEMM's contract for the whole
+    /// `m x n x k` product this grid was chosen for.
+    pub(super) unsafe fn run<E: Elem>(
+        &self,
+        k: usize,
+        (a, b): (Mat<E>, Mat<E>),
+        bias: Option<&[f32]>,
+        (c, ldc): (*mut f32, usize),
+        serial: impl Fn((usize, usize, usize), Mat<E>, Mat<E>, Option<&[f32]>, *mut f32) + Sync,
+    ) {
+        let out = Out(c);
+        (0..self.tasks()).into_par_iter().for_each(|t| {
+            let (rows, cols) = self.task(t);
+            // SAFETY: the task's rows and columns are inside `a`, `b`, `c` and the
+            // bias; tasks write disjoint rectangles of `c`.
+            unsafe {
+                let a = a.rows_after(rows.start);
+                let b = b.columns_after(cols.start);
+                let c = out.ptr().add(rows.start * ldc + cols.start);
+                let bias = bias.map(|bias| &bias[cols.clone()]);
+                serial((rows.len(), cols.len(), k), a, b, bias, c);
+            }
+        });
+        crate::parallel::keep_workers_warm();
     }
 }
 
@@ -94,10 +129,10 @@ mod tests {
     use super::*;
 
     /// Every element of C belongs to exactly one task.
-    fn assert_covers(g: &Grid, (m, n): (usize, usize), tile: (usize, usize)) {
+    fn assert_covers(g: &Grid, (m, n): (usize, usize)) {
         let mut seen = vec![0u8; m * n];
         for t in 0..g.tasks() {
-            let (rows, cols) = g.task(t, (m, n), tile);
+            let (rows, cols) = g.task(t);
             assert!(
                 !rows.is_empty() && !cols.is_empty(),
                 "task {t} of {g:?} is empty"
@@ -115,7 +150,7 @@ mod tests {
     fn a_square_with_a_packed_lhs_is_cut_both_ways() {
         let g = Grid::choose((2048, 2048), (6, 64), true, 2).unwrap();
         assert_eq!((g.rows, g.cols), (2, 2));
-        assert_covers(&g, (2048, 2048), (6, 64));
+        assert_covers(&g, (2048, 2048));
     }
 
     #[test]
@@ -132,7 +167,7 @@ mod tests {
         // The tied LM head's weight gradient: 50257 rows, 768 columns.
         let g = Grid::choose((50257, 768), (6, 64), true, 2).unwrap();
         assert_eq!((g.rows, g.cols), (4, 1));
-        assert_covers(&g, (50257, 768), (6, 64));
+        assert_covers(&g, (50257, 768));
     }
 
     #[test]
@@ -140,7 +175,7 @@ mod tests {
         // One rhs panel and three lhs panels: not four tasks, but two.
         let g = Grid::choose((18, 64), (6, 64), true, 2).unwrap();
         assert_eq!(g.tasks(), 2);
-        assert_covers(&g, (18, 64), (6, 64));
+        assert_covers(&g, (18, 64));
         assert_eq!(Grid::choose((6, 64), (6, 64), true, 2), None);
         assert_eq!(Grid::choose((600, 600), (6, 64), true, 1), None);
     }
@@ -150,7 +185,7 @@ mod tests {
         for (m, n) in [(7, 65), (97, 200), (1000, 129), (13, 1000)] {
             for threads in [2, 3, 8] {
                 if let Some(g) = Grid::choose((m, n), (6, 64), true, threads) {
-                    assert_covers(&g, (m, n), (6, 64));
+                    assert_covers(&g, (m, n));
                 }
             }
         }
