@@ -18,8 +18,8 @@ pub trait Real: FloatDType + CpuElement {
     }
 
     // Hooks for row kernels written with a target's vector instructions (wasm32
-    // SIMD128 for f32, `kernels::rows_simd128`; AVX2 with FMA for f32 softmax,
-    // `kernels::rows_avx2`); the defaults decline, and the caller runs its portable
+    // SIMD128 for f32, `kernels::rows_simd128`; AVX2 with FMA and AVX-512 for f32
+    // softmax and layer norm, `kernels::rows_x86`); the defaults decline, and the caller runs its portable
     // loop.
 
     /// Softmax of each `cols`-long row of `x` into `y`; `false` if not done.
@@ -79,7 +79,29 @@ impl Real for f32 {
 
     #[cfg(target_arch = "x86_64")]
     fn softmax_rows_native(x: &[f32], y: &mut [f32], cols: usize) -> bool {
-        crate::kernels::rows_avx2::softmax_rows(x, y, cols)
+        crate::kernels::rows_x86::softmax_rows(x, y, cols)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn layer_norm_rows_native(
+        x: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        y: &mut [f32],
+        mean: &mut [f32],
+        rstd: &mut [f32],
+        eps: f64,
+    ) -> bool {
+        use crate::kernels::rows_x86::{layer_norm_rows, LayerNormRows};
+        layer_norm_rows(LayerNormRows {
+            x,
+            gamma,
+            beta,
+            y,
+            mean,
+            rstd,
+            eps: eps as f32,
+        })
     }
 
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -113,7 +135,7 @@ impl Real for f32 {
 }
 
 /// The constants of [`exp_f32`]'s scheme, shared with its vector copies
-/// (`kernels::rows_avx2`, `kernels::rows_simd128`).
+/// (`kernels::rows_x86`, `kernels::rows_simd128`).
 pub(crate) mod exp_consts {
     /// Inputs above give infinity, below zero.
     pub const HI: f32 = 88.376_26;

@@ -32,10 +32,10 @@ pub mod matmul_blas;
 pub mod matmul_q8;
 pub mod norm;
 pub mod reduce;
-#[cfg(target_arch = "x86_64")]
-pub(crate) mod rows_avx2;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub(crate) mod rows_simd128;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod rows_x86;
 pub mod softmax;
 pub mod unary;
 pub mod where_cond;
