@@ -19,12 +19,24 @@ pub trait Real: FloatDType + CpuElement {
 
     // Hooks for row kernels written with a target's vector instructions (wasm32
     // SIMD128 for f32, `kernels::rows_simd128`; AVX2 with FMA and AVX-512 for f32
-    // softmax and layer norm, `kernels::rows_x86`); the defaults decline, and the caller runs its portable
+    // softmax, layer norm and GELU, `kernels::rows_x86`); the defaults decline, and the caller runs its portable
     // loop.
 
     /// Softmax of each `cols`-long row of `x` into `y`; `false` if not done.
     #[inline(always)]
     fn softmax_rows_native(_x: &[Self], _y: &mut [Self], _cols: usize) -> bool {
+        false
+    }
+
+    /// GELU of each element of `x` into `y` (see `kernels::gelu`); `false` if not done.
+    #[inline(always)]
+    fn gelu_native(_x: &[Self], _y: &mut [Self]) -> bool {
+        false
+    }
+
+    /// `dx = dy * gelu'(x)` elementwise (see `kernels::gelu`); `false` if not done.
+    #[inline(always)]
+    fn gelu_backward_native(_x: &[Self], _dy: &[Self], _dx: &mut [Self]) -> bool {
         false
     }
 
@@ -80,6 +92,16 @@ impl Real for f32 {
     #[cfg(target_arch = "x86_64")]
     fn softmax_rows_native(x: &[f32], y: &mut [f32], cols: usize) -> bool {
         crate::kernels::rows_x86::softmax_rows(x, y, cols)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn gelu_native(x: &[f32], y: &mut [f32]) -> bool {
+        crate::kernels::rows_x86::gelu(x, y)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn gelu_backward_native(x: &[f32], dy: &[f32], dx: &mut [f32]) -> bool {
+        crate::kernels::rows_x86::gelu_backward(x, dy, dx)
     }
 
     #[cfg(target_arch = "x86_64")]

@@ -7,12 +7,12 @@
 use rg_core::backend::{BoxStorage, View};
 use rg_core::{DType, Result};
 
-use super::map::map2;
+use super::map::map2_runs;
 use crate::math::Real;
 use crate::view::{boxed, check_dims, common_dtype, typed, unsupported};
 
-const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
-const COEFF: f64 = 0.044715;
+pub(crate) const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+pub(crate) const COEFF: f64 = 0.044715;
 
 /// `0.5 x (1 + tanh(z))` with `z = sqrt(2/pi) (x + 0.044715 x^3)`, as `x sigmoid(2z)`.
 #[inline(always)]
@@ -38,10 +38,11 @@ pub fn gelu_backward(x: View<'_>, dy: View<'_>) -> Result<BoxStorage> {
     const OP: &str = "gelu_backward";
     check_dims(OP, "dy", dy.dims(), x.dims())?;
     fn run<T: Real>(x: View<'_>, dy: View<'_>) -> Result<BoxStorage> {
-        Ok(boxed(map2(
+        Ok(boxed(map2_runs(
             typed::<T>(x, OP)?,
             typed::<T>(dy, OP)?,
             gelu_grad::<T>,
+            |dx, x, dy| T::gelu_backward_native(x, dy, dx),
         )))
     }
     match common_dtype(OP, &[x, dy])? {

@@ -93,6 +93,19 @@ where
     U: CpuElement,
     F: Fn(T) -> U + Sync,
 {
+    map1_runs(src, f, |_: &mut [U], _: &[T]| false)
+}
+
+/// [`map1`] that tries `run(out, a)` first on each unit-stride run: a kernel written with
+/// a target's vector instructions, which returns `false` (nothing written) where it
+/// does not apply, and then `f`'s loop runs.
+pub fn map1_runs<T, U, F, R>(src: Typed<'_, T>, f: F, run: R) -> Vec<U>
+where
+    T: CpuElement,
+    U: CpuElement,
+    F: Fn(T) -> U + Sync,
+    R: Fn(&mut [U], &[T]) -> bool + Sync,
+{
     if column_major_2d(src.layout) {
         let (data, [s0, s1], base) = (src.data, strides2(src.layout), src.layout.offset());
         let cols = src.layout.dims()[1];
@@ -106,8 +119,10 @@ where
     let mut out = crate::pool::for_overwrite(walk.len());
     drive(&walk, &mut out, |o, [b]| match s {
         1 => {
-            let n = o.len();
-            unit1(o, &data[b..b + n], &f);
+            let a = &data[b..b + o.len()];
+            if !run(o, a) {
+                unit1(o, a, &f);
+            }
         }
         0 => o.fill(f(data[b])),
         s => {
@@ -127,6 +142,19 @@ where
     U: CpuElement,
     F: Fn(A, B) -> U + Sync,
 {
+    map2_runs(a, b, f, |_: &mut [U], _: &[A], _: &[B]| false)
+}
+
+/// [`map2`] that tries `run(out, a, b)` first where both inputs run with unit stride
+/// (see [`map1_runs`]).
+pub fn map2_runs<A, B, U, F, R>(a: Typed<'_, A>, b: Typed<'_, B>, f: F, run: R) -> Vec<U>
+where
+    A: CpuElement,
+    B: CpuElement,
+    U: CpuElement,
+    F: Fn(A, B) -> U + Sync,
+    R: Fn(&mut [U], &[A], &[B]) -> bool + Sync,
+{
     let two_d = a.layout.dims().len() == 2 && b.layout.dims() == a.layout.dims();
     if two_d && (column_major_2d(a.layout) || column_major_2d(b.layout)) {
         let (da, [a0, a1], oa) = (a.data, strides2(a.layout), a.layout.offset());
@@ -144,7 +172,12 @@ where
     drive(&walk, &mut out, |o, [ba, bb]| {
         let n = o.len();
         match walk.inner_strides() {
-            [1, 1] => unit2(o, &da[ba..ba + n], &db[bb..bb + n], &f),
+            [1, 1] => {
+                let (x, y) = (&da[ba..ba + n], &db[bb..bb + n]);
+                if !run(o, x, y) {
+                    unit2(o, x, y, &f);
+                }
+            }
             [1, 0] => {
                 let y = db[bb];
                 unit1(o, &da[ba..ba + n], &|x| f(x, y));

@@ -1,4 +1,4 @@
-//! Softmax and layer-norm rows for x86, written once over a vector of f32 lanes
+//! Softmax and layer-norm rows and GELU for x86, written once over a vector of f32 lanes
 //! ([`F32s`]) and compiled twice: AVX2 with FMA (8 lanes: AMD Zen 2 and 3, Intel Haswell
 //! to Alder Lake) and AVX-512 (16 lanes). They are reached through the hooks of
 //! [`crate::math::Real`] for f32.
@@ -37,6 +37,38 @@ pub fn layer_norm_rows(rows: LayerNormRows<'_>) -> bool {
         Some(Width::Avx512) => unsafe { layer_norm_avx512(rows) },
         // SAFETY: as above.
         Some(Width::Avx2) => unsafe { layer_norm_avx2(rows) },
+        None => return false,
+    }
+    true
+}
+
+/// GELU of each element of `x` into `y` (one length); `false` (nothing written) where
+/// the vector level is below AVX2 with FMA.
+pub fn gelu(x: &[f32], y: &mut [f32]) -> bool {
+    let n = x.len().min(y.len());
+    let (x, y) = (&x[..n], &mut y[..n]);
+    match width() {
+        // SAFETY: `width` only reports what the CPU supports.
+        #[cfg(rg_cpu_avx512)]
+        Some(Width::Avx512) => unsafe { gelu_avx512(x, y) },
+        // SAFETY: as above.
+        Some(Width::Avx2) => unsafe { gelu_avx2(x, y) },
+        None => return false,
+    }
+    true
+}
+
+/// `dx = dy * gelu'(x)` elementwise (one length); `false` (nothing written) where the
+/// vector level is below AVX2 with FMA.
+pub fn gelu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) -> bool {
+    let n = x.len().min(dy.len()).min(dx.len());
+    let (x, dy, dx) = (&x[..n], &dy[..n], &mut dx[..n]);
+    match width() {
+        // SAFETY: `width` only reports what the CPU supports.
+        #[cfg(rg_cpu_avx512)]
+        Some(Width::Avx512) => unsafe { gelu_backward_avx512(x, dy, dx) },
+        // SAFETY: as above.
+        Some(Width::Avx2) => unsafe { gelu_backward_avx2(x, dy, dx) },
         None => return false,
     }
     true
@@ -96,6 +128,32 @@ unsafe fn layer_norm_avx512(rows: LayerNormRows<'_>) {
     unsafe { layer_norm::<Avx512>(rows) }
 }
 
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gelu_avx2(x: &[f32], y: &mut [f32]) {
+    // SAFETY: this function's features are `Avx2`'s.
+    unsafe { gelu_lanes::<Avx2>(x, y) }
+}
+
+#[cfg(rg_cpu_avx512)]
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn gelu_avx512(x: &[f32], y: &mut [f32]) {
+    // SAFETY: this function's features are `Avx512`'s.
+    unsafe { gelu_lanes::<Avx512>(x, y) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gelu_backward_avx2(x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    // SAFETY: this function's features are `Avx2`'s.
+    unsafe { gelu_backward_lanes::<Avx2>(x, dy, dx) }
+}
+
+#[cfg(rg_cpu_avx512)]
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn gelu_backward_avx512(x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    // SAFETY: this function's features are `Avx512`'s.
+    unsafe { gelu_backward_lanes::<Avx512>(x, dy, dx) }
+}
+
 /// A vector of [`F32s::N`] f32 lanes. Every method is `#[inline(always)]` and only
 /// correct inside a function compiled with the implementation's target features
 /// (where the intrinsics it calls then inline too), hence `unsafe`.
@@ -112,6 +170,7 @@ trait F32s: Copy {
     unsafe fn add(self, o: Self) -> Self;
     unsafe fn sub(self, o: Self) -> Self;
     unsafe fn mul(self, o: Self) -> Self;
+    unsafe fn div(self, o: Self) -> Self;
     /// `self * b + c`, rounded once.
     unsafe fn mul_add(self, b: Self, c: Self) -> Self;
     /// `c - self * b`, rounded once.
@@ -367,6 +426,61 @@ unsafe fn layer_norm<V: F32s>(rows: LayerNormRows<'_>) {
     }
 }
 
+/// `sigmoid(2z)` and `x^2` for GELU's `z = sqrt(2/pi) (x + 0.044715 x^3)`, the
+/// portable kernel's formulas (`kernels::gelu`).
+#[inline(always)]
+unsafe fn gelu_gate<V: F32s>(x: V) -> (V, V) {
+    use super::gelu::{COEFF, SQRT_2_OVER_PI};
+    unsafe {
+        let x2 = x.mul(x);
+        let (c, a) = (SQRT_2_OVER_PI as f32, COEFF as f32);
+        // -2z = x (-2c - 2ca x^2)
+        let minus_2z = x.mul(x2.mul_add(V::splat(-2.0 * c * a), V::splat(-2.0 * c)));
+        let one = V::splat(1.0);
+        (one.div(one.add(exp(minus_2z))), x2)
+    }
+}
+
+/// `y = x sigmoid(2z)` = `0.5 x (1 + tanh(z))`.
+///
+/// # Safety
+/// Inside `V`'s target features; `x` and `y` of one length.
+#[inline(always)]
+unsafe fn gelu_lanes<V: F32s>(x: &[f32], y: &mut [f32]) {
+    let (xp, yp) = (x.as_ptr(), y.as_mut_ptr());
+    for (i, live) in vectors::<V>(0, x.len()) {
+        // SAFETY: `i + live <= len` of both; the features by this function's contract.
+        unsafe {
+            let x = load_live::<V>(xp.add(i), live, 0.0);
+            store_live(x.mul(gelu_gate(x).0), yp.add(i), live);
+        }
+    }
+}
+
+/// `dx = dy (s + 2 x s (1 - s) z')` with `s = sigmoid(2z)`,
+/// `z' = sqrt(2/pi) (1 + 3 * 0.044715 x^2)`.
+///
+/// # Safety
+/// Inside `V`'s target features; `x`, `dy` and `dx` of one length.
+#[inline(always)]
+unsafe fn gelu_backward_lanes<V: F32s>(x: &[f32], dy: &[f32], dx: &mut [f32]) {
+    use super::gelu::{COEFF, SQRT_2_OVER_PI};
+    let (c, a) = (SQRT_2_OVER_PI as f32, COEFF as f32);
+    let (xp, gp, dp) = (x.as_ptr(), dy.as_ptr(), dx.as_mut_ptr());
+    for (i, live) in vectors::<V>(0, x.len()) {
+        // SAFETY: `i + live <= len` of all three; the features by this function's
+        // contract.
+        unsafe {
+            let x = load_live::<V>(xp.add(i), live, 0.0);
+            let (s, x2) = gelu_gate(x);
+            let dz = x2.mul_add(V::splat(3.0 * a * c), V::splat(c));
+            let slope = x.add(x).mul(s).mul(V::splat(1.0).sub(s)).mul(dz);
+            let g = load_live::<V>(gp.add(i), live, 0.0);
+            store_live(g.mul(s.add(slope)), dp.add(i), live);
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 struct Avx2(__m256);
 
@@ -424,6 +538,10 @@ impl F32s for Avx2 {
     #[inline(always)]
     unsafe fn mul(self, o: Self) -> Self {
         unsafe { Self(_mm256_mul_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    unsafe fn div(self, o: Self) -> Self {
+        unsafe { Self(_mm256_div_ps(self.0, o.0)) }
     }
     #[inline(always)]
     unsafe fn mul_add(self, b: Self, c: Self) -> Self {
@@ -526,6 +644,10 @@ impl F32s for Avx512 {
     #[inline(always)]
     unsafe fn mul(self, o: Self) -> Self {
         unsafe { Self(_mm512_mul_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    unsafe fn div(self, o: Self) -> Self {
+        unsafe { Self(_mm512_div_ps(self.0, o.0)) }
     }
     #[inline(always)]
     unsafe fn mul_add(self, b: Self, c: Self) -> Self {
@@ -714,6 +836,66 @@ mod tests {
             softmax(&x, &mut y[..9], 9);
             assert_eq!(y[9..], [7.0; 3], "{name}");
         });
+    }
+
+    fn gelu_f64(x: f64) -> (f64, f64) {
+        let c = (2.0 / std::f64::consts::PI).sqrt();
+        let z = c * (x + 0.044715 * x * x * x);
+        let t = z.tanh();
+        let dz = c * (1.0 + 3.0 * 0.044715 * x * x);
+        (
+            0.5 * x * (1.0 + t),
+            0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dz,
+        )
+    }
+
+    #[test]
+    fn gelu_matches_f64_on_ragged_lengths() {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            eprintln!("skipped: this CPU has no AVX2 and FMA");
+            return;
+        }
+        type Fwd = unsafe fn(&[f32], &mut [f32]);
+        type Bwd = unsafe fn(&[f32], &[f32], &mut [f32]);
+        let mut kernels: Vec<(&str, Fwd, Bwd)> = vec![("avx2", gelu_avx2, gelu_backward_avx2)];
+        #[cfg(rg_cpu_avx512)]
+        if is_x86_feature_detected!("avx512f") {
+            kernels.push(("avx512", gelu_avx512, gelu_backward_avx512));
+        }
+        for (name, fwd, bwd) in kernels {
+            for n in [1, 7, 8, 15, 16, 17, 100, 1000] {
+                let mut x = random(n, n as u64, 16.0);
+                // The tails of the tanh: large inputs of both signs.
+                x[0] = -30.0;
+                if n > 1 {
+                    x[n - 1] = 40.0;
+                }
+                let dy = random(n, 99, 2.0);
+                let (mut y, mut dx) = (vec![5.0f32; n + 2], vec![5.0f32; n + 2]);
+                // SAFETY: the CPU has the kernels' features (checked above).
+                unsafe {
+                    fwd(&x, &mut y[..n]);
+                    bwd(&x, &dy, &mut dx[..n]);
+                }
+                assert_eq!(y[n..], [5.0; 2], "{name}: wrote past the end");
+                assert_eq!(dx[n..], [5.0; 2], "{name}: wrote past the end");
+                for i in 0..n {
+                    let (want, slope) = gelu_f64(x[i] as f64);
+                    let want_dx = dy[i] as f64 * slope;
+                    let (got, got_dx) = (y[i] as f64, dx[i] as f64);
+                    assert!(
+                        (got - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                        "{name} n {n} x {}: {got} vs {want}",
+                        x[i]
+                    );
+                    assert!(
+                        (got_dx - want_dx).abs() <= 1e-5 * (1.0 + want_dx.abs()),
+                        "{name} n {n} x {}: dx {got_dx} vs {want_dx}",
+                        x[i]
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@ use rg_core::backend::{BoxStorage, View};
 use rg_core::{DType, Result, UnaryOp};
 
 use super::gelu::gelu;
-use super::map::map1;
+use super::map::{map1, map1_runs};
 use crate::math::Real;
 use crate::view::{boxed, typed, unsupported, Typed};
 
@@ -28,7 +28,7 @@ fn apply<T: Real>(op: UnaryOp, src: Typed<'_, T>) -> Vec<T> {
         UnaryOp::Sqrt => map1(src, |x: T| x.sqrt()),
         // `max` would turn NaN into 0; a comparison keeps it.
         UnaryOp::Relu => map1(src, |x: T| if x < zero { zero } else { x }),
-        UnaryOp::Gelu => map1(src, gelu::<T>),
+        UnaryOp::Gelu => map1_runs(src, gelu::<T>, |y, x| T::gelu_native(x, y)),
         UnaryOp::Square => map1(src, |x: T| x * x),
         UnaryOp::Recip => map1(src, |x: T| x.recip()),
         UnaryOp::Abs => map1(src, |x: T| x.abs()),
