@@ -40,7 +40,7 @@ use super::gemm::{self, Kernel, Mat};
 use crate::math::Real;
 use crate::simd::multiversion;
 use crate::strided::Walk;
-use crate::view::{boxed, common_dtype, typed, unsupported, Typed};
+use crate::view::{boxed, common_dtype, typed, unsupported};
 
 const OP: &str = "matmul";
 
@@ -100,17 +100,32 @@ fn product(
     match (dtype, engine(dtype, &plan)) {
         (DType::F32, Engine::Packed(kern)) => {
             let (x, y) = (typed::<f32>(lhs, OP)?, typed::<f32>(rhs, OP)?);
+            let (x, y) = (x.data, y.data);
             let out = run_packed(kern, &plan, batch, (x, &a), (y, &b), bias32.as_deref());
             Ok(boxed(out))
         }
         (DType::BF16, Engine::Packed(kern)) => {
             let (x, y) = (typed::<bf16>(lhs, OP)?, typed::<bf16>(rhs, OP)?);
-            let out = run_packed(kern, &plan, batch, (x, &a), (y, &b), bias32.as_deref());
+            let (x, y) = (x.data, y.data);
+            let bias = bias32.as_deref();
+            let widened = kern
+                .reads_f32_lhs_in_place()
+                .then(|| widened_lhs(x, &a, &plan, batch))
+                .flatten();
+            let out = match widened {
+                Some((wide, a)) => {
+                    let out = run_packed(kern, &plan, batch, (&wide[..], &a), (y, &b), bias);
+                    crate::pool::recycle(wide);
+                    out
+                }
+                None => run_packed(kern, &plan, batch, (x, &a), (y, &b), bias),
+            };
             Ok(boxed(round_to_bf16(out)))
         }
         #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
         (DType::BF16, Engine::Bf16(kern)) => {
             let (x, y) = (typed::<bf16>(lhs, OP)?, typed::<bf16>(rhs, OP)?);
+            let (x, y) = (x.data, y.data);
             let out = run_packed(kern, &plan, batch, (x, &a), (y, &b), bias32.as_deref());
             Ok(boxed(round_to_bf16(out)))
         }
@@ -255,7 +270,7 @@ impl Operand {
 
 /// One GEMM over element type `E`: the packed f32 GEMM with a micro-kernel, or the
 /// bf16 GEMM.
-trait Product<E>: Copy + Sync {
+trait Product<A, B>: Copy + Sync {
     /// `c = a * b (+ bias on every row)`.
     ///
     /// # Safety
@@ -264,8 +279,8 @@ trait Product<E>: Copy + Sync {
     unsafe fn product(
         self,
         dims: (usize, usize, usize),
-        a: Mat<E>,
-        b: Mat<E>,
+        a: Mat<A>,
+        b: Mat<B>,
         bias: Option<&[f32]>,
         c: *mut f32,
         ldc: usize,
@@ -273,12 +288,12 @@ trait Product<E>: Copy + Sync {
     );
 }
 
-impl<E: gemm::Elem> Product<E> for Kernel {
+impl<A: gemm::Elem, B: gemm::Elem> Product<A, B> for Kernel {
     unsafe fn product(
         self,
         dims: (usize, usize, usize),
-        a: Mat<E>,
-        b: Mat<E>,
+        a: Mat<A>,
+        b: Mat<B>,
         bias: Option<&[f32]>,
         c: *mut f32,
         ldc: usize,
@@ -290,7 +305,7 @@ impl<E: gemm::Elem> Product<E> for Kernel {
 }
 
 #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
-impl Product<bf16> for gemm::bf16::Bf16Kernel {
+impl Product<bf16, bf16> for gemm::bf16::Bf16Kernel {
     unsafe fn product(
         self,
         dims: (usize, usize, usize),
@@ -308,12 +323,12 @@ impl Product<bf16> for gemm::bf16::Bf16Kernel {
 
 /// The packed GEMM over the batch, into a fresh f32 `[batch, m, n]`, every row
 /// starting from `bias` when given.
-fn run_packed<E: gemm::Elem + crate::storage::CpuElement>(
-    kern: impl Product<E>,
+fn run_packed<A: gemm::Elem, B: gemm::Elem>(
+    kern: impl Product<A, B>,
     plan: &Plan,
     batch: usize,
-    (a, lhs): (Typed<'_, E>, &Operand),
-    (b, rhs): (Typed<'_, E>, &Operand),
+    (a, lhs): (&[A], &Operand),
+    (b, rhs): (&[B], &Operand),
     bias: Option<&[f32]>,
 ) -> Vec<f32> {
     let (m, n, k) = (plan.m, plan.n, plan.k);
@@ -331,20 +346,22 @@ fn run_packed<E: gemm::Elem + crate::storage::CpuElement>(
             || batch % rayon::current_num_threads() == 0
             || batch >= 4 * rayon::current_num_threads());
     let one = |i: usize, c: &mut [MaybeUninit<f32>], parallel: bool| {
-        let mat = |data: *const E, start: usize, (rs, cs): (usize, usize)| Mat {
-            // SAFETY: `start` is an index the checked layout reaches (see `Operand`).
-            ptr: unsafe { data.add(start) },
-            rs,
-            cs,
-        };
+        fn mat<E>(data: &[E], start: usize, (rs, cs): (usize, usize)) -> Mat<E> {
+            Mat {
+                // SAFETY: `start` is an index the checked layout reaches (see `Operand`).
+                ptr: unsafe { data.as_ptr().add(start) },
+                rs,
+                cs,
+            }
+        }
         // SAFETY: `typed` checked that both layouts stay inside their slices, and the
         // starts and strides come from those layouts with the checked dims, so every
         // element the GEMM reads is in bounds; `c` holds exactly the `m * n` outputs.
         unsafe {
             kern.product(
                 (m, n, k),
-                mat(a.data.as_ptr(), lhs.starts[i], plan.a),
-                mat(b.data.as_ptr(), rhs.starts[i], plan.b),
+                mat(a, lhs.starts[i], plan.a),
+                mat(b, rhs.starts[i], plan.b),
                 bias,
                 c.as_mut_ptr().cast::<f32>(),
                 n,
@@ -368,6 +385,55 @@ fn run_packed<E: gemm::Elem + crate::storage::CpuElement>(
     // SAFETY: each chunk went to one GEMM, which writes all of its `m * n` outputs.
     unsafe { out.set_len(len) };
     out
+}
+
+/// A bf16 lhs with unit column stride widened to f32 once, with its operand moved to
+/// index the copy: the f32 kernels then read it in place, where packing would convert
+/// it panel by panel (bf16 products on CPUs that widen them to the f32 GEMM: Intel
+/// without AMX, x86 without AVX512_BF16). `None` when the lhs is not row-major, or its
+/// matrices are views into a buffer more than twice their size (the span copied).
+fn widened_lhs(
+    x: &[bf16],
+    lhs: &Operand,
+    plan: &Plan,
+    batch: usize,
+) -> Option<(Vec<f32>, Operand)> {
+    let (m, k, (rs, cs)) = (plan.m, plan.k, plan.a);
+    if cs != 1 || m == 0 || k == 0 {
+        return None;
+    }
+    let lo = *lhs.starts.iter().min()?;
+    let hi = lhs.starts.iter().max()? + (m - 1) * rs + k;
+    let matrices = if lhs.starts.iter().all(|&s| s == lo) {
+        1
+    } else {
+        batch
+    };
+    if hi - lo > 2 * matrices * m * k {
+        return None;
+    }
+    let mut wide = crate::pool::for_overwrite(hi - lo);
+    crate::parallel::for_rows(&mut wide, 1, |first, dst| {
+        widen_slice(dst, &x[lo + first..lo + first + dst.len()]);
+    });
+    let starts = lhs.starts.iter().map(|s| s - lo).collect();
+    Some((
+        wide,
+        Operand {
+            starts,
+            row_stride: lhs.row_stride,
+            col_stride: lhs.col_stride,
+        },
+    ))
+}
+
+multiversion! {
+    /// `dst[i] = f32(src[i])`, exact: a bf16 is an f32's upper half.
+    fn widen_slice(dst: &mut [f32], src: &[bf16]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = f32::from_bits(u32::from(s.to_bits()) << 16);
+        }
+    }
 }
 
 /// f32 results rounded to bf16 (nearest, ties to even); the f32 buffer goes back to
@@ -526,3 +592,88 @@ macro_rules! gemm_impl {
 
 gemm_impl!(f32, sgemm);
 gemm_impl!(f64, dgemm);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bf16s(len: usize, seed: u32) -> Vec<bf16> {
+        (0..len)
+            .map(|i| {
+                let v = ((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 2001;
+                bf16::from_f32(v as f32 / 1000.0 - 1.0)
+            })
+            .collect()
+    }
+
+    /// Widening a row-major bf16 lhs first must give the packed GEMM's result bit for
+    /// bit (the kernel sums the same f32 values in the same order), for a batch of
+    /// matrices inside a wider buffer (row stride above the depth) and a broadcast one.
+    #[test]
+    fn widened_lhs_gives_the_packed_result() {
+        let kern = Kernel::best();
+        if !kern.reads_f32_lhs_in_place() {
+            eprintln!("skipped: this CPU's kernel packs every lhs");
+            return;
+        }
+        let (batch, m, n, k) = (3, 13, 19, 37);
+        let rs = k + 5;
+        let x = bf16s(batch * m * rs + 7, 1);
+        let y = bf16s(k * n, 2);
+        let rhs = Operand {
+            starts: vec![0; batch],
+            row_stride: n,
+            col_stride: 1,
+        };
+        for starts in [vec![7, 7 + m * rs, 7 + 2 * m * rs], vec![4; batch]] {
+            let lhs = Operand {
+                starts,
+                row_stride: rs,
+                col_stride: 1,
+            };
+            let plan = Plan::new(m, n, k, &lhs, &rhs);
+            let (wide, wide_op) = widened_lhs(&x, &lhs, &plan, batch).expect("row-major lhs");
+            assert!(
+                wide.len() <= 2 * batch * m * rs,
+                "copied span {}",
+                wide.len()
+            );
+            let bias: Vec<f32> = (0..n).map(|j| j as f32 / 8.0).collect();
+            let packed = run_packed(
+                kern,
+                &plan,
+                batch,
+                (&x[..], &lhs),
+                (&y[..], &rhs),
+                Some(&bias),
+            );
+            let widened = run_packed(
+                kern,
+                &plan,
+                batch,
+                (&wide[..], &wide_op),
+                (&y[..], &rhs),
+                Some(&bias),
+            );
+            assert_eq!(packed.len(), batch * m * n);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&packed), bits(&widened));
+        }
+        // A view into a buffer more than twice its matrices' size is packed instead.
+        let sparse = Operand {
+            starts: vec![0],
+            row_stride: 3 * k,
+            col_stride: 1,
+        };
+        let plan = Plan::new(m, n, k, &sparse, &rhs);
+        assert!(widened_lhs(&bf16s(m * 3 * k, 3), &sparse, &plan, 1).is_none());
+        // A transposed lhs is packed too.
+        let transposed = Operand {
+            starts: vec![0],
+            row_stride: 1,
+            col_stride: m,
+        };
+        let plan = Plan::new(m, n, k, &transposed, &rhs);
+        assert!(widened_lhs(&bf16s(m * k, 4), &transposed, &plan, 1).is_none());
+    }
+}

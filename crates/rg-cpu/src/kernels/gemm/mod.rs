@@ -244,6 +244,12 @@ impl Kernel {
         self.name
     }
 
+    /// Whether this kernel reads an f32 lhs with unit column stride where it is, so a
+    /// bf16 one is worth widening to f32 once beforehand (see `matmul`).
+    pub fn reads_f32_lhs_in_place(&self) -> bool {
+        self.in_place_lhs && !self.depth_pairs
+    }
+
     /// The fastest kernel for this CPU.
     pub fn best() -> Kernel {
         Kernel::native().unwrap_or_else(Kernel::portable)
@@ -352,11 +358,11 @@ impl Packed {
 /// for `k x n`, and `c` for writes of `m` rows of `n` values `ldc` apart (`ldc >= n`),
 /// not overlapping `a` or `b`, with nothing else touching `c` meanwhile.
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm<E: Elem>(
+pub unsafe fn gemm<A: Elem, B: Elem>(
     kern: Kernel,
     (m, n, k): (usize, usize, usize),
-    a: Mat<E>,
-    b: Mat<E>,
+    a: Mat<A>,
+    b: Mat<B>,
     bias: Option<&[f32]>,
     c: *mut f32,
     ldc: usize,
@@ -368,7 +374,7 @@ pub unsafe fn gemm<E: Elem>(
     }
     let (mr, nr) = (kern.mr, kern.nr);
     debug_assert!(
-        !kern.depth_pairs || !E::IS_F32,
+        !kern.depth_pairs || !(A::IS_F32 || B::IS_F32),
         "pair kernels take bf16 operands"
     );
     let in_place = kern.in_place_lhs && reads_in_place(&a);
@@ -441,8 +447,8 @@ pub unsafe fn gemm<E: Elem>(
 /// place ran at 292 GFLOP/s against 262 packed (Intel Xeon Emerald Rapids, median of
 /// 5 alternating runs), and at the 256-row, 3072-deep input gradients of GPT-2's MLP
 /// at 77-99 against 78-87 (AMD EPYC Zen 3).
-fn reads_in_place<E: Elem>(a: &Mat<E>) -> bool {
-    E::IS_F32 && a.cs == 1
+fn reads_in_place<A: Elem>(a: &Mat<A>) -> bool {
+    A::IS_F32 && a.cs == 1
 }
 
 /// The lhs of one block: packed panels, or a row-major f32 matrix read in place

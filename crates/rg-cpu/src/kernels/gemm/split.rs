@@ -94,13 +94,13 @@ impl Grid {
     /// # Safety
     /// `a`, `b`, `bias` and `c` (row stride `ldc`) as the GEMM's contract for the whole
     /// `m x n x k` product this grid was chosen for.
-    pub(super) unsafe fn run<E: Elem>(
+    pub(super) unsafe fn run<A: Elem, B: Elem>(
         &self,
         k: usize,
-        (a, b): (Mat<E>, Mat<E>),
+        (a, b): (Mat<A>, Mat<B>),
         bias: Option<&[f32]>,
         (c, ldc): (*mut f32, usize),
-        serial: impl Fn((usize, usize, usize), Mat<E>, Mat<E>, Option<&[f32]>, *mut f32) + Sync,
+        serial: impl Fn((usize, usize, usize), Mat<A>, Mat<B>, Option<&[f32]>, *mut f32) + Sync,
     ) {
         let out = Out(c);
         (0..self.tasks()).into_par_iter().for_each(|t| {
