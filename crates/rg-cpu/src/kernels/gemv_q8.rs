@@ -51,7 +51,7 @@ impl Kernel {
     }
 }
 
-/// The kernel [`product`] uses: `vnni` where the CPU has it, else `avx2`, else
+/// The kernel `product` uses: `vnni` where the CPU has it, else `avx2`, else
 /// `widen`; `RG_CPU_Q8` names one of them instead (an int8 kernel the CPU lacks runs
 /// its scalar fallback).
 pub fn kernel() -> Kernel {
@@ -72,7 +72,7 @@ pub fn product(x: &[f32], m: usize, w: &Q8Matrix) -> Vec<f32> {
     product_with(kernel(), x, m, w)
 }
 
-/// [`product`] with a given kernel (tests compare both against the reference).
+/// `product` with a given kernel (tests compare both against the reference).
 pub fn product_with(kernel: Kernel, x: &[f32], m: usize, w: &Q8Matrix) -> Vec<f32> {
     let (n, k) = (w.rows(), w.cols());
     let acts = (kernel != Kernel::Widen).then(|| QuantizedActs::new(x, m, k));

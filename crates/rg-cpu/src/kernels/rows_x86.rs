@@ -6,8 +6,9 @@
 //! The portable kernels vectorise too (`simd::multiversion!`), but without fused
 //! multiply-adds: Rust never fuses a multiply and an add by itself, and `exp`'s
 //! polynomial is a chain of them, so softmax is compute-bound there. The formulas are
-//! [`exp_f32`]'s and the portable layer norm's, so results agree with the portable
-//! kernels to rounding. Row tails use masked loads and stores instead of a scalar loop.
+//! [`exp_f32`](crate::math::exp_f32)'s and the portable layer norm's and GELU's, so
+//! results agree with the portable kernels to rounding. Row tails use masked loads and
+//! stores instead of a scalar loop.
 
 use std::arch::x86_64::*;
 
