@@ -37,10 +37,11 @@ use rg_core::backend::{BoxStorage, MatmulDims, View};
 use rg_core::{DType, Device, Error, Layout, Result, Shape};
 
 use super::gemm::{self, Kernel, Mat};
+use super::map::map1;
 use crate::math::Real;
 use crate::simd::multiversion;
 use crate::strided::Walk;
-use crate::view::{boxed, common_dtype, typed, unsupported};
+use crate::view::{boxed, common_dtype, typed, unsupported, Typed};
 
 const OP: &str = "matmul";
 
@@ -99,14 +100,12 @@ fn product(
     let plan = Plan::new(m, n, k, &a, &b);
     match (dtype, engine(dtype, &plan)) {
         (DType::F32, Engine::Packed(kern)) => {
-            let (x, y) = (typed::<f32>(lhs, OP)?, typed::<f32>(rhs, OP)?);
-            let (x, y) = (x.data, y.data);
+            let (x, y) = (typed::<f32>(lhs, OP)?.data, typed::<f32>(rhs, OP)?.data);
             let out = run_packed(kern, &plan, batch, (x, &a), (y, &b), bias32.as_deref());
             Ok(boxed(out))
         }
         (DType::BF16, Engine::Packed(kern)) => {
-            let (x, y) = (typed::<bf16>(lhs, OP)?, typed::<bf16>(rhs, OP)?);
-            let (x, y) = (x.data, y.data);
+            let (x, y) = (typed::<bf16>(lhs, OP)?.data, typed::<bf16>(rhs, OP)?.data);
             let bias = bias32.as_deref();
             let widened = kern
                 .reads_f32_lhs_in_place()
@@ -124,8 +123,7 @@ fn product(
         }
         #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
         (DType::BF16, Engine::Bf16(kern)) => {
-            let (x, y) = (typed::<bf16>(lhs, OP)?, typed::<bf16>(rhs, OP)?);
-            let (x, y) = (x.data, y.data);
+            let (x, y) = (typed::<bf16>(lhs, OP)?.data, typed::<bf16>(rhs, OP)?.data);
             let out = run_packed(kern, &plan, batch, (x, &a), (y, &b), bias32.as_deref());
             Ok(boxed(round_to_bf16(out)))
         }
@@ -412,10 +410,14 @@ fn widened_lhs(
     if hi - lo > 2 * matrices * m * k {
         return None;
     }
-    let mut wide = crate::pool::for_overwrite(hi - lo);
-    crate::parallel::for_rows(&mut wide, 1, |first, dst| {
-        widen_slice(dst, &x[lo + first..lo + first + dst.len()]);
-    });
+    let span = Layout::new(Shape::new([hi - lo]), vec![1], lo);
+    let wide = map1(
+        Typed {
+            data: x,
+            layout: &span,
+        },
+        super::cast::bf16_to_f32,
+    );
     let starts = lhs.starts.iter().map(|s| s - lo).collect();
     Some((
         wide,
@@ -425,15 +427,6 @@ fn widened_lhs(
             col_stride: lhs.col_stride,
         },
     ))
-}
-
-multiversion! {
-    /// `dst[i] = f32(src[i])`, exact: a bf16 is an f32's upper half.
-    fn widen_slice(dst: &mut [f32], src: &[bf16]) {
-        for (d, s) in dst.iter_mut().zip(src) {
-            *d = f32::from_bits(u32::from(s.to_bits()) << 16);
-        }
-    }
 }
 
 /// f32 results rounded to bf16 (nearest, ties to even); the f32 buffer goes back to

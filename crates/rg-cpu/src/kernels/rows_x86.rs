@@ -583,12 +583,7 @@ impl F32s for Avx2 {
     }
     #[inline(always)]
     unsafe fn sum_lanes(self) -> f32 {
-        unsafe {
-            let v = self.0;
-            let q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-            let d = _mm_add_ps(q, _mm_movehl_ps(q, q));
-            _mm_cvtss_f32(_mm_add_ss(d, _mm_shuffle_ps::<1>(d, d)))
-        }
+        unsafe { super::gemv_q8_avx2::x86::sum8(self.0) }
     }
     #[inline(always)]
     unsafe fn max_lanes(self) -> f32 {
