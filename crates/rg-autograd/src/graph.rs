@@ -164,9 +164,14 @@ impl Pending {
         }
     }
 
-    /// The slices of `var`'s gradient as one tensor of its shape: zeros, with each
-    /// slice copied into its place, or added where it overlaps an earlier one.
+    /// The slices of `var`'s gradient as one tensor of its shape: their concatenation
+    /// when they tile it along one axis (the queries, keys and values of a fused
+    /// projection), else zeros with each slice copied into its place, or added where it
+    /// overlaps an earlier one.
     fn build_slices(var: &Var, slices: Vec<(usize, usize, Tensor)>) -> Result<Tensor> {
+        if let Some(tiles) = Pending::tiling(var, &slices) {
+            return Tensor::concat(&tiles, slices[0].0 as isize);
+        }
         let first = &slices[0].2;
         let out = Tensor::zeros(var.shape().clone(), first.dtype(), &first.device())?;
         let mut placed: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
@@ -184,6 +189,25 @@ impl Pending {
             placed.push((axis, range));
         }
         Ok(out)
+    }
+
+    /// The slices in order along their axis, if they all cut the same axis and cover
+    /// it exactly once.
+    fn tiling(var: &Var, slices: &[(usize, usize, Tensor)]) -> Option<Vec<Tensor>> {
+        let axis = slices[0].0;
+        if slices.iter().any(|(a, _, _)| *a != axis) {
+            return None;
+        }
+        let mut order: Vec<&(usize, usize, Tensor)> = slices.iter().collect();
+        order.sort_by_key(|(_, start, _)| *start);
+        let mut end = 0;
+        for (_, start, src) in &order {
+            if *start != end {
+                return None;
+            }
+            end += src.dims()[axis];
+        }
+        (end == var.dims()[axis]).then(|| order.into_iter().map(|(_, _, t)| t.clone()).collect())
     }
 
     /// The whole gradient of `var`, or `None` if nothing contributed to it.

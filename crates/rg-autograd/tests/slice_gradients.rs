@@ -1,7 +1,8 @@
 //! The gradients of slices cut from one tensor (a fused QKV projection's queries, keys
-//! and values) fill one buffer: one tensor of zeros with each slice copied into its
-//! place, not a zero-padded tensor per slice added up. Overlapping slices and a dense
-//! use of the same tensor still add up. Its own test binary, because it turns on
+//! and values) fill one buffer: one concatenation when they tile the tensor, else one
+//! tensor of zeros with each slice copied into its place, never a zero-padded tensor
+//! per slice added up. Overlapping slices and a dense use of the same tensor still add
+//! up. Its own test binary, because it turns on
 //! profiling (read once per process) to see which backend ops the backward pass ran.
 
 use rg_autograd::Var;
@@ -43,11 +44,42 @@ fn slices_of_one_tensor_fill_one_gradient_and_overlaps_add() {
     let g = grads.get(&x).unwrap().to_vec::<f32>().unwrap();
     let want: Vec<f32> = (0..36).map(|i| ((i % 6) / 2 + 1) as f32).collect();
     assert_eq!(g, want);
-    assert_eq!(ops.iter().filter(|op| *op == "zeros").count(), 1, "{ops:?}");
+    assert_eq!(
+        ops.iter().filter(|op| *op == "concat").count(),
+        1,
+        "{ops:?}"
+    );
+    assert!(!ops.iter().any(|op| op == "zeros"), "{ops:?}");
     assert!(
         !ops.iter().any(|op| op == "add_assign"),
         "disjoint slices were added up: {ops:?}"
     );
+
+    // Two of the thirds only: zeros where the third would be, and still no adds.
+    let loss = x
+        .narrow(2, 4, 2)
+        .unwrap()
+        .scale(3.0)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .add(&x.narrow(2, 0, 2).unwrap().sum_all().unwrap())
+        .unwrap();
+    rg_core::profile::reset();
+    let g = loss
+        .backward()
+        .unwrap()
+        .get(&x)
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
+    let ops = backward_ops();
+    let want: Vec<f32> = (0..36)
+        .map(|i| [1.0, 1.0, 0.0, 0.0, 3.0, 3.0][i % 6])
+        .collect();
+    assert_eq!(g, want);
+    assert_eq!(ops.iter().filter(|op| *op == "zeros").count(), 1, "{ops:?}");
+    assert!(!ops.iter().any(|op| op == "add_assign"), "{ops:?}");
 
     // Overlapping slices along the same axis, a slice along another axis, and the
     // whole tensor used densely: everything adds.

@@ -165,6 +165,23 @@ pub trait Backend: Send + Sync {
         dst: &mut dyn BackendStorage,
         dst_layout: &Layout,
     ) -> Result<()>;
+    /// `srcs` (same dtype) joined along `axis` into new contiguous storage of shape
+    /// `dims`: the sources' shape with their lengths along `axis` summed (the caller
+    /// checks the shapes). The default fills zeros and copies each source into its
+    /// slice; a backend that writes each element once overrides it.
+    fn concat(&self, srcs: &[View<'_>], axis: usize, dims: &[usize]) -> Result<BoxStorage> {
+        let out_layout = Layout::contiguous(dims.to_vec());
+        let dtype = srcs.first().map_or(DType::F32, View::dtype);
+        let mut out = self.zeros(dtype, out_layout.elem_count())?;
+        let mut start = 0;
+        for src in srcs {
+            let len = src.dims()[axis];
+            let slice = out_layout.narrow("concat", axis, start, len)?;
+            self.copy_strided(*src, &mut *out, &slice)?;
+            start += len;
+        }
+        Ok(out)
+    }
     fn cast(&self, src: View<'_>, dtype: DType) -> Result<BoxStorage>;
     fn synchronize(&self) -> Result<()> {
         Ok(())

@@ -145,6 +145,9 @@ impl Backend for ProfilingBackend {
             b.copy_strided(src, dst, dst_layout)
         })
     }
+    fn concat(&self, srcs: &[View<'_>], axis: usize, dims: &[usize]) -> Result<BoxStorage> {
+        self.time(named("concat"), |b| b.concat(srcs, axis, dims))
+    }
     fn cast(&self, src: View<'_>, dtype: DType) -> Result<BoxStorage> {
         self.time(|| format!("cast:{dtype}"), |b| b.cast(src, dtype))
     }

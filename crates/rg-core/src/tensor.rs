@@ -510,25 +510,43 @@ impl Tensor {
         tensors: [&Tensor; N],
         f: impl FnOnce(&dyn Backend, [View<'_>; N]) -> Result<R>,
     ) -> Result<R> {
+        Tensor::with_view_list(op, &tensors, |backend, views| {
+            let views: [View<'_>; N] = std::array::from_fn(|i| views[i]);
+            f(backend, views)
+        })
+    }
+
+    /// [`Tensor::with_views`] for a number of tensors known at run time (at least one).
+    pub(crate) fn with_view_list<R>(
+        op: &'static str,
+        tensors: &[&Tensor],
+        f: impl FnOnce(&dyn Backend, &[View<'_>]) -> Result<R>,
+    ) -> Result<R> {
+        let first = tensors
+            .first()
+            .ok_or_else(|| Error::invalid(op, "needs at least one tensor"))?;
         for t in &tensors[1..] {
-            tensors[0].check_device(op, t)?;
+            first.check_device(op, t)?;
         }
         let mut guards: Vec<(*const RwLock<BoxStorage>, RwLockReadGuard<'_, BoxStorage>)> =
-            Vec::with_capacity(N);
-        let mut slot = [0usize; N];
-        for (i, t) in tensors.iter().enumerate() {
+            Vec::with_capacity(tensors.len());
+        let mut slot = Vec::with_capacity(tensors.len());
+        for t in tensors {
             let ptr = Arc::as_ptr(&t.0.storage);
-            slot[i] = match guards.iter().position(|(p, _)| *p == ptr) {
+            slot.push(match guards.iter().position(|(p, _)| *p == ptr) {
                 Some(j) => j,
                 None => {
                     guards.push((ptr, t.read()));
                     guards.len() - 1
                 }
-            };
+            });
         }
-        let views: [View<'_>; N] =
-            std::array::from_fn(|i| View::new(&**guards[slot[i]].1, tensors[i].layout()));
-        f(&*tensors[0].0.backend, views)
+        let views: Vec<View<'_>> = tensors
+            .iter()
+            .zip(&slot)
+            .map(|(t, &j)| View::new(&**guards[j].1, t.layout()))
+            .collect();
+        f(&*first.0.backend, &views)
     }
 
     /// A new tensor of `shape` from storage a backend returned.

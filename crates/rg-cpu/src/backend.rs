@@ -67,6 +67,10 @@ impl Backend for CpuBackend {
         copy::copy_strided(src, dst, dst_layout)
     }
 
+    fn concat(&self, srcs: &[View<'_>], axis: usize, dims: &[usize]) -> Result<BoxStorage> {
+        copy::concat(srcs, axis, dims)
+    }
+
     fn cast(&self, src: View<'_>, dtype: DType) -> Result<BoxStorage> {
         cast::cast(src, dtype)
     }

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use rg_core::backend::{AdamWParams, Backend, View};
+use rg_core::backend::{AdamWParams, Backend, BoxStorage, View};
 use rg_core::{DType, HostBuffer, Layout, SharedBytes};
 use rg_cpu::CpuStorage;
 
@@ -98,6 +98,62 @@ fn copy_strided_into_contiguous_and_strided_destinations() {
             &Layout::contiguous_with_offset([2], 1)
         )
         .is_err());
+}
+
+#[test]
+fn concat_joins_views_of_every_layout_along_each_axis() {
+    let b = backend();
+    let mut rng = Lcg::new(12);
+    // The last shape is large enough for the row-parallel path.
+    for dims in [&[7usize][..], &[3, 33], &[2, 5, 7], &[200, 300]] {
+        for axis in 0..dims.len() {
+            for dtype in [DType::F32, DType::BF16, DType::I64] {
+                // Three sources of lengths 1, d and 2 along `axis`, each seen through
+                // a different layout of the zoo.
+                let sources: Vec<(Vec<f64>, BoxStorage, Layout, usize)> = [1, dims[axis], 2]
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, len)| {
+                        let mut d = dims.to_vec();
+                        d[axis] = len;
+                        let cases = layouts(&d);
+                        let case = cases[(i * 2 + axis) % cases.len()].clone();
+                        let data: Vec<f64> =
+                            rng.vec(case.len, 100.0).iter().map(|v| v.round()).collect();
+                        let s = store(&data, dtype);
+                        let values = gather(&rounded(&data, dtype), &case.layout);
+                        (values, s, case.layout, len)
+                    })
+                    .collect();
+                let mut out_dims = dims.to_vec();
+                out_dims[axis] = sources.iter().map(|s| s.3).sum();
+                let views: Vec<View<'_>> = sources
+                    .iter()
+                    .map(|(_, s, l, _)| View::new(&**s, l))
+                    .collect();
+                let got = b.concat(&views, axis, &out_dims).unwrap();
+                let inner: usize = dims[axis + 1..].iter().product();
+                let outer: usize = dims[..axis].iter().product();
+                let mut want = Vec::new();
+                for o in 0..outer {
+                    for (values, _, _, len) in &sources {
+                        let w = len * inner;
+                        want.extend_from_slice(&values[o * w..(o + 1) * w]);
+                    }
+                }
+                assert_eq!(got.dtype(), dtype);
+                assert_eq!(read(&*got), want, "{dims:?} axis {axis} {dtype}");
+            }
+        }
+    }
+    // Sources of different dtypes are an error that names the op.
+    let (x, y) = (store(&[1.0], DType::F32), store(&[1.0], DType::F64));
+    let l = Layout::contiguous([1]);
+    let err = b
+        .concat(&[View::new(&*x, &l), View::new(&*y, &l)], 0, &[2])
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("concat"), "{err}");
 }
 
 #[test]

@@ -27,13 +27,9 @@ impl Tensor {
             }
             dims[a] += t.dims()[a];
         }
-        let out = Tensor::zeros(dims, first.dtype(), &first.device())?;
-        let mut start = 0;
-        for t in tensors {
-            let len = t.dims()[a];
-            out.narrow(a as isize, start, len)?.copy_from(t)?;
-            start += len;
-        }
-        Ok(out)
+        let refs: Vec<&Tensor> = tensors.iter().collect();
+        let storage =
+            Tensor::with_view_list(OP, &refs, |backend, views| backend.concat(views, a, &dims))?;
+        Ok(first.wrap(storage, dims))
     }
 }

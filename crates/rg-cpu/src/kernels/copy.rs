@@ -1,14 +1,17 @@
 //! Moving elements between layouts: `to_host` (gather a view into row-major host
-//! memory) and `copy_strided` (write a view into existing storage through any layout).
+//! memory), `copy_strided` (write a view into existing storage through any layout) and
+//! `concat` (join views into new storage).
 
 use half::{bf16, f16};
-use rg_core::backend::{BackendStorage, View};
+use std::borrow::Cow;
+
+use rg_core::backend::{BackendStorage, BoxStorage, View};
 use rg_core::{DType, Device, Error, HostBuffer, Layout, Result};
 
 use super::map::{drive, map1};
 use crate::storage::CpuElement;
 use crate::strided::Walk;
-use crate::view::{check_bounds, check_dims, cpu_storage_mut, typed, Typed};
+use crate::view::{boxed, check_bounds, check_dims, common_dtype, cpu_storage_mut, typed, Typed};
 
 /// Row-major elements of a view: a plain copy when contiguous, a (parallel) gather
 /// otherwise.
@@ -98,5 +101,52 @@ pub fn copy_strided(
         DType::F16 => run::<f16>(src, dst, dst_layout),
         DType::U32 => run::<u32>(src, dst, dst_layout),
         DType::I64 => run::<i64>(src, dst, dst_layout),
+    }
+}
+
+/// `srcs` joined along `axis` into new storage of shape `dims` (checked by the caller).
+///
+/// Each output row (one index of the axes before `axis`) is the sources' rows side by
+/// side, so the output is written once, row-parallel, with no zero fill first: the
+/// queries', keys' and values' gradients assembled into their fused projection's
+/// gradient were a zero fill and three single-threaded strided copies, about 2 % of a
+/// nanoGPT-size training step with the pool's other thread idle meanwhile.
+pub fn concat(srcs: &[View<'_>], axis: usize, dims: &[usize]) -> Result<BoxStorage> {
+    const OP: &str = "concat";
+    fn run<T: CpuElement>(srcs: &[View<'_>], axis: usize, dims: &[usize]) -> Result<BoxStorage> {
+        let inner: usize = dims[axis + 1..].iter().product();
+        let parts = srcs
+            .iter()
+            .map(|&src| {
+                let src = typed::<T>(src, OP)?;
+                let width = src.dims()[axis] * inner;
+                let data = match src.layout.contiguous_range() {
+                    Some(range) => Cow::Borrowed(&src.data[range]),
+                    None => Cow::Owned(materialise(src)),
+                };
+                Ok((data, width))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let row: usize = parts.iter().map(|(_, width)| width).sum();
+        let mut out = crate::pool::for_overwrite::<T>(dims.iter().product());
+        crate::parallel::for_rows(&mut out, row, |first, rows| {
+            for (r, dst) in rows.chunks_exact_mut(row).enumerate() {
+                let i = first + r;
+                let mut at = 0;
+                for (data, width) in &parts {
+                    dst[at..at + width].copy_from_slice(&data[i * width..(i + 1) * width]);
+                    at += width;
+                }
+            }
+        });
+        Ok(boxed(out))
+    }
+    match common_dtype(OP, srcs)? {
+        DType::F32 => run::<f32>(srcs, axis, dims),
+        DType::F64 => run::<f64>(srcs, axis, dims),
+        DType::BF16 => run::<bf16>(srcs, axis, dims),
+        DType::F16 => run::<f16>(srcs, axis, dims),
+        DType::U32 => run::<u32>(srcs, axis, dims),
+        DType::I64 => run::<i64>(srcs, axis, dims),
     }
 }
