@@ -33,9 +33,16 @@ pub struct Inputs<'a, T: Clone> {
 /// `dq` (`[b, t, h, d]`), `dk` and `dv` (`[b, s, h, d]`).
 pub fn backward<T: Tile>(x: &Inputs<'_, T>, dims: Dims, scale: T) -> (Vec<T>, Vec<T>, Vec<T>) {
     let Dims { b, t, s, h, d } = dims;
-    let mut dq = crate::pool::zeroed(b * t * h * d);
-    let mut dk = crate::pool::zeroed(b * s * h * d);
-    let mut dv = crate::pool::zeroed(b * s * h * d);
+    // The heads' tasks write every row, unless there are no queries: then the keys'
+    // and values' gradients are zeros.
+    let alloc = if t == 0 {
+        crate::pool::zeroed::<T>
+    } else {
+        crate::pool::for_overwrite::<T>
+    };
+    let mut dq = alloc(b * t * h * d);
+    let mut dk = alloc(b * s * h * d);
+    let mut dv = alloc(b * s * h * d);
     if dq.is_empty() {
         return (dq, dk, dv);
     }

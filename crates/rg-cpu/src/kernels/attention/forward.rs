@@ -32,8 +32,9 @@ pub fn forward<T: Tile>(
     scale: T,
 ) -> (Vec<T>, Vec<T>) {
     let Dims { b, t, h, d, .. } = dims;
-    let mut out = crate::pool::zeroed(b * t * h * d);
-    let mut lse = crate::pool::zeroed(b * h * t);
+    // Every output row and log-sum-exp is written below.
+    let mut out = crate::pool::for_overwrite(b * t * h * d);
+    let mut lse = crate::pool::for_overwrite(b * h * t);
     if lse.is_empty() {
         return (out, lse);
     }
