@@ -12,7 +12,7 @@
 use rayon::prelude::*;
 
 use super::causal::Block;
-use super::rows::{split_rows, Heads, Rows};
+use super::rows::{Heads, RowTasks, Rows};
 use super::tile::{Lhs, Rhs, Shape, Tile};
 use super::{Dims, BK, BQ};
 use crate::kernels::lanes;
@@ -46,18 +46,12 @@ pub fn backward<T: Tile>(x: &Inputs<'_, T>, dims: Dims, scale: T) -> (Vec<T>, Ve
     if dq.is_empty() {
         return (dq, dk, dv);
     }
-    let dq_rows = split_rows(&mut dq, dims.q_dims(), t);
-    let dk_rows = split_rows(&mut dk, dims.k_dims(), s);
-    let dv_rows = split_rows(&mut dv, dims.k_dims(), s);
-    let work: Vec<_> = dq_rows
-        .into_iter()
-        .zip(dk_rows)
-        .zip(dv_rows)
-        .enumerate()
-        .collect();
-    work.into_par_iter().for_each_init(
+    let dq_rows = RowTasks::new(&mut dq, dims.q_dims(), t);
+    let dk_rows = RowTasks::new(&mut dk, dims.k_dims(), s);
+    let dv_rows = RowTasks::new(&mut dv, dims.k_dims(), s);
+    (0..dq_rows.len()).into_par_iter().for_each_init(
         || Scratch::new(dims),
-        |scratch, (task, ((dq, dk), dv))| {
+        |scratch, task| {
             let (bi, hi) = (task / h, task % h);
             let head = Head {
                 q: x.q.head(bi, hi),
@@ -67,7 +61,14 @@ pub fn backward<T: Tile>(x: &Inputs<'_, T>, dims: Dims, scale: T) -> (Vec<T>, Ve
                 dout: x.dout.head(bi, hi),
                 lse: &x.lse[task * t..][..t],
             };
-            let grads = Grads { dq, dk, dv };
+            // SAFETY: each task index comes once from the range above.
+            let grads = unsafe {
+                Grads {
+                    dq: dq_rows.rows(task),
+                    dk: dk_rows.rows(task),
+                    dv: dv_rows.rows(task),
+                }
+            };
             backward_head(&head, dims, scale, grads, scratch);
         },
     );

@@ -13,7 +13,7 @@
 use rayon::prelude::*;
 
 use super::causal::Block;
-use super::rows::{split_rows, Heads, Rows};
+use super::rows::{Heads, RowTasks, Rows};
 use super::tile::{Lhs, Rhs, Shape, Tile};
 use super::{Dims, BK, BQ};
 use crate::kernels::lanes;
@@ -48,13 +48,15 @@ pub fn forward<T: Tile>(
         return (out, lse);
     }
     let block = if t < ROW_PATH_MAX { t } else { BQ };
-    let tasks = split_rows(&mut out, dims.q_dims(), block);
+    let tasks = RowTasks::new(&mut out, dims.q_dims(), block);
     let lse_blocks = lse.chunks_mut(t).flat_map(|l| l.chunks_mut(block));
     let blocks = t.div_ceil(block);
-    let work: Vec<_> = tasks.into_iter().zip(lse_blocks).enumerate().collect();
+    let work: Vec<_> = lse_blocks.enumerate().collect();
     work.into_par_iter().for_each_init(
         || Scratch::new(dims),
-        |scratch, (task, (rows, lse))| {
+        |scratch, (task, lse)| {
+            // SAFETY: each task index comes once from the enumeration above.
+            let rows = unsafe { tasks.rows(task) };
             let (head, qb) = (task / blocks, task % blocks);
             let (bi, hi) = (head / h, head % h);
             let x = Head {
