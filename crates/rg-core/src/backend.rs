@@ -260,6 +260,32 @@ pub trait Backend: Send + Sync {
             View::new(bias.storage, &rows),
         )
     }
+    /// `lhs @ rhs (+ bias)` returned in f32 whatever the operands' dtype (mixed
+    /// precision: an autocast product of bf16 operands feeds f32 activations and f32
+    /// master-weight gradients). `bias`, when given, is f32 `[n]`. Backends whose
+    /// kernels accumulate in f32 return that accumulator as it is; the default
+    /// computes the product in the operands' dtype and widens it, which rounds it
+    /// once on the way.
+    fn matmul_f32(
+        &self,
+        lhs: View<'_>,
+        rhs: View<'_>,
+        bias: Option<View<'_>>,
+        dims: MatmulDims,
+    ) -> Result<BoxStorage> {
+        let product = self.matmul(lhs, rhs, dims)?;
+        let out = Layout::contiguous([dims.batch, dims.m, dims.n]);
+        let wide = self.cast(View::new(&*product, &out), DType::F32)?;
+        let Some(bias) = bias else {
+            return Ok(wide);
+        };
+        let rows = dims.bias_rows(self.device(), bias.layout)?;
+        self.binary(
+            BinaryOp::Add,
+            View::new(&*wide, &out),
+            View::new(bias.storage, &rows),
+        )
+    }
     /// `x · wᵀ` for f32 `x` `[m, w.cols()]` and a Q8_0 matrix (see [`crate::quant`]):
     /// f32 `[m, w.rows()]`. Backends without Q8_0 kernels keep this default.
     fn matmul_q8(&self, x: View<'_>, w: &crate::Q8Matrix) -> Result<BoxStorage> {

@@ -215,6 +215,21 @@ impl Backend for ProfilingBackend {
         let label = || product_label("matmul+bias", dims);
         self.time(label, |b| b.matmul_bias(lhs, rhs, bias, dims))
     }
+    fn matmul_f32(
+        &self,
+        lhs: View<'_>,
+        rhs: View<'_>,
+        bias: Option<View<'_>>,
+        dims: MatmulDims,
+    ) -> Result<BoxStorage> {
+        let name = if bias.is_some() {
+            "matmul+bias:f32"
+        } else {
+            "matmul:f32"
+        };
+        let label = || product_label(name, dims);
+        self.time(label, |b| b.matmul_f32(lhs, rhs, bias, dims))
+    }
     fn matmul_q8(&self, x: View<'_>, w: &crate::Q8Matrix) -> Result<BoxStorage> {
         let m = x.dims().first().copied().unwrap_or(0);
         let label = || format!("matmul_q8 {m}x{}x{}", w.rows(), w.cols());

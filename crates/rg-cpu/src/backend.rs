@@ -138,6 +138,16 @@ impl Backend for CpuBackend {
         matmul::matmul_bias(lhs, rhs, bias, dims)
     }
 
+    fn matmul_f32(
+        &self,
+        lhs: View<'_>,
+        rhs: View<'_>,
+        bias: Option<View<'_>>,
+        dims: MatmulDims,
+    ) -> Result<BoxStorage> {
+        matmul::matmul_f32(lhs, rhs, bias, dims)
+    }
+
     fn matmul_q8(&self, x: View<'_>, w: &rg_core::Q8Matrix) -> Result<BoxStorage> {
         crate::kernels::matmul_q8::matmul_q8(x, w)
     }

@@ -373,3 +373,75 @@ fn matmul_bias_adds_the_bias_to_every_row_once() {
         .unwrap_err();
     assert!(err.to_string().contains("bias"), "{err}");
 }
+
+/// `matmul_f32` (autocast products): the f32 accumulator itself, for bf16 operands
+/// too — within the f32 sum's error of the exact product of the rounded operands,
+/// where a result rounded to bf16 would be off by up to 2^-8 relative — with and
+/// without an f32 bias, on the GEMV (few rows), whole-tile, edge-tile and several
+/// depth-block paths; f64 operands come back narrowed to f32.
+#[test]
+fn matmul_f32_returns_the_unrounded_accumulator() {
+    let b = backend();
+    let mut rng = Lcg::new(36);
+    for (batch, m, n, k) in [
+        (1, 1, 70, 33),
+        (2, 3, 40, 17),
+        (1, 64, 96, 64),
+        (2, 65, 31, 70),
+        (1, 96, 80, 600),
+        (1, 130, 70, 0),
+    ] {
+        let dims = MatmulDims { batch, m, n, k };
+        for dtype in [DType::BF16, DType::F32, DType::F64] {
+            for (ln, llen, ll) in operand_layouts(batch, m, k).into_iter().take(2) {
+                for (rn, rlen, rl) in operand_layouts(batch, k, n).into_iter().take(2) {
+                    for with_bias in [false, true] {
+                        let (ad, bd, cd) =
+                            (rng.vec(llen, 1.0), rng.vec(rlen, 1.0), rng.vec(n, 1.0));
+                        let (x, y, c) =
+                            (store(&ad, dtype), store(&bd, dtype), store(&cd, DType::F32));
+                        let bias_layout = Layout::contiguous([n]);
+                        let bias = with_bias.then(|| View::new(&*c, &bias_layout));
+                        let out = b
+                            .matmul_f32(View::new(&*x, &ll), View::new(&*y, &rl), bias, dims)
+                            .unwrap();
+                        assert_eq!(out.dtype(), DType::F32);
+                        let mut want = naive(
+                            &gather(&rounded(&ad, dtype), &ll),
+                            &gather(&rounded(&bd, dtype), &rl),
+                            dims,
+                        );
+                        if with_bias {
+                            let bias = rounded(&cd, DType::F32);
+                            for (i, w) in want.iter_mut().enumerate() {
+                                *w += bias[i % n];
+                            }
+                        }
+                        let what = format!("{dims:?} {dtype} {ln} x {rn} bias {with_bias}");
+                        let tol = 1e-5 * (k as f64).sqrt() + 1e-6;
+                        for (i, (&g, &w)) in read(&*out).iter().zip(&want).enumerate() {
+                            assert!((g - w).abs() <= tol, "{what} [{i}]: got {g}, want {w}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // The bias is f32 whatever the operands are: a bf16 one is an error naming both.
+    let dims = MatmulDims {
+        batch: 1,
+        m: 2,
+        n: 2,
+        k: 2,
+    };
+    let ones = store(&[1.0; 4], DType::BF16);
+    let err = b
+        .matmul_f32(
+            View::new(&*ones, &Layout::contiguous([2, 2])),
+            View::new(&*ones, &Layout::contiguous([2, 2])),
+            Some(View::new(&*ones, &Layout::contiguous([2]))),
+            dims,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("bf16"), "{err}");
+}

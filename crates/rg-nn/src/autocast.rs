@@ -4,8 +4,10 @@
 //! The casts are recorded ops, so gradients flow back to the f32 master weights.
 //!
 //! [`matmul`] is the one place a product of activations and a weight picks its
-//! precision: the autocast dtype when one is active, else a half-precision weight's
-//! own dtype (bf16/f16 inference weights: f32 activations are rounded to it, the
+//! precision: the autocast dtype when one is active (f32 activations and weights are
+//! rounded to it, multiplied with f32 accumulation, and the product and both
+//! gradients come back in f32 unrounded: [`Var::matmul_mixed`]), else a
+//! half-precision weight's own dtype (bf16/f16 inference weights: f32 activations are rounded to it, the
 //! backend accumulates in f32, and the product comes back in f32). A Q8_0 weight
 //! ([`Weight::Q8`]) always goes to the backend's `matmul_q8` with f32 activations (its
 //! kernels pick their own internal precision); it has no gradient, so the product is
@@ -62,6 +64,7 @@ pub fn matmul(x: &Var, w: &Weight) -> Result<Var> {
         }
     };
     match lower_precision(x, w) {
+        Some(compute) if w.dtype() == DType::F32 => x.matmul_mixed(w, None, compute),
         Some(compute) => x
             .to_dtype(compute)?
             .matmul(&w.to_dtype(compute)?)?
@@ -70,18 +73,23 @@ pub fn matmul(x: &Var, w: &Weight) -> Result<Var> {
     }
 }
 
-/// `x @ w + bias` (a linear layer), precision as [`matmul`]. When the product is
-/// computed in `x`'s own dtype the bias is folded into it (one op, no second pass
-/// over the output); otherwise it is added to the product cast back.
+/// `x @ w + bias` (a linear layer), precision as [`matmul`]. The bias is folded into
+/// the product (one op, no second pass over the output) when the product is computed
+/// in `x`'s own dtype or is an autocast product of f32 vars; otherwise it is added to
+/// the product cast back.
 pub fn linear(x: &Var, w: &Weight, bias: Option<&Var>) -> Result<Var> {
-    match (w, bias) {
-        (Weight::Dense(dense), Some(b))
-            if lower_precision(x, dense).is_none() && b.dtype() == x.dtype() =>
-        {
-            x.matmul_bias(dense, b)
+    if let (Weight::Dense(dense), Some(b)) = (w, bias) {
+        match lower_precision(x, dense) {
+            None if b.dtype() == x.dtype() => return x.matmul_bias(dense, b),
+            Some(compute) if dense.dtype() == DType::F32 && b.dtype() == DType::F32 => {
+                return x.matmul_mixed(dense, Some(b), compute)
+            }
+            _ => {}
         }
-        (_, Some(b)) => matmul(x, w)?.add(b),
-        (_, None) => matmul(x, w),
+    }
+    match bias {
+        Some(b) => matmul(x, w)?.add(b),
+        None => matmul(x, w),
     }
 }
 

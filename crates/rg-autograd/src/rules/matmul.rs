@@ -1,4 +1,4 @@
-use rg_core::{Result, Tensor};
+use rg_core::{DType, Error, Result, Tensor};
 
 use crate::{BackwardRule, Var};
 
@@ -47,27 +47,71 @@ impl BackwardRule for MatmulBias {
 /// `[da, db]` for `a @ b` with output gradient `g` (see [`Matmul`]).
 fn product_grads(g: &Tensor, a: &Var, b: &Var) -> Result<Vec<Option<Tensor>>> {
     let (at, bt) = (a.tensor(), b.tensor());
-    let da = if a.requires_grad() {
-        let da = if is_transposed(at) {
-            bt.matmul(&g.t()?)?.t()?
+    let (needed, mul) = ([a.requires_grad(), b.requires_grad()], Tensor::matmul);
+    operand_grads(g, [at, bt], needed, mul)
+}
+
+/// The gradients of the operands `[a, b]` of a product computed by `mul`, each in its
+/// operand's memory order (see [`Matmul`]), for those `needed`.
+fn operand_grads(
+    g: &Tensor,
+    [a, b]: [&Tensor; 2],
+    needed: [bool; 2],
+    mul: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
+) -> Result<Vec<Option<Tensor>>> {
+    let da = if needed[0] {
+        let da = if is_transposed(a) {
+            mul(b, &g.t()?)?.t()?
         } else {
-            g.matmul(&bt.t()?)?
+            mul(g, &b.t()?)?
         };
-        Some(da.sum_to_shape(at.shape())?)
+        Some(da.sum_to_shape(a.shape())?)
     } else {
         None
     };
-    let db = if b.requires_grad() {
-        let db = if is_transposed(bt) {
-            g.t()?.matmul(at)?.t()?
+    let db = if needed[1] {
+        let db = if is_transposed(b) {
+            mul(&g.t()?, a)?.t()?
         } else {
-            at.t()?.matmul(g)?
+            mul(&a.t()?, g)?
         };
-        Some(db.sum_to_shape(bt.shape())?)
+        Some(db.sum_to_shape(b.shape())?)
     } else {
         None
     };
     Ok(vec![da, db])
+}
+
+/// Backward of a mixed-precision product of f32 vars (autocast): the forward
+/// multiplied their `compute`-dtype copies `a` and `b` (kept here) with f32
+/// accumulation and an f32 result, plus an optional f32 bias. The gradient is
+/// rounded to `compute` once and both operand gradients come back in f32 straight
+/// from the products' accumulators: no rounded bf16 gradient, and no cast pass.
+struct MixedMatmul {
+    a: Tensor,
+    b: Tensor,
+    compute: DType,
+}
+
+impl BackwardRule for MixedMatmul {
+    fn name(&self) -> &'static str {
+        "matmul_mixed"
+    }
+
+    fn backward(&self, g: &Tensor, inputs: &[Var], _: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        let gc = g.to_dtype(self.compute)?;
+        let needed = [inputs[0].requires_grad(), inputs[1].requires_grad()];
+        let mul = |x: &Tensor, y: &Tensor| x.matmul_f32(y, None);
+        let mut grads = operand_grads(&gc, [&self.a, &self.b], needed, mul)?;
+        if let Some(bias) = inputs.get(2) {
+            grads.push(if bias.requires_grad() {
+                Some(g.sum_to_shape(bias.tensor().shape())?)
+            } else {
+                None
+            });
+        }
+        Ok(grads)
+    }
 }
 
 /// Whether the last two axes are stored column-major (a transposed view).
@@ -81,6 +125,37 @@ impl Var {
     pub fn matmul(&self, rhs: &Var) -> Result<Var> {
         let out = self.tensor().matmul(rhs.tensor())?;
         Ok(Var::from_op(out, &[self, rhs], Matmul))
+    }
+
+    /// `self @ rhs (+ bias)` for f32 vars computed in `compute` (bf16 or f16) as
+    /// autocast does: both operands are rounded to `compute`, multiplied with f32
+    /// accumulation, and the product (plus the f32 `bias`) is returned in f32 without
+    /// being rounded; gradients come back in f32 the same way (see [`MixedMatmul`]).
+    pub fn matmul_mixed(&self, rhs: &Var, bias: Option<&Var>, compute: DType) -> Result<Var> {
+        for (what, v) in [("lhs", self), ("rhs", rhs)]
+            .into_iter()
+            .chain(bias.map(|b| ("bias", b)))
+        {
+            if v.dtype() != DType::F32 {
+                return Err(Error::invalid(
+                    "matmul_mixed",
+                    format!(
+                        "{what} is {:?}; mixed-precision products take f32 vars",
+                        v.dtype()
+                    ),
+                ));
+            }
+        }
+        let (a, b) = (
+            self.tensor().to_dtype(compute)?,
+            rhs.tensor().to_dtype(compute)?,
+        );
+        let out = a.matmul_f32(&b, bias.map(Var::tensor))?;
+        let rule = MixedMatmul { a, b, compute };
+        Ok(match bias {
+            Some(bias) => Var::from_op(out, &[self, rhs, bias], rule),
+            None => Var::from_op(out, &[self, rhs], rule),
+        })
     }
 
     /// `self @ rhs + bias` in one op, `bias` `[n]` on every row (see

@@ -1,5 +1,5 @@
 use crate::backend::MatmulDims;
-use crate::{Error, Layout, Result, Shape, Tensor};
+use crate::{DType, Error, Layout, Result, Shape, Tensor};
 
 impl Tensor {
     /// Matrix product over the last two axes, `[..., m, k] x [..., k, n]`, with the
@@ -29,6 +29,39 @@ impl Tensor {
         }
         let storage = Tensor::with_views(OP, [&p.lhs, &p.rhs, bias], |b, [l, r, c]| {
             b.matmul_bias(l, r, c, p.dims)
+        })?;
+        Ok(self.wrap(storage, p.out_dims))
+    }
+
+    /// `self @ rhs (+ bias)` with an f32 result whatever the operands' float dtype:
+    /// half-precision operands (an autocast product) are multiplied with f32
+    /// accumulation and the product is not rounded back to their dtype. `bias`, when
+    /// given, is f32 `[n]`. Shapes as [`Tensor::matmul`].
+    pub fn matmul_f32(&self, rhs: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        const OP: &str = "matmul_f32";
+        let p = self.plan_product(OP, rhs)?;
+        let Some(bias) = bias else {
+            let storage = Tensor::with_views(OP, [&p.lhs, &p.rhs], |b, [l, r]| {
+                b.matmul_f32(l, r, None, p.dims)
+            })?;
+            return Ok(self.wrap(storage, p.out_dims));
+        };
+        if bias.dtype() != DType::F32 {
+            return Err(Error::DTypeMismatch {
+                op: OP,
+                lhs: DType::F32,
+                rhs: bias.dtype(),
+            });
+        }
+        if bias.dims() != [p.dims.n] {
+            return Err(Error::ShapeMismatch {
+                op: OP,
+                lhs: Shape::new([p.dims.n]),
+                rhs: bias.shape().clone(),
+            });
+        }
+        let storage = Tensor::with_views(OP, [&p.lhs, &p.rhs, bias], |b, [l, r, c]| {
+            b.matmul_f32(l, r, Some(c), p.dims)
         })?;
         Ok(self.wrap(storage, p.out_dims))
     }

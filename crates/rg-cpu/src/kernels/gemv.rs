@@ -45,13 +45,15 @@ const PAR_MIN_WORK: usize = 1 << 16;
 const MIN_TASK_COLS: usize = 256;
 
 /// The product when it is skinny (`m <= MAX_ROWS`) and both operands are f32 or both
-/// bf16, plus `bias` (`n` values, already f32) on every row when given; `None` leaves
-/// it to the general GEMM.
+/// bf16, plus `bias` (`n` values, already f32) on every row when given; a bf16
+/// product is rounded to bf16 when `round`, else returned in f32. `None` leaves it to
+/// the general GEMM.
 pub fn matmul(
     lhs: View<'_>,
     rhs: View<'_>,
     bias: Option<&[f32]>,
     dims: MatmulDims,
+    round: bool,
 ) -> Option<Result<BoxStorage>> {
     if dims.m == 0 || dims.m > MAX_ROWS {
         return None;
@@ -69,8 +71,12 @@ pub fn matmul(
             Some(run::<f32>(lhs, rhs, dims).map(|out| boxed(with_bias(out))))
         }
         (DType::BF16, DType::BF16) => Some(run::<bf16>(lhs, rhs, dims).map(|out| {
-            let out = with_bias(out).into_iter().map(bf16::from_f32);
-            boxed(out.collect::<Vec<_>>())
+            let out = with_bias(out);
+            if round {
+                boxed(out.into_iter().map(bf16::from_f32).collect::<Vec<_>>())
+            } else {
+                boxed(out)
+            }
         })),
         _ => None,
     }

@@ -49,7 +49,31 @@ const OP: &str = "matmul";
 const PAR_MIN_FLOPS: usize = 1 << 17;
 
 pub fn matmul(lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<BoxStorage> {
-    product(lhs, rhs, None, dims)
+    product(lhs, rhs, None, dims, Output::OperandDtype)
+}
+
+/// `lhs @ rhs (+ bias)` in f32 whatever the operands' dtype: the engines accumulate
+/// in f32, so a bf16 product is the accumulator itself, not rounded to bf16 (an
+/// autocast product). `bias` is f32.
+pub fn matmul_f32(
+    lhs: View<'_>,
+    rhs: View<'_>,
+    bias: Option<View<'_>>,
+    dims: MatmulDims,
+) -> Result<BoxStorage> {
+    if let Some(bias) = bias {
+        dims.bias_rows(Device::Cpu, bias.layout)?;
+    }
+    product(lhs, rhs, bias, dims, Output::F32)
+}
+
+/// The dtype of a product's result.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// The operands' (bf16 rounded to nearest even from the f32 accumulator).
+    OperandDtype,
+    /// f32, the accumulator as it is (f64 products stay f64 and are then narrowed).
+    F32,
 }
 
 /// `lhs @ rhs + bias`, `bias` `[n]` added to every row (a linear layer's forward). On
@@ -62,7 +86,7 @@ pub fn matmul_bias(
     dims: MatmulDims,
 ) -> Result<BoxStorage> {
     dims.bias_rows(Device::Cpu, bias.layout)?;
-    product(lhs, rhs, Some(bias), dims)
+    product(lhs, rhs, Some(bias), dims, Output::OperandDtype)
 }
 
 fn product(
@@ -70,26 +94,46 @@ fn product(
     rhs: View<'_>,
     bias: Option<View<'_>>,
     dims: MatmulDims,
+    output: Output,
 ) -> Result<BoxStorage> {
     let dtype = common_dtype(OP, &[lhs, rhs])?;
     match dtype {
         DType::F32 | DType::F64 | DType::BF16 => {}
         other => return Err(unsupported(OP, other, "f32, f64 or bf16")),
     }
-    if let Some(bias) = bias {
-        common_dtype(OP, &[lhs, bias])?;
+    if dtype == DType::F64 && output == Output::F32 {
+        let product = product(lhs, rhs, None, dims, Output::OperandDtype)?;
+        let out = Layout::contiguous([dims.batch, dims.m, dims.n]);
+        let wide = super::cast::cast(View::new(&*product, &out), DType::F32)?;
+        return add_bias_rows(wide, bias, dims);
     }
+    let bias_dtype = match output {
+        Output::OperandDtype => dtype,
+        Output::F32 => DType::F32,
+    };
     // The f32 and bf16 engines accumulate in f32 and start from an f32 bias.
-    let bias32: Option<Cow<'_, [f32]>> = match (bias, dtype) {
-        (Some(c), DType::F32) => Some(typed::<f32>(c, OP)?.contiguous()),
-        (Some(c), DType::BF16) => {
+    let bias32: Option<Cow<'_, [f32]>> = match bias.map(|c| (c, c.dtype())) {
+        Some((c, d)) if d != bias_dtype => {
+            return Err(Error::DTypeMismatch {
+                op: OP,
+                lhs: bias_dtype,
+                rhs: c.dtype(),
+            })
+        }
+        Some((c, DType::F32)) => Some(typed::<f32>(c, OP)?.contiguous()),
+        Some((c, DType::BF16)) => {
             let c = typed::<bf16>(c, OP)?.contiguous();
             Some(Cow::Owned(c.iter().map(|v| v.to_f32()).collect()))
         }
         _ => None,
     };
+    let narrow = |out: Vec<f32>| match output {
+        Output::OperandDtype => boxed(round_to_bf16(out)),
+        Output::F32 => boxed(out),
+    };
     // Decoding's few-row products are bandwidth-bound: read the weight in place.
-    if let Some(out) = super::gemv::matmul(lhs, rhs, bias32.as_deref(), dims) {
+    let round = output == Output::OperandDtype;
+    if let Some(out) = super::gemv::matmul(lhs, rhs, bias32.as_deref(), dims, round) {
         return out;
     }
     let MatmulDims { batch, m, n, k } = dims;
@@ -119,13 +163,13 @@ fn product(
                 }
                 None => run_packed(kern, &plan, batch, (x, &a), (y, &b), bias),
             };
-            Ok(boxed(round_to_bf16(out)))
+            Ok(narrow(out))
         }
         #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
         (DType::BF16, Engine::Bf16(kern)) => {
             let (x, y) = (typed::<bf16>(lhs, OP)?.data, typed::<bf16>(rhs, OP)?.data);
             let out = run_packed(kern, &plan, batch, (x, &a), (y, &b), bias32.as_deref());
-            Ok(boxed(round_to_bf16(out)))
+            Ok(narrow(out))
         }
         (DType::F64, _) => {
             let out = run_library::<f64>(lhs, rhs, &plan, batch, (&a, &b))?;
