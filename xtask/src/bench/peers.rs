@@ -138,12 +138,52 @@ impl PeerServer {
             }
             Err(e) => return Err(e.context(format!("the peer script stopped at {}", row.label()))),
         };
+        self.wait_until_idle();
         Ok(v["results"]
             .as_array()
             .into_iter()
             .flatten()
             .map(parse_result)
             .collect())
+    }
+
+    /// Returns once the script has stopped using the CPU. PyTorch's OpenMP workers
+    /// keep spinning for a while after its last parallel op (measured here: our next
+    /// row, started at once, ran at 0.35x its speed for about a second), so the row
+    /// after a peer would otherwise share the cores with it. Polls the process's CPU
+    /// time (`/proc/<pid>/stat`, all threads): idle is under 10 ms of CPU in 100 ms
+    /// of wall time; gives up after 5 s, and at once where `/proc` is absent.
+    fn wait_until_idle(&self) {
+        let stat = format!("/proc/{}/stat", self.child.id());
+        let cpu_ticks = || -> Option<u64> {
+            let text = std::fs::read_to_string(&stat).ok()?;
+            // Fields after the command name (which may hold spaces) start at state;
+            // utime and stime are the 12th and 13th of those.
+            let rest = &text[text.rfind(')')? + 2..];
+            let mut fields = rest.split_whitespace().skip(11);
+            let utime: u64 = fields.next()?.parse().ok()?;
+            let stime: u64 = fields.next()?.parse().ok()?;
+            Some(utime + stime)
+        };
+        let Some(mut before) = cpu_ticks() else {
+            return;
+        };
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(100));
+            let Some(now) = cpu_ticks() else { return };
+            // Clock ticks are 10 ms on Linux (USER_HZ = 100).
+            if now - before <= 1 {
+                if start.elapsed() > Duration::from_millis(150) {
+                    eprintln!(
+                        "       (the peer script kept the CPU busy {:.1} s after its row; waited)",
+                        start.elapsed().as_secs_f64()
+                    );
+                }
+                return;
+            }
+            before = now;
+        }
     }
 
     /// Whether the script was stopped after a row timed out.
