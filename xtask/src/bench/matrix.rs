@@ -218,8 +218,11 @@ const fn dtype(mut d: Def, dtype: &'static str) -> Def {
     d
 }
 
-/// Every row, in table order. The memory probe comes first: its bandwidth is the
-/// roofline of every byte-bound row. Matmul rows are repeated for the BLAS build with
+/// Every row, in table order. The memory probe (its bandwidth is the roofline of every
+/// byte-bound row) comes last: on the AMD EPYC VM, the rows measured in the seconds
+/// after it ran at half speed (2026-12-07: the first round of `matmul 256` at 0.299
+/// ms a product in both full runs, 0.153-0.162 ms in round 2 and in a run without the
+/// probe), and so did the probe's own second round once. Matmul rows are repeated for the BLAS build with
 /// `--blas` (f32 only); everything else runs on the default build only (matmul is the
 /// one kernel that `blas` changes). bf16 rows: matmul with bf16 operands (f32
 /// accumulation), and the training step in bf16 autocast (`rgrad train --dtype bf16`,
@@ -228,7 +231,6 @@ const fn dtype(mut d: Def, dtype: &'static str) -> Def {
 /// from matmuls and softmax, and the fused op the models use; also over a 512-token
 /// prefill), decode after a 64-token prompt.
 const DEFS: &[Def] = &[
-    def("memory_read", "1GiB", Weight::Medium, GBPS),
     def("matmul", "256", Weight::Light, GFLOPS),
     def("matmul", "1024", Weight::Medium, GFLOPS),
     def("matmul", "2048", Weight::Medium, GFLOPS),
@@ -310,6 +312,7 @@ const DEFS: &[Def] = &[
         Weight::Medium,
         TOKS,
     ),
+    def("memory_read", "1GiB", Weight::Medium, GBPS),
 ];
 
 const TFLOPS: (&str, f64) = ("TFLOP/s", 1e12);
