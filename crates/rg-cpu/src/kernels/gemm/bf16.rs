@@ -25,8 +25,24 @@ pub(super) const KC: usize = 512;
 /// Lhs rows packed per depth block: large, because each block of rows repacks the
 /// whole rhs (a 2048 x 512 bf16 lhs block is 2 MiB, within L3).
 pub(super) const MC: usize = 2048;
-/// Rhs columns per packed block: `KC x NC` bf16 (1 MiB) stays in L2.
-pub(super) const NC: usize = 1024;
+/// Rhs columns per packed block where the L2 size is not known: see [`nc`].
+const NC_DEFAULT: usize = 1024;
+
+/// Rhs columns per packed block for `kern`: as in the f32 GEMM, the `KC x NC` bf16
+/// block takes half of a core's L2 (the lhs panel and the C tiles stream through the
+/// other half), in whole tiles of the kernel, so no block ends in a partial tile.
+/// Zen 4's 1 MiB L2: 480 columns for the 8x48 `vdpbf16ps` kernel; 1024 columns (1
+/// MiB) had bf16 2048 / 4096 at 374-379 / 380-384 GFLOP/s, 480 at 390-396 / 397-407
+/// (best of 5, three rounds alternating). A 2 MiB L2 (Sapphire and Emerald Rapids):
+/// 1024 columns for AMX's 32-column tiles, as before.
+pub(super) fn nc(kern: Bf16Kernel) -> usize {
+    use std::sync::OnceLock;
+    static HALF_L2_COLUMNS: OnceLock<usize> = OnceLock::new();
+    let columns = *HALF_L2_COLUMNS.get_or_init(|| {
+        super::l2_bytes().map_or(NC_DEFAULT, |l2| (l2 / 2 / (KC * 2)).clamp(128, 2048))
+    });
+    (columns / kern.nr()).max(1) * kern.nr()
+}
 /// Largest `MR * NR` of the two kernels (the scratch tile for partial edges).
 const MAX_TILE: usize = 1536;
 const _: () = assert!(amx::MR * amx::NR <= MAX_TILE && dpbf16::MR * dpbf16::NR <= MAX_TILE);
@@ -200,7 +216,8 @@ pub unsafe fn gemm(
     }
     let kc_max = KC.min(k).next_multiple_of(CHUNK);
     let mc_max = MC.min(m).next_multiple_of(kern.row_align());
-    let nc_max = NC.min(n).next_multiple_of(kern.nr());
+    let nc_block = nc(kern);
+    let nc_max = nc_block.min(n).next_multiple_of(kern.nr());
     let (mut abuf, mut bbuf) = SCRATCH.take();
     let (apack, bpack) = (
         grown(&mut abuf, mc_max * kc_max),
@@ -217,8 +234,8 @@ pub unsafe fn gemm(
                 let live = LANES.min(mc.saturating_sub(q * LANES));
                 pack_lhs_panel(dst, a, i0 + q * LANES, live, p0, kc)
             });
-            for j0 in (0..n).step_by(NC) {
-                let nc = NC.min(n - j0);
+            for j0 in (0..n).step_by(nc_block) {
+                let nc = nc_block.min(n - j0);
                 let panels = nc.next_multiple_of(kern.nr()) / LANES;
                 // SAFETY: columns `j0..j0 + nc` and depths `p0..p0 + kc` are inside `b`.
                 pack(&mut bpack[..panels * kcp * LANES], kcp, |dst, q| unsafe {

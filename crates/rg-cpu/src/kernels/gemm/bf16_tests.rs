@@ -6,7 +6,7 @@
 use half::bf16;
 use proptest::prelude::*;
 
-use super::bf16::{gemm, Bf16Kernel, KC, MC, NC};
+use super::bf16::{gemm, nc, Bf16Kernel, KC, MC};
 use super::Mat;
 
 /// A deterministic generator of values in `[-1, 1)`, as bf16.
@@ -180,7 +180,7 @@ fn several_blocks_in_every_dimension() {
     for kern in kernels() {
         check(
             kern,
-            (MC + 40, NC + 45, KC + 100),
+            (MC + 40, nc(kern) + 45, KC + 100),
             (Layout::RowMajor, Layout::Transposed),
             true,
             5,

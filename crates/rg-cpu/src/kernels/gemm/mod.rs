@@ -77,7 +77,7 @@ fn nc() -> usize {
 }
 
 /// The L2 data cache of one core, in bytes, as Linux reports it (`None` elsewhere).
-fn l2_bytes() -> Option<usize> {
+pub(super) fn l2_bytes() -> Option<usize> {
     let dir = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
     std::fs::read_dir(dir).ok()?.find_map(|entry| {
         let path = entry.ok()?.path();
