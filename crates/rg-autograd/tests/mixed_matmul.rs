@@ -143,3 +143,17 @@ fn operands_other_than_f32_are_an_error_naming_them() {
     let err = a.matmul_mixed(&b, None, DType::BF16).unwrap_err();
     assert!(err.to_string().contains("rhs"), "{err}");
 }
+
+#[test]
+fn a_bias_of_the_wrong_length_is_an_error_naming_both_shapes() {
+    rg_cpu::register();
+    let x = Var::parameter(tensor(values(6, 9), &[2, 3]));
+    let w = Var::parameter(tensor(values(12, 10), &[3, 4]));
+    let bias = Var::parameter(tensor(values(5, 11), &[5]));
+    let err = x.matmul_mixed(&w, Some(&bias), DType::BF16).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("matmul_f32") && msg.contains('4') && msg.contains('5'),
+        "{msg}"
+    );
+}

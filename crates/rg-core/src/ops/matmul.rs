@@ -20,13 +20,7 @@ impl Tensor {
         const OP: &str = "matmul_bias";
         let p = self.plan_product(OP, rhs)?;
         self.check_same(OP, bias)?;
-        if bias.dims() != [p.dims.n] {
-            return Err(Error::ShapeMismatch {
-                op: OP,
-                lhs: Shape::new([p.dims.n]),
-                rhs: bias.shape().clone(),
-            });
-        }
+        p.check_row_bias(OP, bias)?;
         let storage = Tensor::with_views(OP, [&p.lhs, &p.rhs, bias], |b, [l, r, c]| {
             b.matmul_bias(l, r, c, p.dims)
         })?;
@@ -53,13 +47,7 @@ impl Tensor {
                 rhs: bias.dtype(),
             });
         }
-        if bias.dims() != [p.dims.n] {
-            return Err(Error::ShapeMismatch {
-                op: OP,
-                lhs: Shape::new([p.dims.n]),
-                rhs: bias.shape().clone(),
-            });
-        }
+        p.check_row_bias(OP, bias)?;
         let storage = Tensor::with_views(OP, [&p.lhs, &p.rhs, bias], |b, [l, r, c]| {
             b.matmul_f32(l, r, Some(c), p.dims)
         })?;
@@ -124,6 +112,20 @@ struct Product {
     rhs: Tensor,
     dims: MatmulDims,
     out_dims: Vec<usize>,
+}
+
+impl Product {
+    /// A bias added to every row of the product must be `[n]`.
+    fn check_row_bias(&self, op: &'static str, bias: &Tensor) -> Result<()> {
+        if bias.dims() == [self.dims.n] {
+            return Ok(());
+        }
+        Err(Error::ShapeMismatch {
+            op,
+            lhs: Shape::new([self.dims.n]),
+            rhs: bias.shape().clone(),
+        })
+    }
 }
 
 fn last_two(dims: &[usize]) -> (usize, usize) {
