@@ -52,6 +52,12 @@ fn transpose(a: &[f64], rows: usize, cols: usize) -> Vec<f64> {
         .collect()
 }
 
+/// The gradients of `sum(y * r)`: backward with `r` as `y`'s gradient.
+fn backward_with_output_gradient(y: &Var, r: &Tensor) -> rg_autograd::Gradients {
+    let loss = y.mul(&Var::constant(r.clone())).unwrap().sum_all().unwrap();
+    loss.backward().unwrap()
+}
+
 fn assert_close(got: &Tensor, want: &[f64], what: &str) {
     assert_eq!(got.dtype(), DType::F32, "{what}");
     let got = got.contiguous().unwrap().to_vec::<f32>().unwrap();
@@ -74,13 +80,7 @@ fn forward_and_gradients_are_f32_products_of_the_rounded_operands() {
     let bias = Var::parameter(tensor(values(n, 3), &[n]));
     let r = tensor(values(m * n, 4), &[m, n]);
     let y = x.matmul_mixed(&w, Some(&bias), DType::BF16).unwrap();
-    let grads = y
-        .mul(&Var::constant(r.clone()))
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
+    let grads = backward_with_output_gradient(&y, &r);
 
     let (xr, wr, gr) = (
         bf16_rounded(x.tensor()),
@@ -120,13 +120,7 @@ fn a_transposed_weight_gets_a_row_major_gradient() {
     let y = x
         .matmul_mixed(&table.t().unwrap(), None, DType::BF16)
         .unwrap();
-    let grads = y
-        .mul(&Var::constant(r.clone()))
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
+    let grads = backward_with_output_gradient(&y, &r);
     let dtable = grads.get(&table).unwrap();
     assert!(dtable.is_contiguous(), "{:?}", dtable.layout());
     let (xr, gr) = (bf16_rounded(x.tensor()), bf16_rounded(&r));

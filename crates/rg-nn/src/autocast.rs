@@ -7,8 +7,9 @@
 //! precision: the autocast dtype when one is active (f32 activations and weights are
 //! rounded to it, multiplied with f32 accumulation, and the product and both
 //! gradients come back in f32 unrounded: [`Var::matmul_mixed`]), else a
-//! half-precision weight's own dtype (bf16/f16 inference weights: f32 activations are rounded to it, the
-//! backend accumulates in f32, and the product comes back in f32). A Q8_0 weight
+//! half-precision weight's own dtype (bf16/f16 inference weights: f32 activations are
+//! rounded to it, the backend accumulates in f32, and the product comes back in f32).
+//! A Q8_0 weight
 //! ([`Weight::Q8`]) always goes to the backend's `matmul_q8` with f32 activations (its
 //! kernels pick their own internal precision); it has no gradient, so the product is
 //! an error while gradients are being recorded for `x`.
@@ -63,8 +64,10 @@ pub fn matmul(x: &Var, w: &Weight) -> Result<Var> {
             return Ok(Var::constant(y));
         }
     };
+    if let Some(compute) = autocast_product(x, w) {
+        return x.matmul_mixed(w, None, compute);
+    }
     match lower_precision(x, w) {
-        Some(compute) if w.dtype() == DType::F32 => x.matmul_mixed(w, None, compute),
         Some(compute) => x
             .to_dtype(compute)?
             .matmul(&w.to_dtype(compute)?)?
@@ -79,18 +82,23 @@ pub fn matmul(x: &Var, w: &Weight) -> Result<Var> {
 /// the product cast back.
 pub fn linear(x: &Var, w: &Weight, bias: Option<&Var>) -> Result<Var> {
     if let (Weight::Dense(dense), Some(b)) = (w, bias) {
-        match lower_precision(x, dense) {
-            None if b.dtype() == x.dtype() => return x.matmul_bias(dense, b),
-            Some(compute) if dense.dtype() == DType::F32 && b.dtype() == DType::F32 => {
-                return x.matmul_mixed(dense, Some(b), compute)
-            }
-            _ => {}
+        if let Some(compute) = autocast_product(x, dense).filter(|_| b.dtype() == DType::F32) {
+            return x.matmul_mixed(dense, Some(b), compute);
+        }
+        if lower_precision(x, dense).is_none() && b.dtype() == x.dtype() {
+            return x.matmul_bias(dense, b);
         }
     }
     match bias {
         Some(b) => matmul(x, w)?.add(b),
         None => matmul(x, w),
     }
+}
+
+/// The compute dtype when `x @ w` is an autocast product of f32 vars, which
+/// [`Var::matmul_mixed`] computes in one op.
+fn autocast_product(x: &Var, w: &Var) -> Option<DType> {
+    lower_precision(x, w).filter(|_| w.dtype() == DType::F32)
 }
 
 /// The dtype a product of `x` and the dense weight `w` is computed in, when it is

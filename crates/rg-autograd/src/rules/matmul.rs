@@ -34,12 +34,7 @@ impl BackwardRule for MatmulBias {
 
     fn backward(&self, g: &Tensor, inputs: &[Var], _: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let mut grads = product_grads(g, &inputs[0], &inputs[1])?;
-        let bias = &inputs[2];
-        grads.push(if bias.requires_grad() {
-            Some(g.sum_to_shape(bias.tensor().shape())?)
-        } else {
-            None
-        });
+        grads.push(row_bias_grad(g, &inputs[2])?);
         Ok(grads)
     }
 }
@@ -104,14 +99,18 @@ impl BackwardRule for MixedMatmul {
         let mul = |x: &Tensor, y: &Tensor| x.matmul_f32(y, None);
         let mut grads = operand_grads(&gc, [&self.a, &self.b], needed, mul)?;
         if let Some(bias) = inputs.get(2) {
-            grads.push(if bias.requires_grad() {
-                Some(g.sum_to_shape(bias.tensor().shape())?)
-            } else {
-                None
-            });
+            grads.push(row_bias_grad(g, bias)?);
         }
         Ok(grads)
     }
+}
+
+/// The gradient of a bias added to every row of a product: `g` summed over the rows.
+fn row_bias_grad(g: &Tensor, bias: &Var) -> Result<Option<Tensor>> {
+    if !bias.requires_grad() {
+        return Ok(None);
+    }
+    Ok(Some(g.sum_to_shape(bias.tensor().shape())?))
 }
 
 /// Whether the last two axes are stored column-major (a transposed view).

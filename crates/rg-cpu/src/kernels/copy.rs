@@ -3,7 +3,6 @@
 //! `concat` (join views into new storage).
 
 use half::{bf16, f16};
-use std::borrow::Cow;
 
 use rg_core::backend::{BackendStorage, BoxStorage, View};
 use rg_core::{DType, Device, Error, HostBuffer, Layout, Result};
@@ -120,12 +119,7 @@ pub fn concat(srcs: &[View<'_>], axis: usize, dims: &[usize]) -> Result<BoxStora
             .iter()
             .map(|&src| {
                 let src = typed::<T>(src, OP)?;
-                let width = src.dims()[axis] * inner;
-                let data = match src.layout.contiguous_range() {
-                    Some(range) => Cow::Borrowed(&src.data[range]),
-                    None => Cow::Owned(materialise(src)),
-                };
-                Ok((data, width))
+                Ok((src.contiguous(), src.dims()[axis] * inner))
             })
             .collect::<Result<Vec<_>>>()?;
         let row: usize = parts.iter().map(|(_, width)| width).sum();

@@ -12,8 +12,9 @@
 //!   each output is a dot product of contiguous memory, one column after the next;
 //! - any other strides: a plain strided loop (correct, not fast; no model uses it).
 //!
-//! Weights may be f32 or bf16; accumulation is always f32, and a bf16 product is
-//! rounded to bf16 once at the end. The activations (tiny) are first gathered into a
+//! Weights may be f32 or bf16; accumulation is always f32, and the f32 accumulators
+//! go back to `matmul`, which rounds a bf16 product once (or not, for `matmul_f32`).
+//! The activations (tiny) are first gathered into a
 //! contiguous f32 buffer. One product big enough to share is split across the rayon
 //! pool: by weight rows (the reduction axis, partial sums added after) when rows are
 //! contiguous, so each thread streams one contiguous block; by output columns when
@@ -25,12 +26,12 @@
 
 use half::bf16;
 use rayon::prelude::*;
-use rg_core::backend::{BoxStorage, MatmulDims, View};
+use rg_core::backend::{MatmulDims, View};
 use rg_core::{DType, Device, Error, Layout, Result};
 
 use crate::simd::multiversion;
 use crate::storage::CpuElement;
-use crate::view::{boxed, typed, Typed};
+use crate::view::{typed, Typed};
 
 const OP: &str = "matmul";
 
@@ -44,17 +45,16 @@ const PAR_MIN_WORK: usize = 1 << 16;
 /// vector loops whole).
 const MIN_TASK_COLS: usize = 256;
 
-/// The product when it is skinny (`m <= MAX_ROWS`) and both operands are f32 or both
-/// bf16, plus `bias` (`n` values, already f32) on every row when given; a bf16
-/// product is rounded to bf16 when `round`, else returned in f32. `None` leaves it to
-/// the general GEMM.
+/// The product's f32 accumulators (plus `bias`, `n` values already f32, on every row
+/// when given) when it is skinny (`m <= MAX_ROWS`) and both operands are f32 or both
+/// bf16; the caller gives them the result's dtype. `None` leaves it to the general
+/// GEMM.
 pub fn matmul(
     lhs: View<'_>,
     rhs: View<'_>,
     bias: Option<&[f32]>,
     dims: MatmulDims,
-    round: bool,
-) -> Option<Result<BoxStorage>> {
+) -> Option<Result<Vec<f32>>> {
     if dims.m == 0 || dims.m > MAX_ROWS {
         return None;
     }
@@ -67,17 +67,8 @@ pub fn matmul(
         out
     };
     match (lhs.dtype(), rhs.dtype()) {
-        (DType::F32, DType::F32) => {
-            Some(run::<f32>(lhs, rhs, dims).map(|out| boxed(with_bias(out))))
-        }
-        (DType::BF16, DType::BF16) => Some(run::<bf16>(lhs, rhs, dims).map(|out| {
-            let out = with_bias(out);
-            if round {
-                boxed(out.into_iter().map(bf16::from_f32).collect::<Vec<_>>())
-            } else {
-                boxed(out)
-            }
-        })),
+        (DType::F32, DType::F32) => Some(run::<f32>(lhs, rhs, dims).map(with_bias)),
+        (DType::BF16, DType::BF16) => Some(run::<bf16>(lhs, rhs, dims).map(with_bias)),
         _ => None,
     }
 }

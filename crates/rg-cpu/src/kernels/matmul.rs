@@ -127,14 +127,14 @@ fn product(
         }
         _ => None,
     };
-    let narrow = |out: Vec<f32>| match output {
-        Output::OperandDtype => boxed(round_to_bf16(out)),
-        Output::F32 => boxed(out),
+    // The f32 accumulators of a bf16 product, rounded unless f32 was asked for.
+    let finish = |out: Vec<f32>| match (dtype, output) {
+        (DType::BF16, Output::OperandDtype) => boxed(round_to_bf16(out)),
+        _ => boxed(out),
     };
     // Decoding's few-row products are bandwidth-bound: read the weight in place.
-    let round = output == Output::OperandDtype;
-    if let Some(out) = super::gemv::matmul(lhs, rhs, bias32.as_deref(), dims, round) {
-        return out;
+    if let Some(out) = super::gemv::matmul(lhs, rhs, bias32.as_deref(), dims) {
+        return out.map(finish);
     }
     let MatmulDims { batch, m, n, k } = dims;
     let (a, b) = (
@@ -146,7 +146,7 @@ fn product(
         (DType::F32, Engine::Packed(kern)) => {
             let (x, y) = (typed::<f32>(lhs, OP)?.data, typed::<f32>(rhs, OP)?.data);
             let out = run_packed(kern, &plan, batch, (x, &a), (y, &b), bias32.as_deref());
-            Ok(boxed(out))
+            Ok(finish(out))
         }
         (DType::BF16, Engine::Packed(kern)) => {
             let (x, y) = (typed::<bf16>(lhs, OP)?.data, typed::<bf16>(rhs, OP)?.data);
@@ -163,13 +163,13 @@ fn product(
                 }
                 None => run_packed(kern, &plan, batch, (x, &a), (y, &b), bias),
             };
-            Ok(narrow(out))
+            Ok(finish(out))
         }
         #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
         (DType::BF16, Engine::Bf16(kern)) => {
             let (x, y) = (typed::<bf16>(lhs, OP)?.data, typed::<bf16>(rhs, OP)?.data);
             let out = run_packed(kern, &plan, batch, (x, &a), (y, &b), bias32.as_deref());
-            Ok(narrow(out))
+            Ok(finish(out))
         }
         (DType::F64, _) => {
             let out = run_library::<f64>(lhs, rhs, &plan, batch, (&a, &b))?;
