@@ -3,6 +3,11 @@
 //! tiles (16 depth pairs x 16 columns, VNNI order), four `tdpbf16ps` per chunk.
 //! Register use: tmm0..3 accumulate, tmm4..5 hold lhs, tmm6..7 rhs.
 //!
+//! The rhs tiles load with `tileloaddt1` (non-temporal hint): each rhs panel streams
+//! from L2 once per tile, and kept out of L1 it no longer evicts the 32 KiB lhs panel
+//! that every tile of the row reuses. On an AMX Xeon (family 6 model 167, 2 MiB L2):
+//! bf16 2048 one thread 836-867 -> 967-1003 GFLOP/s, two threads 1584-1611 -> 1862-1866.
+//!
 //! Written in inline assembly: the AMX intrinsics are not stable Rust. The compiler
 //! never allocates tile registers itself, so the tiles are ours between `ldtilecfg`
 //! ([`configure`]) and `tilerelease` ([`release`]); each rayon task brackets its
@@ -101,9 +106,9 @@ pub unsafe fn kernel(
             "tilezero tmm3",
             "3:",
             "tileloadd tmm4, [{a0} + {s} * 1]",
-            "tileloadd tmm6, [{b0} + {s} * 1]",
+            "tileloaddt1 tmm6, [{b0} + {s} * 1]",
             "tdpbf16ps tmm0, tmm4, tmm6",
-            "tileloadd tmm7, [{b1} + {s} * 1]",
+            "tileloaddt1 tmm7, [{b1} + {s} * 1]",
             "tdpbf16ps tmm1, tmm4, tmm7",
             "tileloadd tmm5, [{a1} + {s} * 1]",
             "tdpbf16ps tmm2, tmm5, tmm6",
