@@ -52,7 +52,7 @@ pub(crate) fn bf16_to_f32(x: bf16) -> f32 {
 /// (adding `0x7fff` plus the kept part's lowest bit carries exactly when the dropped
 /// half is above one half, or one half with an odd kept part); NaN stays NaN, quiet.
 #[inline(always)]
-fn bf16_bits(x: f32) -> u16 {
+pub(crate) fn bf16_bits(x: f32) -> u16 {
     let b = x.to_bits();
     let rounded = b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16;
     let nan = (b >> 16) | 0x40;

@@ -6,7 +6,8 @@
 //!
 //! Engines ([`engine`] picks one per call, the same for every product of the batch):
 //! - bf16 on CPUs with AMX or AVX512_BF16: the bf16 GEMM of [`super::gemm::bf16`]
-//!   (bf16 packing, f32 accumulation, the result rounded to nearest even at the end);
+//!   (bf16 packing, f32 accumulation, a bf16 result rounded to nearest even by the
+//!   GEMM's last depth block, tile by tile);
 //!   on aarch64 with the BF16 extension, the packed GEMM of [`super::gemm`] with its
 //!   `bfdot` kernel (operands packed as bf16 depth pairs).
 //! - f32 on x86 CPUs with AVX-512 or AVX2+FMA and on aarch64 (NEON), and bf16 on the
@@ -127,10 +128,15 @@ fn product(
         }
         _ => None,
     };
-    // The f32 accumulators of a bf16 product, rounded unless f32 was asked for.
-    let finish = |out: Vec<f32>| match (dtype, output) {
-        (DType::BF16, Output::OperandDtype) => boxed(round_to_bf16(out)),
-        _ => boxed(out),
+    // A bf16 product's result is rounded unless f32 was asked for.
+    let round = dtype == DType::BF16 && output == Output::OperandDtype;
+    let finish = |out: Vec<f32>| match round {
+        true => boxed(round_to_bf16(out)),
+        false => boxed(out),
+    };
+    let finish_packed = |out: Results| match out {
+        Results::F32(out) => finish(out),
+        Results::Bf16(out) => boxed(out),
     };
     // Decoding's few-row products are bandwidth-bound: read the weight in place.
     if let Some(out) = super::gemv::matmul(lhs, rhs, bias32.as_deref(), dims) {
@@ -145,8 +151,16 @@ fn product(
     match (dtype, engine(dtype, &plan)) {
         (DType::F32, Engine::Packed(kern)) => {
             let (x, y) = (typed::<f32>(lhs, OP)?.data, typed::<f32>(rhs, OP)?.data);
-            let out = run_packed(kern, &plan, batch, (x, &a), (y, &b), bias32.as_deref());
-            Ok(finish(out))
+            let out = run_packed(
+                kern,
+                &plan,
+                batch,
+                (x, &a),
+                (y, &b),
+                bias32.as_deref(),
+                false,
+            );
+            Ok(finish_packed(out))
         }
         (DType::BF16, Engine::Packed(kern)) => {
             let (x, y) = (typed::<bf16>(lhs, OP)?.data, typed::<bf16>(rhs, OP)?.data);
@@ -157,19 +171,20 @@ fn product(
                 .flatten();
             let out = match widened {
                 Some((wide, a)) => {
-                    let out = run_packed(kern, &plan, batch, (&wide[..], &a), (y, &b), bias);
+                    let out = run_packed(kern, &plan, batch, (&wide[..], &a), (y, &b), bias, round);
                     crate::pool::recycle(wide);
                     out
                 }
-                None => run_packed(kern, &plan, batch, (x, &a), (y, &b), bias),
+                None => run_packed(kern, &plan, batch, (x, &a), (y, &b), bias, round),
             };
-            Ok(finish(out))
+            Ok(finish_packed(out))
         }
         #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
         (DType::BF16, Engine::Bf16(kern)) => {
             let (x, y) = (typed::<bf16>(lhs, OP)?.data, typed::<bf16>(rhs, OP)?.data);
-            let out = run_packed(kern, &plan, batch, (x, &a), (y, &b), bias32.as_deref());
-            Ok(finish(out))
+            let bias = bias32.as_deref();
+            let out = run_packed(kern, &plan, batch, (x, &a), (y, &b), bias, round);
+            Ok(finish_packed(out))
         }
         (DType::F64, _) => {
             let out = run_library::<f64>(lhs, rhs, &plan, batch, (&a, &b))?;
@@ -313,10 +328,14 @@ impl Operand {
 /// One GEMM over element type `E`: the packed f32 GEMM with a micro-kernel, or the
 /// bf16 GEMM.
 trait Product<A, B>: Copy + Sync {
-    /// `c = a * b (+ bias on every row)`.
+    /// Whether [`Product::product`] can round its result to bf16 as it goes.
+    const ROUNDS: bool;
+
+    /// `c = a * b (+ bias on every row)`; with `rounded` (only where `ROUNDS`), the
+    /// result rounded to bf16 goes there instead and `c` is scratch.
     ///
     /// # Safety
-    /// As [`gemm::gemm`].
+    /// As [`gemm::gemm`]; `rounded`, when given, as `c`.
     #[allow(clippy::too_many_arguments)]
     unsafe fn product(
         self,
@@ -325,12 +344,15 @@ trait Product<A, B>: Copy + Sync {
         b: Mat<B>,
         bias: Option<&[f32]>,
         c: *mut f32,
+        rounded: Option<*mut bf16>,
         ldc: usize,
         parallel: bool,
     );
 }
 
 impl<A: gemm::Elem, B: gemm::Elem> Product<A, B> for Kernel {
+    const ROUNDS: bool = false;
+
     unsafe fn product(
         self,
         dims: (usize, usize, usize),
@@ -338,9 +360,11 @@ impl<A: gemm::Elem, B: gemm::Elem> Product<A, B> for Kernel {
         b: Mat<B>,
         bias: Option<&[f32]>,
         c: *mut f32,
+        rounded: Option<*mut bf16>,
         ldc: usize,
         parallel: bool,
     ) {
+        debug_assert!(rounded.is_none(), "the f32 GEMM does not round");
         // SAFETY: forwarded from the caller.
         unsafe { gemm::gemm(self, dims, a, b, bias, c, ldc, parallel) }
     }
@@ -348,6 +372,8 @@ impl<A: gemm::Elem, B: gemm::Elem> Product<A, B> for Kernel {
 
 #[cfg(all(target_arch = "x86_64", rg_cpu_avx512))]
 impl Product<bf16, bf16> for gemm::bf16::Bf16Kernel {
+    const ROUNDS: bool = true;
+
     unsafe fn product(
         self,
         dims: (usize, usize, usize),
@@ -355,32 +381,46 @@ impl Product<bf16, bf16> for gemm::bf16::Bf16Kernel {
         b: Mat<bf16>,
         bias: Option<&[f32]>,
         c: *mut f32,
+        rounded: Option<*mut bf16>,
         ldc: usize,
         parallel: bool,
     ) {
+        let rounded = rounded.map(gemm::bf16::Rounded);
         // SAFETY: forwarded from the caller; `best` only returns available kernels.
-        unsafe { gemm::bf16::gemm(self, dims, a, b, bias, c, ldc, parallel) }
+        unsafe { gemm::bf16::gemm(self, dims, a, b, bias, (c, ldc), rounded, parallel) }
     }
 }
 
-/// The packed GEMM over the batch, into a fresh f32 `[batch, m, n]`, every row
-/// starting from `bias` when given.
-fn run_packed<A: gemm::Elem, B: gemm::Elem>(
-    kern: impl Product<A, B>,
+/// A packed product's results: the f32 accumulators, or already rounded to bf16.
+enum Results {
+    F32(Vec<f32>),
+    Bf16(Vec<bf16>),
+}
+
+/// The packed GEMM over the batch, into a fresh `[batch, m, n]`, every row starting
+/// from `bias` when given: rounded to bf16 if `round` and the kernel can, else f32.
+fn run_packed<A: gemm::Elem, B: gemm::Elem, K: Product<A, B>>(
+    kern: K,
     plan: &Plan,
     batch: usize,
     (a, lhs): (&[A], &Operand),
     (b, rhs): (&[B], &Operand),
     bias: Option<&[f32]>,
-) -> Vec<f32> {
+    round: bool,
+) -> Results {
     let (m, n, k) = (plan.m, plan.n, plan.k);
     let len = batch * m * n;
     // Left uninitialised: the GEMM writes every output (zeroing a large fresh buffer
     // first costs as much as a small batch's arithmetic).
     let mut out = crate::pool::with_capacity::<f32>(len);
+    let mut rounded = (round && K::ROUNDS).then(|| crate::pool::for_overwrite::<bf16>(len));
     if len == 0 {
-        return out;
+        return match rounded {
+            Some(r) => Results::Bf16(r),
+            None => Results::F32(out),
+        };
     }
+    let rounded_at = rounded.as_mut().map(|r| Send16(r.as_mut_ptr()));
     let by_batch = batch > 1
         && rayon::current_num_threads() > 1
         && batch.saturating_mul(m * n).saturating_mul(k) >= PAR_MIN_FLOPS
@@ -406,6 +446,7 @@ fn run_packed<A: gemm::Elem, B: gemm::Elem>(
                 mat(b, rhs.starts[i], plan.b),
                 bias,
                 c.as_mut_ptr().cast::<f32>(),
+                rounded_at.map(|r| r.at(i * m * n)),
                 n,
                 parallel,
             )
@@ -424,9 +465,32 @@ fn run_packed<A: gemm::Elem, B: gemm::Elem>(
             .enumerate()
             .for_each(|(i, c)| one(i, c, parallel));
     }
-    // SAFETY: each chunk went to one GEMM, which writes all of its `m * n` outputs.
-    unsafe { out.set_len(len) };
-    out
+    match rounded {
+        Some(r) => {
+            crate::pool::recycle(out);
+            Results::Bf16(r)
+        }
+        None => {
+            // SAFETY: each chunk went to one GEMM, which writes all of its `m * n` outputs.
+            unsafe { out.set_len(len) };
+            Results::F32(out)
+        }
+    }
+}
+
+/// The rounded output shared by the batch's GEMMs, which write disjoint products of it.
+#[derive(Clone, Copy)]
+struct Send16(*mut bf16);
+// SAFETY: each GEMM writes its own `m * n` products.
+unsafe impl Send for Send16 {}
+// SAFETY: as above.
+unsafe impl Sync for Send16 {}
+
+impl Send16 {
+    /// Product `offset` elements in.
+    fn at(self, offset: usize) -> *mut bf16 {
+        self.0.wrapping_add(offset)
+    }
 }
 
 /// A bf16 lhs with unit column stride widened to f32 once, with its operand moved to
@@ -490,11 +554,7 @@ multiversion! {
     /// vectorises (it is a full pass over every bf16 product's output).
     fn round_slice(dst: &mut [bf16], src: &[f32]) {
         for (d, s) in dst.iter_mut().zip(src) {
-            let b = s.to_bits();
-            let nan = b & 0x7fff_ffff > 0x7f80_0000;
-            let rounded = b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16;
-            let bits = if nan { (b >> 16) | 0x40 } else { rounded };
-            *d = bf16::from_bits(bits as u16);
+            *d = bf16::from_bits(super::cast::bf16_bits(*s));
         }
     }
 }
@@ -676,22 +736,28 @@ mod tests {
                 wide.len()
             );
             let bias: Vec<f32> = (0..n).map(|j| j as f32 / 8.0).collect();
-            let packed = run_packed(
+            let f32s = |out: Results| match out {
+                Results::F32(v) => v,
+                Results::Bf16(_) => panic!("asked for f32"),
+            };
+            let packed = f32s(run_packed(
                 kern,
                 &plan,
                 batch,
                 (&x[..], &lhs),
                 (&y[..], &rhs),
                 Some(&bias),
-            );
-            let widened = run_packed(
+                false,
+            ));
+            let widened = f32s(run_packed(
                 kern,
                 &plan,
                 batch,
                 (&wide[..], &wide_op),
                 (&y[..], &rhs),
                 Some(&bias),
-            );
+                false,
+            ));
             assert_eq!(packed.len(), batch * m * n);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&packed), bits(&widened));

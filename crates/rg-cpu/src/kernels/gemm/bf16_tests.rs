@@ -6,7 +6,7 @@
 use half::bf16;
 use proptest::prelude::*;
 
-use super::bf16::{gemm, nc, Bf16Kernel, KC, MC};
+use super::bf16::{gemm, nc, Bf16Kernel, Rounded, KC, MC};
 use super::Mat;
 
 /// A deterministic generator of values in `[-1, 1)`, as bf16.
@@ -82,17 +82,56 @@ fn check(
         rs: brs,
         cs: bcs,
     };
+    // Odd seeds start every row from a bias.
+    let bias: Option<Vec<f32>> =
+        (seed % 2 == 1).then(|| (0..n).map(|_| rng.next().to_f32()).collect());
     let ldc = n + 3;
     let mut c = vec![f32::NAN; m * ldc];
     // SAFETY: the kernel is available; the operands were built for exactly these dims
     // and strides; `c` holds `m` rows of `ldc >= n` values.
-    unsafe { gemm(kern, (m, n, k), a, b, None, c.as_mut_ptr(), ldc, parallel) };
+    unsafe {
+        gemm(
+            kern,
+            (m, n, k),
+            a,
+            b,
+            bias.as_deref(),
+            (c.as_mut_ptr(), ldc),
+            None,
+            parallel,
+        )
+    };
+    // The same product rounded to bf16 as it is stored, with C as scratch.
+    let mut sums = vec![f32::NAN; m * ldc];
+    let mut rounded = vec![bf16::NAN; m * ldc];
+    // SAFETY: as above; `rounded` has C's shape.
+    unsafe {
+        gemm(
+            kern,
+            (m, n, k),
+            a,
+            b,
+            bias.as_deref(),
+            (sums.as_mut_ptr(), ldc),
+            Some(Rounded(rounded.as_mut_ptr())),
+            parallel,
+        )
+    };
     // The products of bf16 values are exact in f32; what differs from f64 is the f32
     // rounding of the running sums, about 2^-24 per addition of the magnitudes.
     let tol = 2e-6 * (k.max(1) as f64).sqrt();
+    let what = format!(
+        "{kern:?} ({m}, {n}, {k}) {la:?} x {lb:?} parallel {parallel} bias {}",
+        bias.is_some()
+    );
     let mut row = vec![(0.0f64, 0.0f64); n];
     for i in 0..m {
         row.fill((0.0, 0.0));
+        if let Some(bias) = &bias {
+            row.iter_mut()
+                .zip(bias)
+                .for_each(|(r, &b)| *r = (b as f64, (b as f64).abs()));
+        }
         for p in 0..k {
             let x = at(i, p);
             for (j, (s, mag)) in row.iter_mut().enumerate() {
@@ -105,12 +144,26 @@ fn check(
             let got = c[i * ldc + j] as f64;
             assert!(
                 (got - want).abs() <= tol * mag + 1e-30,
-                "{kern:?} ({m}, {n}, {k}) {la:?} x {lb:?} parallel {parallel}: c[{i}][{j}] = {got}, want {want}"
+                "{what}: c[{i}][{j}] = {got}, want {want}"
+            );
+            // Rounding to bf16 (8 significant bits) moves a value by at most half its
+            // last place, 2^-8 of it.
+            let got = rounded[i * ldc + j].to_f64();
+            let bound = tol * mag + (want.abs() + tol * mag) / 256.0 + 1e-30;
+            assert!(
+                (got - want).abs() <= bound,
+                "{what}: rounded[{i}][{j}] = {got}, want {want}"
             );
         }
         assert!(
             c[i * ldc + n..(i + 1) * ldc].iter().all(|x| x.is_nan()),
             "row padding written"
+        );
+        assert!(
+            rounded[i * ldc + n..(i + 1) * ldc]
+                .iter()
+                .all(|x| x.is_nan()),
+            "rounded row padding written"
         );
     }
 }
