@@ -25,26 +25,42 @@ use crate::kernels::cast::bf16_bits;
 use crate::simd::bf16_support;
 use crate::simd::{bf16_level, Bf16Level};
 
-/// Depth of one packed block: a 32-row lhs panel (32 KiB of bf16) stays in L1.
+/// Depth of one packed block where the depth is cut: a 32-row lhs panel (32 KiB of
+/// bf16) stays in L1.
 pub(super) const KC: usize = 512;
+/// Depths up to this are one block, so C is written once and never read back: each
+/// further depth block loads and stores every C tile in f32, which costs more than an
+/// lhs panel outgrowing L1 (AMX Xeon, GPT-2's LM head forward `[256, 768] x [768,
+/// 50257]`: 653-740 GFLOP/s in two blocks, 1444-1493 in one). Deeper products keep
+/// `KC` (at depth 2048 and 3072 one block was 2-20% slower).
+pub(super) const ONE_BLOCK_MAX: usize = 1024;
 /// Lhs rows packed per depth block: large, because each block of rows repacks the
 /// whole rhs (a 2048 x 512 bf16 lhs block is 2 MiB, within L3).
 pub(super) const MC: usize = 2048;
 /// Rhs columns per packed block where the L2 size is not known: see [`nc`].
 const NC_DEFAULT: usize = 1024;
 
-/// Rhs columns per packed block for `kern`: as in the f32 GEMM, the `KC x NC` bf16
-/// block takes half of a core's L2 (the lhs panel and the C tiles stream through the
-/// other half), in whole tiles of the kernel, so no block ends in a partial tile.
-/// Zen 4's 1 MiB L2: 480 columns for the 8x48 `vdpbf16ps` kernel; 1024 columns (1
-/// MiB) had bf16 2048 / 4096 at 374-379 / 380-384 GFLOP/s, 480 at 390-396 / 397-407
-/// (best of 5, three rounds alternating). A 2 MiB L2 (Sapphire and Emerald Rapids):
-/// 1024 columns for AMX's 32-column tiles, as before.
-pub(super) fn nc(kern: Bf16Kernel) -> usize {
+/// The depth of the blocks a product of depth `k` is cut into.
+pub(super) fn depth_block(k: usize) -> usize {
+    if k <= ONE_BLOCK_MAX {
+        k.max(1)
+    } else {
+        KC
+    }
+}
+
+/// Rhs columns per packed block for `kern` and depth blocks of `kc`: as in the f32
+/// GEMM, the `kc x nc` bf16 block takes half of a core's L2 (the lhs panel and the C
+/// tiles stream through the other half), in whole tiles of the kernel, so no block
+/// ends in a partial tile. Zen 4's 1 MiB L2 at depth 512: 480 columns for the 8x48
+/// `vdpbf16ps` kernel; 1024 columns (1 MiB) had bf16 2048 / 4096 at 374-379 / 380-384
+/// GFLOP/s, 480 at 390-396 / 397-407 (best of 5, three rounds alternating). A 2 MiB
+/// L2 (Sapphire and Emerald Rapids): 1024 columns for AMX's 32-column tiles.
+pub(super) fn nc(kern: Bf16Kernel, kc: usize) -> usize {
     use std::sync::OnceLock;
-    static HALF_L2_COLUMNS: OnceLock<usize> = OnceLock::new();
-    let columns = *HALF_L2_COLUMNS.get_or_init(|| {
-        super::l2_bytes().map_or(NC_DEFAULT, |l2| (l2 / 2 / (KC * 2)).clamp(128, 2048))
+    static L2: OnceLock<Option<usize>> = OnceLock::new();
+    let columns = L2.get_or_init(super::l2_bytes).map_or(NC_DEFAULT, |l2| {
+        (l2 / 2 / (kc.next_multiple_of(CHUNK) * 2)).clamp(128, 2048)
     });
     (columns / kern.nr()).max(1) * kern.nr()
 }
@@ -256,17 +272,18 @@ pub unsafe fn gemm(
             return;
         }
     }
-    let kc_max = KC.min(k).next_multiple_of(CHUNK);
+    let kc_block = depth_block(k);
+    let kc_max = kc_block.min(k).next_multiple_of(CHUNK);
     let mc_max = MC.min(m).next_multiple_of(kern.row_align());
-    let nc_block = nc(kern);
+    let nc_block = nc(kern, kc_block);
     let nc_max = nc_block.min(n).next_multiple_of(kern.nr());
     let (mut abuf, mut bbuf) = SCRATCH.take();
     let (apack, bpack) = (
         grown(&mut abuf, mc_max * kc_max),
         grown(&mut bbuf, nc_max * kc_max),
     );
-    for p0 in (0..k).step_by(KC) {
-        let kc = KC.min(k - p0);
+    for p0 in (0..k).step_by(kc_block) {
+        let kc = kc_block.min(k - p0);
         let kcp = kc.next_multiple_of(CHUNK);
         for i0 in (0..m).step_by(MC) {
             let mc = MC.min(m - i0);

@@ -6,7 +6,7 @@
 use half::bf16;
 use proptest::prelude::*;
 
-use super::bf16::{gemm, nc, Bf16Kernel, Rounded, KC, MC};
+use super::bf16::{gemm, nc, Bf16Kernel, Rounded, KC, MC, ONE_BLOCK_MAX};
 use super::Mat;
 
 /// A deterministic generator of values in `[-1, 1)`, as bf16.
@@ -233,7 +233,7 @@ fn several_blocks_in_every_dimension() {
     for kern in kernels() {
         check(
             kern,
-            (MC + 40, nc(kern) + 45, KC + 100),
+            (MC + 40, nc(kern, KC) + 45, ONE_BLOCK_MAX + 100),
             (Layout::RowMajor, Layout::Transposed),
             true,
             5,
@@ -244,6 +244,14 @@ fn several_blocks_in_every_dimension() {
             (Layout::Transposed, Layout::RowMajor),
             false,
             6,
+        );
+        // The deepest single depth block, over several column blocks.
+        check(
+            kern,
+            (70, nc(kern, ONE_BLOCK_MAX) + 45, ONE_BLOCK_MAX),
+            (Layout::RowMajor, Layout::RowMajor),
+            true,
+            7,
         );
     }
 }
