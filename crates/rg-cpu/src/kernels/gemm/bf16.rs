@@ -30,10 +30,12 @@ use crate::simd::{bf16_level, Bf16Level};
 pub(super) const KC: usize = 512;
 /// Depths up to this are one block, so C is written once and never read back: each
 /// further depth block loads and stores every C tile in f32, which costs more than an
-/// lhs panel outgrowing L1 (AMX Xeon, GPT-2's LM head forward `[256, 768] x [768,
-/// 50257]`: 653-740 GFLOP/s in two blocks, 1444-1493 in one). Deeper products keep
-/// `KC` (at depth 2048 and 3072 one block was 2-20% slower).
-pub(super) const ONE_BLOCK_MAX: usize = 1024;
+/// lhs panel outgrowing L1 (AMX Xeon, two threads: GPT-2's LM head forward `[256,
+/// 768] x [768, 50257]` 649-689 GFLOP/s in two blocks, 1319-1359 in one; square 2048
+/// 1918-1989 in four, 2013-2172 in one). Deeper products keep `KC`: GPT-2's MLP
+/// projection forward (depth 3072) ran at 1027-1060 GFLOP/s in one block against
+/// 1295-1342 in six, its rhs block having shrunk to 160 columns.
+pub(super) const ONE_BLOCK_MAX: usize = 2048;
 /// Lhs rows packed per depth block: large, because each block of rows repacks the
 /// whole rhs (a 2048 x 512 bf16 lhs block is 2 MiB, within L3).
 pub(super) const MC: usize = 2048;

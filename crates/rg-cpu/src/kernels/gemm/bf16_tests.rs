@@ -231,16 +231,18 @@ fn zero_and_unit_depth() {
 #[test]
 fn several_blocks_in_every_dimension() {
     for kern in kernels() {
+        // Row blocks.
         check(
             kern,
-            (MC + 40, nc(kern, KC) + 45, ONE_BLOCK_MAX + 100),
+            (MC + 40, 70, 300),
             (Layout::RowMajor, Layout::Transposed),
             true,
             5,
         );
+        // Depth and column blocks, the last of each ragged.
         check(
             kern,
-            (100, 90, 2 * KC + 3),
+            (70, nc(kern, KC) + 45, ONE_BLOCK_MAX + KC + 3),
             (Layout::Transposed, Layout::RowMajor),
             false,
             6,
