@@ -28,23 +28,40 @@ use crate::simd::{bf16_level, Bf16Level};
 /// Depth of one packed block where the depth is cut: a 32-row lhs panel (32 KiB of
 /// bf16) stays in L1.
 pub(super) const KC: usize = 512;
-/// Depths up to this are one block, so C is written once and never read back: each
-/// further depth block loads and stores every C tile in f32, which costs more than an
-/// lhs panel outgrowing L1 (AMX Xeon, two threads: GPT-2's LM head forward `[256,
-/// 768] x [768, 50257]` 649-689 GFLOP/s in two blocks, 1319-1359 in one; square 2048
-/// 1918-1989 in four, 2013-2172 in one). Deeper products keep `KC`: GPT-2's MLP
-/// projection forward (depth 3072) ran at 1027-1060 GFLOP/s in one block against
-/// 1295-1342 in six, its rhs block having shrunk to 160 columns.
-pub(super) const ONE_BLOCK_MAX: usize = 2048;
 /// Lhs rows packed per depth block: large, because each block of rows repacks the
 /// whole rhs (a 2048 x 512 bf16 lhs block is 2 MiB, within L3).
 pub(super) const MC: usize = 2048;
 /// Rhs columns per packed block where the L2 size is not known: see [`nc`].
 const NC_DEFAULT: usize = 1024;
+/// The fewest rhs columns a one-block depth may leave the packed rhs block.
+const ONE_BLOCK_MIN_COLUMNS: usize = 256;
+
+/// The core's L2 size, read once.
+fn l2() -> Option<usize> {
+    use std::sync::OnceLock;
+    static L2: OnceLock<Option<usize>> = OnceLock::new();
+    *L2.get_or_init(super::l2_bytes)
+}
+
+/// The deepest product computed as one depth block: the deepest whose rhs block
+/// (half of the L2, see [`nc`]) still holds 256 columns (2048 on a 2 MiB L2, 1024 on
+/// Zen 4's 1 MiB; `KC` where the L2 size is unknown). One block writes C once and
+/// never reads it back, where each further depth block loads and stores every C tile
+/// in f32, which costs more than an lhs panel outgrowing L1 (AMX Xeon, two threads:
+/// GPT-2's LM head forward `[256, 768] x [768, 50257]` 649-689 GFLOP/s in two blocks,
+/// 1319-1359 in one; square 2048 1918-1989 in four, 2013-2172 in one). Past that the
+/// rhs block gets too narrow to reuse each lhs panel: GPT-2's MLP projection forward
+/// (depth 3072, 160 columns) ran at 1027-1060 GFLOP/s in one block against 1295-1342
+/// in six.
+pub(super) fn one_block_max() -> usize {
+    l2().map_or(KC, |l2| {
+        (l2 / 2 / (ONE_BLOCK_MIN_COLUMNS * 2) / CHUNK * CHUNK).max(KC)
+    })
+}
 
 /// The depth of the blocks a product of depth `k` is cut into.
 pub(super) fn depth_block(k: usize) -> usize {
-    if k <= ONE_BLOCK_MAX {
+    if k <= one_block_max() {
         k.max(1)
     } else {
         KC
@@ -57,11 +74,10 @@ pub(super) fn depth_block(k: usize) -> usize {
 /// ends in a partial tile. Zen 4's 1 MiB L2 at depth 512: 480 columns for the 8x48
 /// `vdpbf16ps` kernel; 1024 columns (1 MiB) had bf16 2048 / 4096 at 374-379 / 380-384
 /// GFLOP/s, 480 at 390-396 / 397-407 (best of 5, three rounds alternating). A 2 MiB
-/// L2 (Sapphire and Emerald Rapids): 1024 columns for AMX's 32-column tiles.
+/// L2 (Sapphire and Emerald Rapids) at depth 512: 1024 columns for AMX's 32-column
+/// tiles.
 pub(super) fn nc(kern: Bf16Kernel, kc: usize) -> usize {
-    use std::sync::OnceLock;
-    static L2: OnceLock<Option<usize>> = OnceLock::new();
-    let columns = L2.get_or_init(super::l2_bytes).map_or(NC_DEFAULT, |l2| {
+    let columns = l2().map_or(NC_DEFAULT, |l2| {
         (l2 / 2 / (kc.next_multiple_of(CHUNK) * 2)).clamp(128, 2048)
     });
     (columns / kern.nr()).max(1) * kern.nr()

@@ -6,7 +6,7 @@
 use half::bf16;
 use proptest::prelude::*;
 
-use super::bf16::{gemm, nc, Bf16Kernel, Rounded, KC, MC, ONE_BLOCK_MAX};
+use super::bf16::{gemm, nc, one_block_max, Bf16Kernel, Rounded, KC, MC};
 use super::Mat;
 
 /// A deterministic generator of values in `[-1, 1)`, as bf16.
@@ -242,7 +242,7 @@ fn several_blocks_in_every_dimension() {
         // Depth and column blocks, the last of each ragged.
         check(
             kern,
-            (70, nc(kern, KC) + 45, ONE_BLOCK_MAX + KC + 3),
+            (70, nc(kern, KC) + 45, one_block_max() + KC + 3),
             (Layout::Transposed, Layout::RowMajor),
             false,
             6,
@@ -250,7 +250,7 @@ fn several_blocks_in_every_dimension() {
         // The deepest single depth block, over several column blocks.
         check(
             kern,
-            (70, nc(kern, ONE_BLOCK_MAX) + 45, ONE_BLOCK_MAX),
+            (70, nc(kern, one_block_max()) + 45, one_block_max()),
             (Layout::RowMajor, Layout::RowMajor),
             true,
             7,
