@@ -67,8 +67,10 @@ impl GradExchange {
     }
 
     /// Runs backward from `loss`, adds its gradients to `grads` (earlier micro-batches'
-    /// sums) and averages the totals over the ranks of `comm`.
-    pub(crate) fn backward_and_average(
+    /// sums) and sums the totals over the ranks of `comm`. The average is the caller's
+    /// to take: dividing by the world size inside the exchange is one more pass over
+    /// every gradient, where the optimizer's gradient scale does it for free.
+    pub(crate) fn backward_and_sum(
         &mut self,
         comm: &mut Box<dyn Communicator>,
         loss: &Var,
@@ -80,7 +82,7 @@ impl GradExchange {
             let tensors = self.in_exchange_order(grads, params)?;
             let report =
                 self.bucketer
-                    .all_reduce_all_ready(comm.as_ref(), &tensors, ReduceOp::Avg)?;
+                    .all_reduce_all_ready(comm.as_ref(), &tensors, ReduceOp::Sum)?;
             return Ok(times(report, report.busy.as_secs_f64()));
         }
         let seed = Tensor::ones(loss.shape().clone(), loss.dtype(), &loss.device())?;
@@ -92,7 +94,7 @@ impl GradExchange {
             let (send, ready) = mpsc::channel();
             let worker = scope.spawn(move || {
                 let report =
-                    bucketer.all_reduce_as_ready(owned.as_ref(), sizes, ready, ReduceOp::Avg);
+                    bucketer.all_reduce_as_ready(owned.as_ref(), sizes, ready, ReduceOp::Sum);
                 (owned, report)
             });
             let backward = loss.backward_streaming(seed, &mut |leaf, grad| {

@@ -528,7 +528,7 @@ impl Trainer {
             // Ranks exchange gradients once per step, during the last micro-batch's
             // backward pass.
             if world > 1 && micro + 1 == accum {
-                exchange = Some(self.exchange.backward_and_average(
+                exchange = Some(self.exchange.backward_and_sum(
                     &mut self.comm,
                     &loss,
                     &mut grads,
@@ -542,14 +542,18 @@ impl Trainer {
             loss_sum = self.comm.all_reduce_scalar(loss_sum, ReduceOp::Avg)?;
             tokens *= world;
         }
+        // The exchange leaves the ranks' sums: the average is part of the update's
+        // gradient scale (exactly, for a power-of-two world: the scalings commute).
+        let per_rank = 1.0 / world as f64;
         let norm = rg_core::profile::phase("optimizer", || {
-            let norm = self.global_grad_norm(&grads)?;
+            let norm = self.global_grad_norm(&grads)? * per_rank;
             let scale = if self.config.grad_clip > 0.0 {
                 clip_coefficient(norm, self.config.grad_clip)
             } else {
                 1.0
             };
-            self.optimizer.step_with_grad_scale(&grads, scale)?;
+            self.optimizer
+                .step_with_grad_scale(&grads, scale * per_rank)?;
             Ok::<_, GptError>(norm)
         })?;
         if self.owners.is_some() {
