@@ -37,7 +37,7 @@ use rayon::prelude::*;
 use rg_core::backend::{BoxStorage, MatmulDims, View};
 use rg_core::{DType, Device, Error, Layout, Result, Shape};
 
-use super::gemm::{self, Kernel, Mat};
+use super::gemm::{self, Kernel, Mat, Rounded};
 use super::map::map1;
 use crate::math::Real;
 use crate::simd::multiversion;
@@ -130,9 +130,12 @@ fn product(
     };
     // A bf16 product's result is rounded unless f32 was asked for.
     let round = dtype == DType::BF16 && output == Output::OperandDtype;
-    let finish = |out: Vec<f32>| match round {
-        true => boxed(round_to_bf16(out)),
-        false => boxed(out),
+    let finish = |out: Vec<f32>| {
+        if round {
+            boxed(round_to_bf16(out))
+        } else {
+            boxed(out)
+        }
     };
     let finish_packed = |out: Results| match out {
         Results::F32(out) => finish(out),
@@ -344,7 +347,7 @@ trait Product<A, B>: Copy + Sync {
         b: Mat<B>,
         bias: Option<&[f32]>,
         c: *mut f32,
-        rounded: Option<*mut bf16>,
+        rounded: Option<Rounded>,
         ldc: usize,
         parallel: bool,
     );
@@ -360,7 +363,7 @@ impl<A: gemm::Elem, B: gemm::Elem> Product<A, B> for Kernel {
         b: Mat<B>,
         bias: Option<&[f32]>,
         c: *mut f32,
-        rounded: Option<*mut bf16>,
+        rounded: Option<Rounded>,
         ldc: usize,
         parallel: bool,
     ) {
@@ -381,11 +384,10 @@ impl Product<bf16, bf16> for gemm::bf16::Bf16Kernel {
         b: Mat<bf16>,
         bias: Option<&[f32]>,
         c: *mut f32,
-        rounded: Option<*mut bf16>,
+        rounded: Option<Rounded>,
         ldc: usize,
         parallel: bool,
     ) {
-        let rounded = rounded.map(gemm::bf16::Rounded);
         // SAFETY: forwarded from the caller; `best` only returns available kernels.
         unsafe { gemm::bf16::gemm(self, dims, a, b, bias, (c, ldc), rounded, parallel) }
     }
@@ -420,7 +422,7 @@ fn run_packed<A: gemm::Elem, B: gemm::Elem, K: Product<A, B>>(
             None => Results::F32(out),
         };
     }
-    let rounded_at = rounded.as_mut().map(|r| Send16(r.as_mut_ptr()));
+    let rounded_at = rounded.as_mut().map(|r| Rounded(r.as_mut_ptr()));
     let by_batch = batch > 1
         && rayon::current_num_threads() > 1
         && batch.saturating_mul(m * n).saturating_mul(k) >= PAR_MIN_FLOPS
@@ -438,7 +440,8 @@ fn run_packed<A: gemm::Elem, B: gemm::Elem, K: Product<A, B>>(
         }
         // SAFETY: `typed` checked that both layouts stay inside their slices, and the
         // starts and strides come from those layouts with the checked dims, so every
-        // element the GEMM reads is in bounds; `c` holds exactly the `m * n` outputs.
+        // element the GEMM reads is in bounds; `c` holds exactly the `m * n` outputs, and
+        // so does the rounded result `i * m * n` values in.
         unsafe {
             kern.product(
                 (m, n, k),
@@ -475,21 +478,6 @@ fn run_packed<A: gemm::Elem, B: gemm::Elem, K: Product<A, B>>(
             unsafe { out.set_len(len) };
             Results::F32(out)
         }
-    }
-}
-
-/// The rounded output shared by the batch's GEMMs, which write disjoint products of it.
-#[derive(Clone, Copy)]
-struct Send16(*mut bf16);
-// SAFETY: each GEMM writes its own `m * n` products.
-unsafe impl Send for Send16 {}
-// SAFETY: as above.
-unsafe impl Sync for Send16 {}
-
-impl Send16 {
-    /// Product `offset` elements in.
-    fn at(self, offset: usize) -> *mut bf16 {
-        self.0.wrapping_add(offset)
     }
 }
 

@@ -19,7 +19,7 @@ use half::bf16;
 
 use super::bf16_pack::{pack_lhs_panel, pack_rhs_panel, CHUNK, LANES};
 use super::split::Grid;
-use super::{amx, dpbf16, Mat, Out, Start};
+use super::{amx, dpbf16, Mat, Out, Rounded, Start};
 use crate::kernels::cast::bf16_bits;
 #[cfg(test)]
 use crate::simd::bf16_support;
@@ -219,28 +219,6 @@ fn grown(buf: &mut Vec<Line>, len: usize) -> &mut [u16] {
     }
     // SAFETY: `Line` is `repr(C)` over 32 u16, so the lines are contiguous u16.
     unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u16>(), buf.len() * 32) }
-}
-
-/// Where a product rounded to bf16 goes: `m` rows of `n` values, `ldc` apart as C's.
-/// The last depth block rounds its tiles straight into it (from the kernel's scratch
-/// tile, while it is in L1), so C holds only the running sums of the earlier depth
-/// blocks, and none of it is touched when the depth fits one block.
-#[derive(Clone, Copy)]
-pub struct Rounded(pub *mut bf16);
-// SAFETY: tasks write disjoint tiles, as they do of C.
-unsafe impl Send for Rounded {}
-// SAFETY: as above.
-unsafe impl Sync for Rounded {}
-
-impl Rounded {
-    /// The same element as `c + offset` is of C.
-    ///
-    /// # Safety
-    /// The element must be inside the result.
-    unsafe fn at(self, offset: usize) -> Rounded {
-        // SAFETY: forwarded from the caller.
-        Rounded(unsafe { self.0.add(offset) })
-    }
 }
 
 /// `c = a * b` (see the module docs). Every element of the `m x n` result is written

@@ -6,8 +6,8 @@
 use half::bf16;
 use proptest::prelude::*;
 
-use super::bf16::{gemm, nc, one_block_max, Bf16Kernel, Rounded, KC, MC};
-use super::Mat;
+use super::bf16::{gemm, nc, one_block_max, Bf16Kernel, KC, MC};
+use super::{Mat, Rounded};
 
 /// A deterministic generator of values in `[-1, 1)`, as bf16.
 struct Lcg(u64);
@@ -86,37 +86,30 @@ fn check(
     let bias: Option<Vec<f32>> =
         (seed % 2 == 1).then(|| (0..n).map(|_| rng.next().to_f32()).collect());
     let ldc = n + 3;
+    let run = |c: &mut [f32], rounded: Option<Rounded>| {
+        // SAFETY: the kernel is available; the operands were built for exactly these
+        // dims and strides; `c` (and `rounded`) hold `m` rows of `ldc >= n` values.
+        unsafe {
+            gemm(
+                kern,
+                (m, n, k),
+                a,
+                b,
+                bias.as_deref(),
+                (c.as_mut_ptr(), ldc),
+                rounded,
+                parallel,
+            )
+        }
+    };
     let mut c = vec![f32::NAN; m * ldc];
-    // SAFETY: the kernel is available; the operands were built for exactly these dims
-    // and strides; `c` holds `m` rows of `ldc >= n` values.
-    unsafe {
-        gemm(
-            kern,
-            (m, n, k),
-            a,
-            b,
-            bias.as_deref(),
-            (c.as_mut_ptr(), ldc),
-            None,
-            parallel,
-        )
-    };
+    run(&mut c, None);
     // The same product rounded to bf16 as it is stored, with C as scratch.
-    let mut sums = vec![f32::NAN; m * ldc];
     let mut rounded = vec![bf16::NAN; m * ldc];
-    // SAFETY: as above; `rounded` has C's shape.
-    unsafe {
-        gemm(
-            kern,
-            (m, n, k),
-            a,
-            b,
-            bias.as_deref(),
-            (sums.as_mut_ptr(), ldc),
-            Some(Rounded(rounded.as_mut_ptr())),
-            parallel,
-        )
-    };
+    run(
+        &mut vec![f32::NAN; m * ldc],
+        Some(Rounded(rounded.as_mut_ptr())),
+    );
     // The products of bf16 values are exact in f32; what differs from f64 is the f32
     // rounding of the running sums, about 2^-24 per addition of the magnitudes.
     let tol = 2e-6 * (k.max(1) as f64).sqrt();

@@ -315,6 +315,29 @@ impl Out {
     }
 }
 
+/// Where a product rounded to bf16 goes: `m` rows of `n` values, `ldc` apart as C's
+/// (a batch of them, one product after another, for `matmul`). The bf16 GEMM's last
+/// depth block rounds its tiles straight into it (from the kernel's scratch tile, while
+/// it is in L1), so C holds only the running sums of the earlier depth blocks, and none
+/// of it is touched when the depth fits one block.
+#[derive(Clone, Copy)]
+pub struct Rounded(pub *mut half::bf16);
+// SAFETY: tasks write disjoint tiles, as they do of C.
+unsafe impl Send for Rounded {}
+// SAFETY: as above.
+unsafe impl Sync for Rounded {}
+
+impl Rounded {
+    /// The same element as `c + offset` is of C.
+    ///
+    /// # Safety
+    /// The element must be inside the result.
+    pub(crate) unsafe fn at(self, offset: usize) -> Rounded {
+        // SAFETY: forwarded from the caller.
+        Rounded(unsafe { self.0.add(offset) })
+    }
+}
+
 /// 64-byte aligned f32 scratch, so packed panels start on cache lines.
 #[derive(Default)]
 struct Packed {
