@@ -28,6 +28,7 @@
 //! while the rayon pool is idle; see `kernels::matmul`. `RG_CPU_SIMD=base|avx2|avx512`
 //! caps the vector level.
 
+pub mod aligned;
 mod backend;
 mod kernels;
 mod math;

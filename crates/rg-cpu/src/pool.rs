@@ -24,6 +24,7 @@ use std::any::{Any, TypeId};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, OnceLock};
 
+use crate::aligned::AlignedVec;
 use crate::storage::CpuElement;
 
 /// Smaller buffers come from the allocator's own free lists, which already reuse them.
@@ -87,9 +88,9 @@ fn bytes_of<T>(len: usize) -> usize {
     len.saturating_mul(std::mem::size_of::<T>())
 }
 
-/// A recycled vector with capacity exactly `len`, still holding its old elements, if
-/// one is cached.
-fn take<T: CpuElement>(len: usize) -> Option<Vec<T>> {
+/// A recycled buffer with room for `len` elements (holding old values, as many as it
+/// held when it was cached), if one is cached.
+fn take<T: CpuElement>(len: usize) -> Option<AlignedVec<T>> {
     if bytes_of::<T>(len) < MIN_POOLED_BYTES {
         return None;
     }
@@ -98,49 +99,51 @@ fn take<T: CpuElement>(len: usize) -> Option<Vec<T>> {
     pool.wanted.insert(key);
     let (_, boxed) = pool.free.get_mut(&key)?.pop()?;
     pool.bytes -= bytes_of::<T>(len);
-    boxed.downcast::<Vec<T>>().ok().map(|v| *v)
+    boxed.downcast::<AlignedVec<T>>().ok().map(|v| *v)
 }
 
 /// `len` zeros.
-pub fn zeroed<T: CpuElement>(len: usize) -> Vec<T> {
-    sized(len, false)
+pub fn zeroed<T: CpuElement>(len: usize) -> AlignedVec<T> {
+    match take::<T>(len) {
+        Some(mut v) => {
+            v.clear();
+            v.resize(len, T::zeroed());
+            v
+        }
+        None => AlignedVec::filled(len, T::zeroed()),
+    }
 }
 
 /// `len` elements of no particular value (a recycled buffer's old contents, or zeros),
 /// for a kernel that writes every element: it skips the pass `zeroed` makes over a
 /// recycled buffer, a full extra write of every op's output.
-pub fn for_overwrite<T: CpuElement>(len: usize) -> Vec<T> {
-    sized(len, true)
-}
-
-/// `len` elements from the cache (keeping its old values when `keep_old`; any missing
-/// tail becomes zeros), or `len` fresh zeros.
-fn sized<T: CpuElement>(len: usize, keep_old: bool) -> Vec<T> {
-    let Some(mut v) = take::<T>(len) else {
-        return vec![T::zeroed(); len];
-    };
-    if !keep_old {
-        v.clear();
+pub fn for_overwrite<T: CpuElement>(len: usize) -> AlignedVec<T> {
+    match take::<T>(len) {
+        Some(mut v) => {
+            v.resize(len, T::zeroed());
+            v
+        }
+        None => AlignedVec::filled(len, T::zeroed()),
     }
-    v.resize(len, T::zeroed());
-    v
 }
 
-/// An empty vector with room for `len` elements.
-pub fn with_capacity<T: CpuElement>(len: usize) -> Vec<T> {
-    let mut v = take::<T>(len).unwrap_or_else(|| Vec::with_capacity(len));
+/// An empty buffer with room for `len` elements.
+pub fn with_capacity<T: CpuElement>(len: usize) -> AlignedVec<T> {
+    let mut v = take::<T>(len).unwrap_or_else(|| AlignedVec::uninit(len, T::zeroed()));
     v.clear();
     v
 }
 
-/// Keeps `v` for reuse if it is large, of a size that has been asked for, and the cache
-/// has room; frees it otherwise.
-pub fn recycle<T: CpuElement>(v: Vec<T>) {
-    let bytes = bytes_of::<T>(v.capacity());
-    if bytes < MIN_POOLED_BYTES {
+/// Keeps `v` for reuse (filed under the length it was made for, whatever it holds now)
+/// if it is large, line-aligned (made here, not wrapped from a caller's `Vec`), of a
+/// size that has been asked for, and the cache has room; frees it otherwise.
+pub fn recycle<T: CpuElement>(v: AlignedVec<T>) {
+    let len = v.made_for();
+    let bytes = bytes_of::<T>(len);
+    if bytes < MIN_POOLED_BYTES || !v.is_aligned() {
         return;
     }
-    let key = (TypeId::of::<T>(), v.capacity());
+    let key = (TypeId::of::<T>(), len);
     let mut pool = pool().lock().unwrap_or_else(|p| p.into_inner());
     if bytes > pool.limit || !pool.wanted.contains(&key) {
         return;
@@ -174,15 +177,15 @@ mod tests {
         recycle(v);
         let w = zeroed::<f32>(n);
         assert_eq!(w.len(), n);
-        assert!(w.iter().all(|&x| x == 0.0));
+        assert!(w.iter().all(|&x| x == 0.0) && w.is_aligned());
         // Same allocation reused (no other test in this process uses this length).
         assert_eq!(w.as_ptr(), ptr);
         // Another element type of the same length is not handed this buffer.
         let u = zeroed::<u32>(n);
         assert_ne!(u.as_ptr() as usize, ptr as usize);
         // Small buffers are never cached.
-        recycle(vec![1.0f32; 8]);
-        assert_eq!(with_capacity::<f32>(8).capacity(), 8);
+        recycle(AlignedVec::filled(8, 1.0f32));
+        assert_eq!(with_capacity::<f32>(8).made_for(), 8);
     }
 
     #[test]
@@ -203,10 +206,32 @@ mod tests {
     #[test]
     fn only_sizes_that_were_asked_for_are_kept() {
         let n = MIN_POOLED_BYTES + 3; // a length no other test uses
-        recycle(vec![1.0f32; n]);
+        recycle(AlignedVec::filled(n, 1.0f32));
         assert!(take::<f32>(n).is_none());
         // Now that `n` was asked for, its buffers are kept.
-        recycle(vec![1.0f32; n]);
-        assert_eq!(take::<f32>(n).map(|v| v.capacity()), Some(n));
+        recycle(AlignedVec::filled(n, 1.0f32));
+        assert_eq!(take::<f32>(n).map(|v| v.made_for()), Some(n));
+        // A caller's `Vec` wrapped as it is usually starts mid-line (the allocator
+        // aligns to 16 bytes); kernels would then get a misaligned buffer, so it is
+        // kept only if it happens to start on a line.
+        let vec = vec![1.0f32; n];
+        let on_a_line = vec.as_ptr().align_offset(crate::aligned::LINE) == 0;
+        recycle(AlignedVec::from_vec(vec));
+        assert_eq!(take::<f32>(n).is_some(), on_a_line);
+    }
+
+    #[test]
+    fn an_emptied_buffer_is_kept_and_comes_back_full_length() {
+        // As the bf16 GEMM's f32 scratch: taken empty, never filled, then cached.
+        let n = MIN_POOLED_BYTES + 7; // a length no other test uses
+        let mut v = with_capacity::<f32>(n);
+        assert!(v.is_empty() && v.room() >= n && v.is_aligned());
+        v.resize(n, 5.0);
+        v.clear();
+        let ptr = v.as_ptr();
+        recycle(v);
+        let w = for_overwrite::<f32>(n);
+        assert_eq!((w.len(), w.as_ptr()), (n, ptr));
+        assert!(w.iter().all(|&x| x == 0.0), "a missing tail becomes zeros");
     }
 }

@@ -9,6 +9,8 @@ use std::any::Any;
 use std::fmt;
 
 use half::{bf16, f16};
+
+use crate::aligned::AlignedVec;
 use rg_core::backend::BackendStorage;
 use rg_core::{DType, Device, Error, HostBuffer, Result, SharedBytes, WithDType};
 
@@ -36,7 +38,7 @@ pub struct CpuBuffer<T: CpuElement> {
 }
 
 enum Repr<T> {
-    Owned(Vec<T>),
+    Owned(AlignedVec<T>),
     /// Aligned little-endian bytes holding `len` elements, checked at construction.
     Shared {
         bytes: SharedBytes,
@@ -45,9 +47,11 @@ enum Repr<T> {
 }
 
 impl<T: CpuElement> CpuBuffer<T> {
-    pub fn from_vec(data: Vec<T>) -> Self {
+    /// Takes ownership of `data` (no copy): a kernel's line-aligned output, or a
+    /// caller's `Vec` as it is.
+    pub fn from_vec(data: impl Into<AlignedVec<T>>) -> Self {
         CpuBuffer {
-            repr: Repr::Owned(data),
+            repr: Repr::Owned(data.into()),
         }
     }
 
@@ -106,19 +110,13 @@ impl<T: CpuElement> CpuBuffer<T> {
     /// Mutable elements, copying borrowed bytes into an owned buffer first.
     pub fn make_mut(&mut self) -> &mut [T] {
         if let Repr::Shared { .. } = self.repr {
-            self.repr = Repr::Owned(self.as_slice().to_vec());
+            let mut owned = crate::pool::for_overwrite(self.len());
+            owned.copy_from_slice(self.as_slice());
+            self.repr = Repr::Owned(owned);
         }
         match &mut self.repr {
             Repr::Owned(v) => v,
             Repr::Shared { .. } => unreachable!("converted to owned above"),
-        }
-    }
-
-    /// The elements as an owned vector (moves when owned, copies when borrowed).
-    pub fn into_vec(mut self) -> Vec<T> {
-        match &mut self.repr {
-            Repr::Owned(v) => std::mem::take(v),
-            Repr::Shared { .. } => self.as_slice().to_vec(),
         }
     }
 }
@@ -200,7 +198,7 @@ macro_rules! with_buffer {
 
 impl CpuStorage {
     /// Takes ownership of `data` (no copy).
-    pub fn from_vec<T: CpuElement>(data: Vec<T>) -> Self {
+    pub fn from_vec<T: CpuElement>(data: impl Into<AlignedVec<T>>) -> Self {
         T::wrap(CpuBuffer::from_vec(data))
     }
 

@@ -144,7 +144,7 @@ pub fn contiguous<'a, T: CpuElement>(data: &'a [T], layout: &Layout) -> Cow<'a, 
 /// Copies a strided view into a new row-major vector.
 pub fn gather<T: CpuElement>(data: &[T], layout: &Layout) -> Vec<T> {
     let walk = Walk::new([layout]);
-    let mut out = crate::pool::with_capacity(walk.len());
+    let mut out = crate::pool::with_capacity(walk.len()).into_vec();
     let [stride] = walk.inner_strides();
     walk.for_runs(0, walk.len(), |_, [base], run| {
         if stride == 1 {

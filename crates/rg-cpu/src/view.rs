@@ -104,7 +104,7 @@ pub fn unsupported(op: &'static str, dtype: DType, expected: &'static str) -> Er
 }
 
 /// Wraps a fresh vector as boxed storage.
-pub fn boxed<T: CpuElement>(data: Vec<T>) -> BoxStorage {
+pub fn boxed<T: CpuElement>(data: impl Into<crate::aligned::AlignedVec<T>>) -> BoxStorage {
     Box::new(CpuStorage::from_vec(data))
 }
 

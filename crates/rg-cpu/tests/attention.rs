@@ -294,7 +294,7 @@ fn results_do_not_depend_on_recycled_buffers() {
         for _ in 0..4 {
             // Asking for the size first makes the pool keep buffers of it.
             drop(rg_cpu::pool::zeroed::<f32>(len));
-            rg_cpu::pool::recycle(vec![f32::NAN; len]);
+            rg_cpu::pool::recycle(rg_cpu::aligned::AlignedVec::filled(len, f32::NAN));
         }
     };
     for (i, dims) in [(2, 128, 128, 4, 64), (1, 0, 256, 4, 64)]

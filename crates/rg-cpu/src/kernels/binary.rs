@@ -1,5 +1,6 @@
 //! Elementwise functions of two views of one shape (broadcast axes have stride 0).
 
+use crate::aligned::AlignedVec;
 use rayon::prelude::*;
 use rg_core::backend::{BackendStorage, BoxStorage, View};
 use rg_core::{BinaryOp, DType, Device, Error, Result};
@@ -28,7 +29,7 @@ pub fn binary(op: BinaryOp, lhs: View<'_>, rhs: View<'_>) -> Result<BoxStorage> 
     }
 }
 
-fn apply<T: Real>(op: BinaryOp, a: Typed<'_, T>, b: Typed<'_, T>) -> Vec<T> {
+fn apply<T: Real>(op: BinaryOp, a: Typed<'_, T>, b: Typed<'_, T>) -> AlignedVec<T> {
     match op {
         BinaryOp::Add => map2(a, b, |x: T, y: T| x + y),
         BinaryOp::Sub => map2(a, b, |x: T, y: T| x - y),

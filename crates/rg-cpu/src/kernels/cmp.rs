@@ -1,5 +1,6 @@
 //! Elementwise comparisons: u32 1 where the comparison holds, else 0. Every dtype.
 
+use crate::aligned::AlignedVec;
 use half::{bf16, f16};
 use rg_core::backend::{BoxStorage, View};
 use rg_core::{CmpOp, DType, Result};
@@ -29,7 +30,11 @@ pub fn cmp(op: CmpOp, lhs: View<'_>, rhs: View<'_>) -> Result<BoxStorage> {
     }
 }
 
-fn apply<T: CpuElement + PartialOrd>(op: CmpOp, a: Typed<'_, T>, b: Typed<'_, T>) -> Vec<u32> {
+fn apply<T: CpuElement + PartialOrd>(
+    op: CmpOp,
+    a: Typed<'_, T>,
+    b: Typed<'_, T>,
+) -> AlignedVec<u32> {
     match op {
         CmpOp::Eq => map2(a, b, |x: T, y: T| (x == y) as u32),
         CmpOp::Ne => map2(a, b, |x: T, y: T| (x != y) as u32),

@@ -2,6 +2,7 @@
 //! memory), `copy_strided` (write a view into existing storage through any layout) and
 //! `concat` (join views into new storage).
 
+use crate::aligned::AlignedVec;
 use half::{bf16, f16};
 
 use rg_core::backend::{BackendStorage, BoxStorage, View};
@@ -14,9 +15,13 @@ use crate::view::{boxed, check_bounds, check_dims, common_dtype, cpu_storage_mut
 
 /// Row-major elements of a view: a plain copy when contiguous, a (parallel) gather
 /// otherwise.
-pub fn materialise<T: CpuElement>(src: Typed<'_, T>) -> Vec<T> {
+pub fn materialise<T: CpuElement>(src: Typed<'_, T>) -> AlignedVec<T> {
     match src.layout.contiguous_range() {
-        Some(range) => src.data[range].to_vec(),
+        Some(range) => {
+            let mut out = crate::pool::for_overwrite(range.len());
+            out.copy_from_slice(&src.data[range]);
+            out
+        }
         None => map1(src, |x: T| x),
     }
 }
@@ -24,7 +29,12 @@ pub fn materialise<T: CpuElement>(src: Typed<'_, T>) -> Vec<T> {
 pub fn to_host(src: View<'_>) -> Result<HostBuffer> {
     const OP: &str = "to_host";
     fn run<T: CpuElement>(src: View<'_>) -> Result<HostBuffer> {
-        Ok(T::into_host(materialise(typed::<T>(src, OP)?)))
+        let src = typed::<T>(src, OP)?;
+        let data = match src.layout.contiguous_range() {
+            Some(range) => src.data[range].to_vec(),
+            None => materialise(src).into_vec(),
+        };
+        Ok(T::into_host(data))
     }
     match src.dtype() {
         DType::F32 => run::<f32>(src),

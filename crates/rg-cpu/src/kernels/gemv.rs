@@ -24,6 +24,7 @@
 //! weights where present (`gemv_bf16.rs`); on aarch64 NEON, and `bfdot` for bf16 on
 //! CPUs with the BF16 extension (`gemv_neon.rs`).
 
+use crate::aligned::AlignedVec;
 use half::bf16;
 use rayon::prelude::*;
 use rg_core::backend::{MatmulDims, View};
@@ -54,11 +55,11 @@ pub fn matmul(
     rhs: View<'_>,
     bias: Option<&[f32]>,
     dims: MatmulDims,
-) -> Option<Result<Vec<f32>>> {
+) -> Option<Result<AlignedVec<f32>>> {
     if dims.m == 0 || dims.m > MAX_ROWS {
         return None;
     }
-    let with_bias = |mut out: Vec<f32>| {
+    let with_bias = |mut out: AlignedVec<f32>| {
         if let Some(bias) = bias {
             for row in out.chunks_exact_mut(dims.n) {
                 row.iter_mut().zip(bias).for_each(|(y, b)| *y += b);
@@ -269,13 +270,13 @@ struct Weight<'a, W> {
     k: usize,
 }
 
-fn run<W: Widen>(lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<Vec<f32>> {
+fn run<W: Widen>(lhs: View<'_>, rhs: View<'_>, dims: MatmulDims) -> Result<AlignedVec<f32>> {
     let MatmulDims { batch, m, n, k } = dims;
     let a: Typed<'_, W> = typed(lhs, OP)?;
     let b: Typed<'_, W> = typed(rhs, OP)?;
     let (a_starts, a_rs, a_cs) = matrices(a.layout, batch, m, k, "lhs")?;
     let (b_starts, b_rs, b_cs) = matrices(b.layout, batch, k, n, "rhs")?;
-    let mut out = vec![0f32; batch * m * n];
+    let mut out = crate::pool::zeroed(batch * m * n);
     if out.is_empty() || k == 0 {
         return Ok(out);
     }

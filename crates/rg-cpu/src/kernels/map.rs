@@ -3,6 +3,7 @@
 //! loops (unit stride, broadcast stride 0, general stride) so the common cases
 //! auto-vectorise; large outputs are split across the rayon pool.
 
+use crate::aligned::AlignedVec;
 use rayon::prelude::*;
 
 use crate::parallel::chunk_len;
@@ -87,7 +88,7 @@ fn tiled_2d<U: Send>(cols: usize, out: &mut [U], elem: impl Fn(usize, usize) -> 
 }
 
 /// `f(x)` for every element of `src`.
-pub fn map1<T, U, F>(src: Typed<'_, T>, f: F) -> Vec<U>
+pub fn map1<T, U, F>(src: Typed<'_, T>, f: F) -> AlignedVec<U>
 where
     T: CpuElement,
     U: CpuElement,
@@ -99,7 +100,7 @@ where
 /// [`map1`] that tries `run(out, a)` first on each unit-stride run: a kernel written with
 /// a target's vector instructions, which returns `false` (nothing written) where it
 /// does not apply, and then `f`'s loop runs.
-pub fn map1_runs<T, U, F, R>(src: Typed<'_, T>, f: F, run: R) -> Vec<U>
+pub fn map1_runs<T, U, F, R>(src: Typed<'_, T>, f: F, run: R) -> AlignedVec<U>
 where
     T: CpuElement,
     U: CpuElement,
@@ -135,7 +136,7 @@ where
 }
 
 /// `f(a, b)` for every pair of elements of two views of one shape.
-pub fn map2<A, B, U, F>(a: Typed<'_, A>, b: Typed<'_, B>, f: F) -> Vec<U>
+pub fn map2<A, B, U, F>(a: Typed<'_, A>, b: Typed<'_, B>, f: F) -> AlignedVec<U>
 where
     A: CpuElement,
     B: CpuElement,
@@ -147,7 +148,7 @@ where
 
 /// [`map2`] that tries `run(out, a, b)` first where both inputs run with unit stride
 /// (see [`map1_runs`]).
-pub fn map2_runs<A, B, U, F, R>(a: Typed<'_, A>, b: Typed<'_, B>, f: F, run: R) -> Vec<U>
+pub fn map2_runs<A, B, U, F, R>(a: Typed<'_, A>, b: Typed<'_, B>, f: F, run: R) -> AlignedVec<U>
 where
     A: CpuElement,
     B: CpuElement,
@@ -197,7 +198,7 @@ where
 }
 
 /// `f(a, b, c)` for every triple of elements of three views of one shape.
-pub fn map3<A, B, C, U, F>(a: Typed<'_, A>, b: Typed<'_, B>, c: Typed<'_, C>, f: F) -> Vec<U>
+pub fn map3<A, B, C, U, F>(a: Typed<'_, A>, b: Typed<'_, B>, c: Typed<'_, C>, f: F) -> AlignedVec<U>
 where
     A: CpuElement,
     B: CpuElement,

@@ -29,6 +29,7 @@
 //! using the library's threads while the rayon pool is idle. The library threads and
 //! the pool never run at once, and the machine is never oversubscribed.
 
+use crate::aligned::AlignedVec;
 use std::borrow::Cow;
 use std::mem::MaybeUninit;
 
@@ -130,7 +131,7 @@ fn product(
     };
     // A bf16 product's result is rounded unless f32 was asked for.
     let round = dtype == DType::BF16 && output == Output::OperandDtype;
-    let finish = |out: Vec<f32>| {
+    let finish = |out: AlignedVec<f32>| {
         if round {
             boxed(round_to_bf16(out))
         } else {
@@ -395,8 +396,8 @@ impl Product<bf16, bf16> for gemm::bf16::Bf16Kernel {
 
 /// A packed product's results: the f32 accumulators, or already rounded to bf16.
 enum Results {
-    F32(Vec<f32>),
-    Bf16(Vec<bf16>),
+    F32(AlignedVec<f32>),
+    Bf16(AlignedVec<bf16>),
 }
 
 /// The packed GEMM over the batch, into a fresh `[batch, m, n]`, every row starting
@@ -455,7 +456,7 @@ fn run_packed<A: gemm::Elem, B: gemm::Elem, K: Product<A, B>>(
             )
         }
     };
-    let spare = &mut out.spare_capacity_mut()[..len];
+    let spare = out.spare(len);
     if by_batch {
         spare
             .par_chunks_mut(m * n)
@@ -475,7 +476,7 @@ fn run_packed<A: gemm::Elem, B: gemm::Elem, K: Product<A, B>>(
         }
         None => {
             // SAFETY: each chunk went to one GEMM, which writes all of its `m * n` outputs.
-            unsafe { out.set_len(len) };
+            unsafe { out.assume_init(len) };
             Results::F32(out)
         }
     }
@@ -491,7 +492,7 @@ fn widened_lhs(
     lhs: &Operand,
     plan: &Plan,
     batch: usize,
-) -> Option<(Vec<f32>, Operand)> {
+) -> Option<(AlignedVec<f32>, Operand)> {
     let (m, k, (rs, cs)) = (plan.m, plan.k, plan.a);
     if cs != 1 || m == 0 || k == 0 {
         return None;
@@ -527,7 +528,7 @@ fn widened_lhs(
 
 /// f32 results rounded to bf16 (nearest, ties to even); the f32 buffer goes back to
 /// the pool, since the next product of the same shape wants it again.
-fn round_to_bf16(src: Vec<f32>) -> Vec<bf16> {
+fn round_to_bf16(src: AlignedVec<f32>) -> AlignedVec<bf16> {
     let mut out = crate::pool::for_overwrite(src.len());
     crate::parallel::for_rows(&mut out, 1, |first, dst| {
         round_slice(dst, &src[first..first + dst.len()]);

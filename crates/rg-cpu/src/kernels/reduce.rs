@@ -7,6 +7,7 @@
 //! once, one slice of the input after another, which keeps the inner loop unit-stride.
 //! Max and Min propagate NaN; ArgMax treats NaN as the maximum.
 
+use crate::aligned::AlignedVec;
 use rayon::prelude::*;
 use rg_core::backend::{BoxStorage, View};
 use rg_core::{DType, Device, Error, FloatDType, ReduceOp, Result, Shape};
@@ -157,10 +158,10 @@ fn fold_across_split<T: Real>(
     len: usize,
     axis_stride: usize,
     parts: usize,
-) -> Vec<T> {
+) -> AlignedVec<T> {
     let [out_stride] = walk.inner_strides();
     let per_part = len.div_ceil(parts);
-    let partials: Vec<Vec<T>> = (0..len.div_ceil(per_part))
+    let partials: Vec<AlignedVec<T>> = (0..len.div_ceil(per_part))
         .into_par_iter()
         .map(|p| {
             let (start, end) = (p * per_part, ((p + 1) * per_part).min(len));
@@ -281,7 +282,12 @@ fn argmax_run<T: FloatDType>(data: &[T], base: usize, len: usize, stride: usize)
     at as u32
 }
 
-fn argmax_across<T: Real>(data: &[T], walk: &Walk<1>, len: usize, axis_stride: usize) -> Vec<u32> {
+fn argmax_across<T: Real>(
+    data: &[T],
+    walk: &Walk<1>,
+    len: usize,
+    axis_stride: usize,
+) -> AlignedVec<u32> {
     let [out_stride] = walk.inner_strides();
     let mut out = crate::pool::zeroed::<u32>(walk.len());
     drive_weighted(walk, &mut out, len, |o, [base]| {

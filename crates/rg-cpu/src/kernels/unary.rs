@@ -1,5 +1,6 @@
 //! Elementwise functions of one tensor: `UnaryOp`s, `affine` and `powf`.
 
+use crate::aligned::AlignedVec;
 use rg_core::backend::{BoxStorage, View};
 use rg_core::{DType, Result, UnaryOp};
 
@@ -18,7 +19,7 @@ pub fn unary(op: UnaryOp, src: View<'_>) -> Result<BoxStorage> {
 }
 
 /// One monomorphised loop per op, so each inner loop is a straight-line body.
-fn apply<T: Real>(op: UnaryOp, src: Typed<'_, T>) -> Vec<T> {
+fn apply<T: Real>(op: UnaryOp, src: Typed<'_, T>) -> AlignedVec<T> {
     let zero = T::zero();
     match op {
         UnaryOp::Neg => map1(src, |x: T| -x),

@@ -9,6 +9,7 @@
 //! the vectors); `dK` and `dV` of the key block stay in small tiles until its query
 //! blocks are done, `dQ` of the whole head accumulates in one `[t, d]` buffer.
 
+use crate::aligned::AlignedVec;
 use rayon::prelude::*;
 
 use super::causal::Block;
@@ -31,7 +32,11 @@ pub struct Inputs<'a, T: Clone> {
 }
 
 /// `dq` (`[b, t, h, d]`), `dk` and `dv` (`[b, s, h, d]`).
-pub fn backward<T: Tile>(x: &Inputs<'_, T>, dims: Dims, scale: T) -> (Vec<T>, Vec<T>, Vec<T>) {
+pub fn backward<T: Tile>(
+    x: &Inputs<'_, T>,
+    dims: Dims,
+    scale: T,
+) -> (AlignedVec<T>, AlignedVec<T>, AlignedVec<T>) {
     let Dims { b, t, s, h, d } = dims;
     // The heads' tasks write every row, unless there are no queries: then the keys'
     // and values' gradients are zeros.

@@ -10,6 +10,7 @@
 //! the vector axis a single query would fill one lane in sixteen, so each query's
 //! scores are `s` dot products over `d` and its output a sum of value rows.
 
+use crate::aligned::AlignedVec;
 use rayon::prelude::*;
 
 use super::causal::Block;
@@ -30,7 +31,7 @@ pub fn forward<T: Tile>(
     v: &Heads<'_, T>,
     dims: Dims,
     scale: T,
-) -> (Vec<T>, Vec<T>) {
+) -> (AlignedVec<T>, AlignedVec<T>) {
     let Dims { b, t, h, d, .. } = dims;
     // Every output row and log-sum-exp is written below.
     let mut out = crate::pool::for_overwrite(b * t * h * d);
