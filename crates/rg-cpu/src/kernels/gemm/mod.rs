@@ -2,7 +2,8 @@
 //! of f32 or bf16, accumulating in f32: `c = a * b`, `a` `[m, k]`, `b` `[k, n]`, `c`
 //! row-major `[m, n]` with row stride `ldc`.
 //!
-//! Blocking. The depth is cut into blocks of `KC`; for each, up to `MC` lhs rows are
+//! Blocking. A depth up to [`one_block_max`] is one block; a deeper one is cut into
+//! blocks of `KC`. For each block, up to `MC` lhs rows are
 //! packed (`pack::pack_panel`, `MR`-row panels) and then, `NC` columns at a time, the
 //! rhs block (`NR`-column panels). The micro-kernel computes one `MR x NR` tile of C
 //! from one lhs panel (`MR x KC`, kept in L1 while it sweeps the rhs panels) and one
@@ -53,27 +54,51 @@ use split::Grid;
 
 pub use pack::{Elem, Mat};
 
-/// Depth of one packed block: an `MR x KC` lhs panel fits L1 beside the rhs stream.
+/// Depth of one packed block where the depth is cut: an `MR x KC` lhs panel fits L1
+/// beside the rhs stream.
 const KC: usize = 256;
 /// Lhs rows packed per depth block (the packed lhs block lives in L3).
 const MC: usize = 1536;
 /// Rhs columns per packed block where the L2 size is not known: see [`nc`].
 const NC_DEFAULT: usize = 512;
+/// The fewest rhs columns a one-block depth may leave the packed rhs block.
+const ONE_BLOCK_MIN_COLUMNS: usize = 256;
 
-/// Rhs columns per packed block: the `KC x NC` f32 block takes half of a core's L2
-/// (a power of two from 128 to 1024 columns), leaving the other half to the lhs panel
-/// and C tiles streaming through. 512 columns (512 KiB) on Zen 4's 1 MiB L2; Zen 3's
-/// 512 KiB L2 ran at 70-75 GFLOP/s per core with 512 columns and 81-86 with 256
-/// (OpenBLAS: 81, same run).
-fn nc() -> usize {
+/// The core's L2 size, read once.
+fn l2() -> Option<usize> {
     use std::sync::OnceLock;
-    static NC: OnceLock<usize> = OnceLock::new();
-    *NC.get_or_init(|| {
-        l2_bytes().map_or(NC_DEFAULT, |l2| {
-            let columns = (l2 / 2 / (KC * 4)).clamp(128, 1024);
-            1 << columns.ilog2()
-        })
-    })
+    static L2: OnceLock<Option<usize>> = OnceLock::new();
+    *L2.get_or_init(l2_bytes)
+}
+
+/// The deepest product computed as one depth block: the deepest whose rhs block (half
+/// of the L2, see [`nc`]) still holds 256 columns (1024 on a 2 MiB L2, 512 on Zen 4's
+/// 1 MiB; `KC` where the L2 size is unknown), as in the bf16 GEMM. One block writes C
+/// once, where each further depth block loads and stores every C tile again: in the
+/// GPT-2 B4xT64 f32 step (Intel Xeon with AMX, family 6 model 167, 2 threads) the LM
+/// head forward `[256, 768] x [768, 50257]` took 76 ms in three blocks and 67 in one,
+/// and the step's products 4.89 s against 4.75 over 6 steps.
+fn one_block_max() -> usize {
+    l2().map_or(KC, |l2| (l2 / 2 / (ONE_BLOCK_MIN_COLUMNS * 4)).max(KC))
+}
+
+/// The depth of the blocks a product of depth `k` is cut into.
+fn depth_block(k: usize) -> usize {
+    if k <= one_block_max() {
+        k.max(1)
+    } else {
+        KC
+    }
+}
+
+/// Rhs columns per packed block at depth blocks of `kc`, for a kernel `nr` columns
+/// wide: the `kc x nc` f32 block takes half of a core's L2 (128 to 1024 columns, whole
+/// tiles), leaving the other half to the lhs panel and C tiles streaming through. 512
+/// columns (512 KiB) on Zen 4's 1 MiB L2 at `KC`; Zen 3's 512 KiB L2 ran at 70-75
+/// GFLOP/s per core with 512 columns and 81-86 with 256 (OpenBLAS: 81, same run).
+fn nc(kc: usize, nr: usize) -> usize {
+    let columns = l2().map_or(NC_DEFAULT, |l2| (l2 / 2 / (kc * 4)).clamp(128, 1024));
+    (columns / nr * nr).max(nr)
 }
 
 /// The L2 data cache of one core, in bytes, as Linux reports it (`None` elsewhere).
@@ -351,7 +376,8 @@ struct Line([f32; 16]);
 thread_local! {
     /// Each thread's packing buffers, kept between products: a batch of small products
     /// would otherwise spend much of its time allocating and zeroing fresh pages. At
-    /// most `MC * KC + KC * NC` f32 (2-2.5 MiB) per thread that has run a product.
+    /// most `MC` rows of the deepest one-block depth plus half the L2 (7 MiB on a 2 MiB
+    /// L2, where the lhs is packed) per thread that has run a product.
     static SCRATCH: std::cell::Cell<(Packed, Packed)> = std::cell::Cell::default();
 }
 
@@ -413,17 +439,18 @@ pub unsafe fn gemm<A: Elem, B: Elem>(
             return;
         }
     }
-    let kc_max = KC.min(k);
+    let kc_step = depth_block(k);
     let mc_max = m.min(MC).next_multiple_of(mr);
-    let nc_step = nc();
+    let nc_step = nc(kc_step, nr);
     let nc_max = n.min(nc_step).next_multiple_of(nr);
     let (mut apack, mut bpack) = SCRATCH.take();
-    apack.grow(if in_place { 0 } else { mc_max * kc_max });
-    bpack.grow(kc_max * nc_max);
+    apack.grow(if in_place { 0 } else { mc_max * kc_step });
+    bpack.grow(kc_step * nc_max);
     let bt = b.t();
-    for p0 in (0..k).step_by(KC) {
-        let kc = KC.min(k - p0);
-        // `KC` is even, so a pair never straddles two depth blocks.
+    for p0 in (0..k).step_by(kc_step) {
+        let kc = kc_step.min(k - p0);
+        // Only the last depth block can be odd (`KC` is even), so a pair never
+        // straddles two blocks.
         let steps = if kern.depth_pairs { kc.div_ceil(2) } else { kc };
         let pack = Packing {
             p0,

@@ -6,7 +6,7 @@
 use half::bf16;
 use proptest::prelude::*;
 
-use super::{gemm, nc, Elem, Kernel, Mat, KC, MC};
+use super::{depth_block, gemm, nc, one_block_max, Elem, Kernel, Mat, KC, MC};
 
 /// A deterministic generator of values in `[-1, 1)`.
 struct Lcg(u64);
@@ -197,8 +197,9 @@ fn zero_and_unit_depth() {
 
 #[test]
 fn several_blocks_in_every_dimension() {
-    // Past KC in depth, MC in rows and NC in columns, with ragged last blocks.
-    let dims = (MC + 70, nc() + 45, KC + 100);
+    // Past KC in depth (the deepest one-block product, and more), MC in rows and NC
+    // in columns, with ragged last blocks.
+    let dims = (MC + 70, nc(KC, 64) + 45, one_block_max() + 100);
     for kern in kernels() {
         check::<f32>(
             kern,
@@ -212,7 +213,7 @@ fn several_blocks_in_every_dimension() {
     // One thread, packed lhs (transposed), depth past two blocks.
     check::<f32>(
         Kernel::best(),
-        (100, 90, 2 * KC + 3),
+        (100, 90, one_block_max() + 2 * KC + 3),
         (Layout::Transposed, Layout::RowMajor),
         false,
         6,
@@ -221,9 +222,30 @@ fn several_blocks_in_every_dimension() {
 }
 
 #[test]
+fn a_depth_up_to_the_one_block_limit_is_one_block() {
+    let most = one_block_max();
+    assert!(most >= KC);
+    assert_eq!((depth_block(1), depth_block(most)), (1, most));
+    assert_eq!(depth_block(most + 1), KC);
+    // The deepest one-block product, with more columns than one rhs block holds at that
+    // depth, on both paths of the lhs.
+    let dims = (70, nc(most, 64) + 45, most);
+    for (s, layouts) in [
+        (Layout::RowMajor, Layout::RowMajor),
+        (Layout::Transposed, Layout::Transposed),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for kern in kernels() {
+            check::<f32>(kern, dims, layouts, s == 0, 7 + s as u64, |x| x);
+        }
+    }
+}
+
+#[test]
 fn lhs_with_a_4k_row_pitch() {
-    // Row pitch 1024 f32 = 4 KiB (rows share L1 sets), read in place over four depth
-    // blocks.
+    // Row pitch 1024 f32 = 4 KiB (rows share L1 sets), read in place over 1024 depths.
     for kern in kernels() {
         check::<f32>(
             kern,
