@@ -90,6 +90,21 @@ impl<T: Copy> AlignedVec<T> {
         AlignedVec { vec, start }
     }
 
+    /// A copy of `src`, written once (no zeroing pass first).
+    pub fn copied(src: &[T]) -> Self {
+        let zero = match src.first() {
+            Some(&x) => x,
+            None => return AlignedVec::from_vec(Vec::new()),
+        };
+        let mut out = AlignedVec::uninit(src.len(), zero);
+        for (dst, &x) in out.spare(src.len()).iter_mut().zip(src) {
+            dst.write(x);
+        }
+        // SAFETY: every element of `spare(len)` was written just above.
+        unsafe { out.assume_init(src.len()) };
+        out
+    }
+
     /// Drops the elements, keeping the room (and the alignment) for as many again.
     pub fn clear(&mut self) {
         self.vec.truncate(self.start);
@@ -194,6 +209,14 @@ mod tests {
             assert!(u.is_aligned() && u.len() == len && u.iter().all(|&x| x == 2.0));
             assert_eq!(u.into_vec(), vec![2.0; len]);
         }
+    }
+
+    #[test]
+    fn a_copy_is_aligned_and_equal() {
+        let src: Vec<u32> = (0..100_000).collect();
+        let c = AlignedVec::copied(&src);
+        assert!(c.is_aligned() && c[..] == src[..]);
+        assert!(AlignedVec::<f32>::copied(&[]).is_empty());
     }
 
     #[test]

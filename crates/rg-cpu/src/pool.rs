@@ -213,8 +213,9 @@ mod tests {
         assert_eq!(take::<f32>(n).map(|v| v.made_for()), Some(n));
         // A caller's `Vec` wrapped as it is usually starts mid-line (the allocator
         // aligns to 16 bytes); kernels would then get a misaligned buffer, so it is
-        // kept only if it happens to start on a line.
-        let vec = vec![1.0f32; n];
+        // kept only if it happens to start on a line, filed under the length its
+        // capacity leaves after a line of padding.
+        let vec = vec![1.0f32; n + 16];
         let on_a_line = vec.as_ptr().align_offset(crate::aligned::LINE) == 0;
         recycle(AlignedVec::from_vec(vec));
         assert_eq!(take::<f32>(n).is_some(), on_a_line);

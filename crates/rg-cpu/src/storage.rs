@@ -138,6 +138,15 @@ impl<T: CpuElement> fmt::Debug for CpuBuffer<T> {
     }
 }
 
+/// A host vector as storage: copied into a fresh line-aligned buffer when it is as
+/// large as the buffers the pool keeps, moved otherwise (see [`CpuStorage::from_host`]).
+fn adopt<T: CpuElement>(v: Vec<T>) -> AlignedVec<T> {
+    if std::mem::size_of_val(v.as_slice()) < crate::pool::MIN_POOLED_BYTES {
+        return v.into();
+    }
+    AlignedVec::copied(&v)
+}
+
 /// CPU memory of one dtype.
 #[derive(Debug)]
 pub enum CpuStorage {
@@ -202,15 +211,23 @@ impl CpuStorage {
         T::wrap(CpuBuffer::from_vec(data))
     }
 
-    /// Takes ownership of the host buffer's vector (no copy).
+    /// Takes ownership of the host buffer's vector: as it is when small, copied into a
+    /// line-aligned buffer (on huge pages where Linux gives them, see `aligned`) when
+    /// it is as large as the buffers the pool keeps.
+    ///
+    /// Why copy: kernels then read and write it as they do their own outputs, e.g. the
+    /// optimizer's parameters, updated every step. AdamW over 124M parameters made from
+    /// host vectors (`rg-bench adamw_step 124M`, Intel Xeon with AMX, family 6 model
+    /// 167): 71.7-75.9 ms a step as they came, 68.2-71.7 ms copied. The copy is made
+    /// once, and is not taken from the pool (nor makes the pool keep its size).
     pub fn from_host(data: HostBuffer) -> Self {
         match data {
-            HostBuffer::F32(v) => Self::from_vec(v),
-            HostBuffer::F64(v) => Self::from_vec(v),
-            HostBuffer::BF16(v) => Self::from_vec(v),
-            HostBuffer::F16(v) => Self::from_vec(v),
-            HostBuffer::U32(v) => Self::from_vec(v),
-            HostBuffer::I64(v) => Self::from_vec(v),
+            HostBuffer::F32(v) => Self::from_vec(adopt(v)),
+            HostBuffer::F64(v) => Self::from_vec(adopt(v)),
+            HostBuffer::BF16(v) => Self::from_vec(adopt(v)),
+            HostBuffer::F16(v) => Self::from_vec(adopt(v)),
+            HostBuffer::U32(v) => Self::from_vec(adopt(v)),
+            HostBuffer::I64(v) => Self::from_vec(adopt(v)),
         }
     }
 

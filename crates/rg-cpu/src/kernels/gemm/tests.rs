@@ -197,18 +197,22 @@ fn zero_and_unit_depth() {
 
 #[test]
 fn several_blocks_in_every_dimension() {
-    // Past KC in depth (the deepest one-block product, and more), MC in rows and NC
-    // in columns, with ragged last blocks.
-    let dims = (MC + 70, nc(KC, 64) + 45, one_block_max() + 100);
-    for kern in kernels() {
-        check::<f32>(
-            kern,
-            dims,
-            (Layout::RowMajor, Layout::Transposed),
-            true,
-            5,
-            |x| x,
-        );
+    // Past MC in rows and NC in columns, with ragged last blocks; then past the
+    // deepest one-block product in depth.
+    for (dims, seed) in [
+        ((MC + 70, nc(KC, 64) + 45, KC + 100), 5),
+        ((70, 200, one_block_max() + KC + 5), 8),
+    ] {
+        for kern in kernels() {
+            check::<f32>(
+                kern,
+                dims,
+                (Layout::RowMajor, Layout::Transposed),
+                true,
+                seed,
+                |x| x,
+            );
+        }
     }
     // One thread, packed lhs (transposed), depth past two blocks.
     check::<f32>(
