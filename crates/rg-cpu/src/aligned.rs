@@ -92,16 +92,12 @@ impl<T: Copy> AlignedVec<T> {
 
     /// A copy of `src`, written once (no zeroing pass first).
     pub fn copied(src: &[T]) -> Self {
-        let zero = match src.first() {
-            Some(&x) => x,
-            None => return AlignedVec::from_vec(Vec::new()),
+        let Some(&first) = src.first() else {
+            return AlignedVec::default();
         };
-        let mut out = AlignedVec::uninit(src.len(), zero);
-        for (dst, &x) in out.spare(src.len()).iter_mut().zip(src) {
-            dst.write(x);
-        }
-        // SAFETY: every element of `spare(len)` was written just above.
-        unsafe { out.assume_init(src.len()) };
+        let mut out = AlignedVec::uninit(src.len(), first);
+        // Within the room `uninit` made, so the elements do not move.
+        out.vec.extend_from_slice(src);
         out
     }
 

@@ -104,27 +104,27 @@ fn take<T: CpuElement>(len: usize) -> Option<AlignedVec<T>> {
 
 /// `len` zeros.
 pub fn zeroed<T: CpuElement>(len: usize) -> AlignedVec<T> {
-    match take::<T>(len) {
-        Some(mut v) => {
-            v.clear();
-            v.resize(len, T::zeroed());
-            v
-        }
-        None => AlignedVec::filled(len, T::zeroed()),
-    }
+    sized(len, false)
 }
 
 /// `len` elements of no particular value (a recycled buffer's old contents, or zeros),
 /// for a kernel that writes every element: it skips the pass `zeroed` makes over a
 /// recycled buffer, a full extra write of every op's output.
 pub fn for_overwrite<T: CpuElement>(len: usize) -> AlignedVec<T> {
-    match take::<T>(len) {
-        Some(mut v) => {
-            v.resize(len, T::zeroed());
-            v
-        }
-        None => AlignedVec::filled(len, T::zeroed()),
+    sized(len, true)
+}
+
+/// `len` elements from the cache (keeping its old values when `keep_old`; any missing
+/// tail becomes zeros), or `len` fresh zeros.
+fn sized<T: CpuElement>(len: usize, keep_old: bool) -> AlignedVec<T> {
+    let Some(mut v) = take::<T>(len) else {
+        return AlignedVec::filled(len, T::zeroed());
+    };
+    if !keep_old {
+        v.clear();
     }
+    v.resize(len, T::zeroed());
+    v
 }
 
 /// An empty buffer with room for `len` elements.

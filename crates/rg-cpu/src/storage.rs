@@ -9,10 +9,10 @@ use std::any::Any;
 use std::fmt;
 
 use half::{bf16, f16};
-
-use crate::aligned::AlignedVec;
 use rg_core::backend::BackendStorage;
 use rg_core::{DType, Device, Error, HostBuffer, Result, SharedBytes, WithDType};
+
+use crate::aligned::AlignedVec;
 
 /// The element types a [`CpuStorage`] can hold.
 ///
@@ -218,7 +218,7 @@ impl CpuStorage {
     /// Why copy: kernels then read and write it as they do their own outputs, e.g. the
     /// optimizer's parameters, updated every step. AdamW over 124M parameters made from
     /// host vectors (`rg-bench adamw_step 124M`, Intel Xeon with AMX, family 6 model
-    /// 167): 71.7-75.9 ms a step as they came, 68.2-71.7 ms copied. The copy is made
+    /// 167): 70.9-75.8 ms a step as they came, 66.5-67.4 ms copied. The copy is made
     /// once, and is not taken from the pool (nor makes the pool keep its size).
     pub fn from_host(data: HostBuffer) -> Self {
         match data {

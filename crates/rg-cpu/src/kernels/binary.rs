@@ -1,11 +1,11 @@
 //! Elementwise functions of two views of one shape (broadcast axes have stride 0).
 
-use crate::aligned::AlignedVec;
 use rayon::prelude::*;
 use rg_core::backend::{BackendStorage, BoxStorage, View};
 use rg_core::{BinaryOp, DType, Device, Error, Result};
 
 use super::map::map2;
+use crate::aligned::AlignedVec;
 use crate::math::Real;
 use crate::parallel::chunk_len;
 use crate::simd::multiversion;

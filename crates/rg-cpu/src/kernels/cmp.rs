@@ -1,11 +1,11 @@
 //! Elementwise comparisons: u32 1 where the comparison holds, else 0. Every dtype.
 
-use crate::aligned::AlignedVec;
 use half::{bf16, f16};
 use rg_core::backend::{BoxStorage, View};
 use rg_core::{CmpOp, DType, Result};
 
 use super::map::map2;
+use crate::aligned::AlignedVec;
 use crate::storage::CpuElement;
 use crate::view::{boxed, check_dims, common_dtype, typed, Typed};
 

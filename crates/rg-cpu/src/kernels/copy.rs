@@ -2,13 +2,13 @@
 //! memory), `copy_strided` (write a view into existing storage through any layout) and
 //! `concat` (join views into new storage).
 
-use crate::aligned::AlignedVec;
 use half::{bf16, f16};
 
 use rg_core::backend::{BackendStorage, BoxStorage, View};
 use rg_core::{DType, Device, Error, HostBuffer, Layout, Result};
 
 use super::map::{drive, map1};
+use crate::aligned::AlignedVec;
 use crate::storage::CpuElement;
 use crate::strided::Walk;
 use crate::view::{boxed, check_bounds, check_dims, common_dtype, cpu_storage_mut, typed, Typed};

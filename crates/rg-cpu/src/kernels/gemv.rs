@@ -24,12 +24,12 @@
 //! weights where present (`gemv_bf16.rs`); on aarch64 NEON, and `bfdot` for bf16 on
 //! CPUs with the BF16 extension (`gemv_neon.rs`).
 
-use crate::aligned::AlignedVec;
 use half::bf16;
 use rayon::prelude::*;
 use rg_core::backend::{MatmulDims, View};
 use rg_core::{DType, Device, Error, Layout, Result};
 
+use crate::aligned::AlignedVec;
 use crate::simd::multiversion;
 use crate::storage::CpuElement;
 use crate::view::{typed, Typed};

@@ -3,9 +3,9 @@
 //! loops (unit stride, broadcast stride 0, general stride) so the common cases
 //! auto-vectorise; large outputs are split across the rayon pool.
 
-use crate::aligned::AlignedVec;
 use rayon::prelude::*;
 
+use crate::aligned::AlignedVec;
 use crate::parallel::chunk_len;
 use crate::simd::multiversion;
 use crate::storage::CpuElement;

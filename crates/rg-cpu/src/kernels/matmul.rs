@@ -29,7 +29,6 @@
 //! using the library's threads while the rayon pool is idle. The library threads and
 //! the pool never run at once, and the machine is never oversubscribed.
 
-use crate::aligned::AlignedVec;
 use std::borrow::Cow;
 use std::mem::MaybeUninit;
 
@@ -40,6 +39,7 @@ use rg_core::{DType, Device, Error, Layout, Result, Shape};
 
 use super::gemm::{self, Kernel, Mat, Rounded};
 use super::map::map1;
+use crate::aligned::AlignedVec;
 use crate::math::Real;
 use crate::simd::multiversion;
 use crate::strided::Walk;

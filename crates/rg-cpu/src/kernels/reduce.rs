@@ -7,13 +7,13 @@
 //! once, one slice of the input after another, which keeps the inner loop unit-stride.
 //! Max and Min propagate NaN; ArgMax treats NaN as the maximum.
 
-use crate::aligned::AlignedVec;
 use rayon::prelude::*;
 use rg_core::backend::{BoxStorage, View};
 use rg_core::{DType, Device, Error, FloatDType, ReduceOp, Result, Shape};
 
 use super::lanes;
 use super::map::drive_weighted;
+use crate::aligned::AlignedVec;
 use crate::math::Real;
 use crate::parallel::{chunk_len, PAR_THRESHOLD};
 use crate::simd::multiversion;

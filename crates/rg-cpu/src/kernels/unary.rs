@@ -1,11 +1,11 @@
 //! Elementwise functions of one tensor: `UnaryOp`s, `affine` and `powf`.
 
-use crate::aligned::AlignedVec;
 use rg_core::backend::{BoxStorage, View};
 use rg_core::{DType, Result, UnaryOp};
 
 use super::gelu::gelu;
 use super::map::{map1, map1_runs};
+use crate::aligned::AlignedVec;
 use crate::math::Real;
 use crate::view::{boxed, typed, unsupported, Typed};
 

@@ -9,13 +9,13 @@
 //! the vectors); `dK` and `dV` of the key block stay in small tiles until its query
 //! blocks are done, `dQ` of the whole head accumulates in one `[t, d]` buffer.
 
-use crate::aligned::AlignedVec;
 use rayon::prelude::*;
 
 use super::causal::Block;
 use super::rows::{Heads, RowTasks, Rows};
 use super::tile::{Lhs, Rhs, Shape, Tile};
 use super::{Dims, BK, BQ};
+use crate::aligned::AlignedVec;
 use crate::kernels::lanes;
 use crate::math::Real;
 use crate::simd::multiversion;

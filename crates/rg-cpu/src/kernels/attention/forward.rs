@@ -10,13 +10,13 @@
 //! the vector axis a single query would fill one lane in sixteen, so each query's
 //! scores are `s` dot products over `d` and its output a sum of value rows.
 
-use crate::aligned::AlignedVec;
 use rayon::prelude::*;
 
 use super::causal::Block;
 use super::rows::{Heads, RowTasks, Rows};
 use super::tile::{Lhs, Rhs, Shape, Tile};
 use super::{Dims, BK, BQ};
+use crate::aligned::AlignedVec;
 use crate::kernels::lanes;
 use crate::math::Real;
 use crate::simd::multiversion;

@@ -19,7 +19,7 @@ use half::bf16;
 
 use super::bf16_pack::{pack_lhs_panel, pack_rhs_panel, CHUNK, LANES};
 use super::split::Grid;
-use super::{amx, dpbf16, Mat, Out, Rounded, Start};
+use super::{amx, dpbf16, l2, Mat, Out, Rounded, Start};
 use crate::kernels::cast::bf16_bits;
 #[cfg(test)]
 use crate::simd::bf16_support;
@@ -35,13 +35,6 @@ pub(super) const MC: usize = 2048;
 const NC_DEFAULT: usize = 1024;
 /// The fewest rhs columns a one-block depth may leave the packed rhs block.
 const ONE_BLOCK_MIN_COLUMNS: usize = 256;
-
-/// The core's L2 size, read once.
-fn l2() -> Option<usize> {
-    use std::sync::OnceLock;
-    static L2: OnceLock<Option<usize>> = OnceLock::new();
-    *L2.get_or_init(super::l2_bytes)
-}
 
 /// The deepest product computed as one depth block: the deepest whose rhs block
 /// (half of the L2, see [`nc`]) still holds 256 columns (2048 on a 2 MiB L2, 1024 on

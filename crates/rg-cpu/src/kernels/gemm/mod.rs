@@ -64,7 +64,7 @@ const NC_DEFAULT: usize = 512;
 /// The fewest rhs columns a one-block depth may leave the packed rhs block.
 const ONE_BLOCK_MIN_COLUMNS: usize = 256;
 
-/// The core's L2 size, read once.
+/// The core's L2 size, read once (both GEMMs size their blocks by it).
 fn l2() -> Option<usize> {
     use std::sync::OnceLock;
     static L2: OnceLock<Option<usize>> = OnceLock::new();
@@ -102,7 +102,7 @@ fn nc(kc: usize, nr: usize) -> usize {
 }
 
 /// The L2 data cache of one core, in bytes, as Linux reports it (`None` elsewhere).
-pub(super) fn l2_bytes() -> Option<usize> {
+fn l2_bytes() -> Option<usize> {
     let dir = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
     std::fs::read_dir(dir).ok()?.find_map(|entry| {
         let path = entry.ok()?.path();
